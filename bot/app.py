@@ -1,0 +1,45 @@
+"""The Bolt App factory: config + gateway + store in, a wired App out."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+import handlers
+from bot.deps import Deps
+
+log = logging.getLogger(__name__)
+
+
+def make_slack_client(token: str | None, base_url: str | None = None) -> WebClient:
+    """A WebClient that retries rate limits (honouring Retry-After), 5xx and dropped connections."""
+    kwargs = {"base_url": base_url} if base_url else {}
+    client = WebClient(token=token, timeout=15, **kwargs)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+def build_app(deps: Deps, signing_secret: str | None, *, token_verification: bool = True) -> App:
+    """Build the Bolt App and register every listener (handlers/)."""
+    app = App(
+        client=deps.slack,
+        signing_secret=signing_secret,
+        # Listeners ack first and hand AWS work to our own bounded pool, so Bolt
+        # answers Slack as soon as ack() is called.
+        process_before_response=False,
+        token_verification_enabled=token_verification,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    handlers.register_all(app, deps)
+    return app

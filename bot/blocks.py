@@ -1,0 +1,349 @@
+"""Block Kit builders: pure functions from result objects to Slack messages.
+
+Every builder returns `{"text": …, "blocks": […]}` — `text` is the
+notification / screen-reader fallback.  Everything that came from a user or
+from AWS goes through `escape()` (so `<!channel>` in a description pings no
+one), and every message stays inside Slack's limits: 50 blocks, 3000
+characters a section, long lists cut with an "and N more" line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bot.commands import COMMAND_SUMMARIES, COMMANDS, Verb
+from bot.errors import BotError
+from bot.gateway import Image, Instance, Snapshot, Volume
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_FALLBACK = 3000
+LIST_LIMIT = 50  # items shown in a list before "and N more"
+
+Message = dict
+
+
+def escape(text: object) -> str:
+    """Escape Slack's control characters so user/AWS text is shown, never parsed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def age(now: datetime, then: datetime | None) -> str:
+    """A short human age: 45s, 12m, 3h, 5d."""
+    if then is None:
+        return "never"
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(delta: timedelta) -> str:
+    return age(datetime.min + delta, datetime.min)
+
+
+def section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+
+
+def context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]}
+
+
+def header(text: str) -> dict:
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, MAX_HEADER), "emoji": True}}
+
+
+def message(text: str, blocks: Sequence[dict]) -> Message:
+    blocks = list(blocks)
+    if len(blocks) > MAX_BLOCKS:  # last line of defence; builders summarise before this
+        blocks = blocks[: MAX_BLOCKS - 1] + [context(f"…{len(blocks) - MAX_BLOCKS + 1} more blocks not shown")]
+    return {"text": clip(text, MAX_FALLBACK), "blocks": blocks}
+
+
+def packed_sections(lines: Sequence[str], max_sections: int) -> tuple[list[dict], int]:
+    """Pack lines into as few ≤3000-char sections as possible; returns (blocks, lines shown)."""
+    blocks: list[dict] = []
+    current: list[str] = []
+    size = 0
+    shown = 0
+    for line in lines:
+        line = clip(line, MAX_SECTION)
+        if current and size + len(line) + 1 > MAX_SECTION:
+            if len(blocks) + 1 >= max_sections:
+                break
+            blocks.append(section("\n".join(current)))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+        shown += 1
+    if current:
+        blocks.append(section("\n".join(current)))
+    return blocks, shown
+
+
+def item_list(title: str, lines: Sequence[str], total: int, empty: str, more_hint: str = "") -> Message:
+    """A titled list, newest first, capped with an "and N more" line."""
+    if not lines:
+        return message(f"{title}: {empty}", [section(f"*{title}*\n{empty}")])
+    blocks, shown = packed_sections(list(lines)[:LIST_LIMIT], MAX_BLOCKS - 2)
+    blocks.insert(0, section(f"*{title}*"))
+    if total > shown:
+        blocks.append(context(f"…and {total - shown} more. {more_hint}".strip()))
+    return message(f"{title}: {total}", blocks)
+
+
+def tags_text(tags: Mapping[str, str]) -> str:
+    if not tags:
+        return "_none_"
+    return ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in sorted(tags.items()))
+
+
+STATE_ICONS = {
+    "completed": ":white_check_mark:",
+    "available": ":white_check_mark:",
+    "running": ":large_green_circle:",
+    "in-use": ":link:",
+    "pending": ":hourglass_flowing_sand:",
+    "creating": ":hourglass_flowing_sand:",
+    "stopped": ":black_circle:",
+    "error": ":x:",
+    "failed": ":x:",
+}
+
+
+def state(value: str) -> str:
+    return f"{STATE_ICONS.get(value, ':grey_question:')} {escape(value)}"
+
+
+# --- errors and help --------------------------------------------------------
+
+
+def error(exc: BotError) -> Message:
+    text = f":warning: {escape(exc.message)}"
+    if exc.hint:
+        text += f"\n{escape(exc.hint)}"
+    return message(text, [section(text)])
+
+
+def apology(reference: str) -> Message:
+    text = (
+        ":boom: Sorry, something went wrong on my side. It is logged"
+        f" (reference `{escape(reference)}`); please try again or tell the bot's owners."
+    )
+    return message(text, [section(text)])
+
+
+def working(line: str) -> Message:
+    text = f":hourglass_flowing_sand: Working on `{escape(line)}`…"
+    return message(text, [context(text)])
+
+
+def verb_help(verb: Verb) -> str:
+    return f"`{escape(verb.usage)}`{' :lock:' if verb.destructive else ''}\n{escape(verb.summary)}"
+
+
+def help_message(command: str | None = None, verb: Verb | None = None) -> Message:
+    """Help for one verb, one command, or (command None / chatops) everything."""
+    if verb is not None:
+        return message(f"Help: {verb.usage}", [section(verb_help(verb))])
+    commands = [command] if command and command != "chatops" else list(COMMANDS)
+    blocks = []
+    for name in commands:
+        lines = [f"*/{name}* — {escape(COMMAND_SUMMARIES.get(name, ''))}"]
+        lines += [verb_help(v) for v in COMMANDS[name].values()]
+        blocks.append(section("\n".join(lines)))
+    blocks.append(
+        context(
+            "Every command takes `region=…` and `help`. :lock: = needs an approver. "
+            "IDs look like `vol-0123456789abcdef0`."
+        )
+    )
+    title = f"/{command} help" if command and command != "chatops" else "Snapshot & AMI bot help"
+    return message(title, blocks)
+
+
+def audit_line(row: Mapping, now: datetime) -> str:
+    who = f"<@{escape(row['user'])}>" if row.get("user") else "_bot_"
+    detail = f" — {escape(clip(row['detail'], 300))}" if row.get("detail") else ""
+    return (
+        f"`{age(now, datetime.fromisoformat(row['at']))} ago` {who} `{escape(clip(row['action'], 200))}`"
+        f" → *{escape(row['outcome'])}*{detail}"
+    )
+
+
+def audit_list(rows: Sequence[Mapping], now: datetime) -> Message:
+    return item_list("Audit log, newest first", [audit_line(r, now) for r in rows], len(rows), "No entries yet.")
+
+
+# --- snapshots -----------------------------------------------------------------
+
+
+def snapshot_line(snap: Snapshot, now: datetime) -> str:
+    progress = f" {escape(snap.progress)}" if snap.state == "pending" and snap.progress else ""
+    desc = f" · {escape(clip(snap.description, 120))}" if snap.description else ""
+    return (
+        f"`{snap.id}` {state(snap.state)}{progress} · {snap.size_gib} GiB · {age(now, snap.start_time)} ago"
+        f" · `{escape(snap.volume_id)}`{desc}"
+    )
+
+
+def snapshot_list(snaps: Sequence[Snapshot], total: int, region: str, now: datetime, volume_id: str | None) -> Message:
+    title = f"Snapshots of {volume_id} in {region}" if volume_id else f"Snapshots in {region}"
+    return item_list(
+        title,
+        [snapshot_line(s, now) for s in snaps],
+        total,
+        "No snapshots yet. Create one with `/snapshot vol-…`.",
+        "Narrow it with `/snapshot list vol-…`.",
+    )
+
+
+def snapshot_progress(snap: Snapshot, now: datetime, verb: str = "Snapshot", requested_by: str = "") -> Message:
+    """The message for a snapshot being created or copied; updated as it completes."""
+    who = f" requested by <@{escape(requested_by)}>" if requested_by else ""
+    if snap.state == "completed":
+        head = f":white_check_mark: {verb} `{snap.id}` of `{escape(snap.volume_id)}` completed"
+    elif snap.state == "error":
+        head = f":x: {verb} `{snap.id}` of `{escape(snap.volume_id)}` failed"
+    else:
+        pct = f" ({escape(snap.progress)})" if snap.progress else ""
+        head = f":hourglass_flowing_sand: {verb} `{snap.id}` of `{escape(snap.volume_id)}` in progress{pct}"
+    lines = [f"{head} in {snap.region}{who}."]
+    if snap.description:
+        lines.append(f"Description: {escape(clip(snap.description, 500))}")
+    lines.append(f"{snap.size_gib} GiB · started {age(now, snap.start_time)} ago")
+    status = f"Details: `/snapshot status {snap.id} region={snap.region}`"
+    return message(lines[0], [section("\n".join(lines)), context(status)])
+
+
+def snapshot_status(snap: Snapshot, now: datetime) -> Message:
+    fields = [
+        f"*State*\n{state(snap.state)}",
+        f"*Progress*\n{escape(snap.progress or '—')}",
+        f"*Volume*\n`{escape(snap.volume_id)}`",
+        f"*Size*\n{snap.size_gib} GiB",
+        f"*Started*\n{snap.start_time:%Y-%m-%d %H:%M} UTC ({age(now, snap.start_time)} ago)",
+        f"*Encrypted*\n{'yes' if snap.encrypted else 'no'}",
+    ]
+    blocks = [
+        section(
+            f"*Snapshot `{snap.id}`* in {snap.region}"
+            + (f"\n{escape(clip(snap.description, 1000))}" if snap.description else "")
+        ),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        section(f"*Tags*\n{tags_text(snap.tags)}"),
+    ]
+    return message(f"Snapshot {snap.id}: {snap.state}", blocks)
+
+
+def watch_timed_out(resource_id: str, waited: timedelta, status_hint: str) -> Message:
+    text = (
+        f":hourglass: `{escape(resource_id)}` is still not finished after {duration(waited)}; "
+        f"I stopped watching it (AWS carries on). Check it with `{escape(status_hint)}`."
+    )
+    return message(text, [section(text)])
+
+
+# --- volumes -------------------------------------------------------------------
+
+
+def volume_line(vol: Volume, now: datetime, last_snapshot: datetime | None) -> str:
+    attached = ", ".join(f"`{escape(a.instance_id)}` {escape(a.device)}" for a in vol.attachments) or "not attached"
+    name = f" *{escape(vol.tags['Name'])}*" if vol.tags.get("Name") else ""
+    last = f"last snapshot {age(now, last_snapshot)} ago" if last_snapshot else ":warning: never snapshotted"
+    return (
+        f"`{vol.id}`{name} {state(vol.state)} · {vol.size_gib} GiB {escape(vol.volume_type)} · "
+        f"{escape(vol.az)} · {attached} · {last}"
+    )
+
+
+def volume_list(rows: Sequence[tuple[Volume, datetime | None]], total: int, region: str, now: datetime) -> Message:
+    return item_list(
+        f"Volumes in {region}",
+        [volume_line(v, now, last) for v, last in rows],
+        total,
+        "No volumes in this region.",
+    )
+
+
+def volume_progress(
+    vol: Volume, snapshot_id: str, requested_by: str, attach: Mapping | None = None, attach_error: str = ""
+) -> Message:
+    """Restore message: creating → available → (attached | attach failed)."""
+    who = f" requested by <@{escape(requested_by)}>" if requested_by else ""
+    if attach_error:
+        head = (
+            f":warning: Volume `{vol.id}` was restored from `{snapshot_id}` but attaching it failed: "
+            f"{escape(attach_error)}"
+        )
+    elif vol.attachments:
+        a = vol.attachments[0]
+        head = (
+            f":white_check_mark: Volume `{vol.id}` restored from `{snapshot_id}` and attached to "
+            f"`{escape(a.instance_id)}` as {escape(a.device)}"
+        )
+    elif vol.state == "available" and attach:
+        head = (
+            f":hourglass_flowing_sand: Volume `{vol.id}` restored from `{snapshot_id}`; attaching to "
+            f"`{escape(attach['instance_id'])}` as {escape(attach['device'])}"
+        )
+    elif vol.state in ("available", "in-use"):
+        head = f":white_check_mark: Volume `{vol.id}` restored from `{snapshot_id}` and available"
+    elif vol.state == "error":
+        head = f":x: Restoring `{snapshot_id}` into `{vol.id}` failed"
+    else:
+        head = f":hourglass_flowing_sand: Restoring `{snapshot_id}` into volume `{vol.id}`"
+    body = f"{head}{who}.\n{vol.size_gib} GiB {escape(vol.volume_type)} in {escape(vol.az)} ({vol.region})"
+    return message(head, [section(body)])
+
+
+def volume_attached(volume_id: str, instance_id: str, device: str, region: str) -> Message:
+    text = f":link: Attaching `{volume_id}` to `{instance_id}` as {escape(device)} in {region}."
+    return message(text, [section(text)])
+
+
+# --- instances -------------------------------------------------------------------
+
+
+def instance_line(inst: Instance, now: datetime, image_names: Mapping[str, str] | None = None) -> str:
+    name = f" *{escape(inst.name)}*" if inst.name else ""
+    image = f"`{escape(inst.image_id)}`"
+    if image_names and image_names.get(inst.image_id):
+        image += f" ({escape(image_names[inst.image_id])})"
+    return (
+        f"`{inst.id}`{name} {state(inst.state)} · {escape(inst.instance_type)} · AMI {image} · "
+        f"{escape(inst.az)} · up {age(now, inst.launch_time)}"
+    )
+
+
+def instance_list(
+    insts: Sequence[Instance], total: int, region: str, now: datetime, image_names: Mapping[str, str] | None = None
+) -> Message:
+    return item_list(
+        f"Instances in {region}",
+        [instance_line(i, now, image_names) for i in insts],
+        total,
+        "No instances in this region.",
+    )
+
+
+# --- AMIs (lines shared by lists and plans) -------------------------------------------
+
+
+def image_line(image: Image, now: datetime) -> str:
+    return (
+        f"`{image.id}` *{escape(image.name)}* {state(image.state)} · {age(now, image.creation_date)} ago · "
+        f"snapshots {', '.join(f'`{s}`' for s in image.snapshot_ids) or '—'}"
+    )
+
+
+def bullet_lines(items: Iterable[str]) -> str:
+    return "\n".join(f"• {item}" for item in items)

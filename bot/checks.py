@@ -1,0 +1,48 @@
+"""`python -m bot check`: is config.toml valid, and do the Slack and AWS credentials work?"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from bot.errors import BotError, ConfigError
+
+
+def run_checks(env: Mapping[str, str], say: Callable[[str], None]) -> int:
+    """Print one line per check; returns 0 when everything passed, 1 otherwise."""
+    from bot.app import make_slack_client
+    from bot.config import load_config
+    from bot.gateway import Ec2Gateway
+
+    failures = 0
+    try:
+        config = load_config(env=env)
+    except ConfigError as exc:
+        say(f"FAIL config: {exc.message}")
+        return 1
+    say(f"ok   config: {len(config.policies)} policies, regions {', '.join(config.aws.regions)}")
+
+    token = env.get("SLACK_BOT_TOKEN")
+    if not token:
+        say("FAIL slack: SLACK_BOT_TOKEN is not set")
+        failures += 1
+    else:
+        try:
+            resp = make_slack_client(token, env.get("SLACK_API_URL")).auth_test()
+            say(f"ok   slack: bot {resp.get('user')} in team {resp.get('team')}")
+        except Exception as exc:  # any failure here is the answer the user asked for
+            say(f"FAIL slack: {exc}")
+            failures += 1
+    if not (env.get("SLACK_SIGNING_SECRET") or env.get("SLACK_APP_TOKEN")):
+        say("FAIL slack: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+        failures += 1
+
+    gateway = Ec2Gateway(max_attempts=2)
+    try:
+        say(f"ok   aws: account {gateway.account_id(config.aws.default_region)}")
+        for region in config.aws.regions:
+            zones = gateway.availability_zones(region)
+            say(f"ok   aws: {region} reachable ({len(zones)} availability zones)")
+    except BotError as exc:
+        say(f"FAIL aws: {exc}")
+        failures += 1
+    return 1 if failures else 0

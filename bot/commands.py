@@ -1,0 +1,365 @@
+"""Slash-command grammar: the registry of verbs, and a pure parser.
+
+Every sub-command is a `Verb`: its positional arguments, its `key=value`
+options and bare-word flags.  `parse()` turns the text Slack sends into an
+`Invocation` or raises `UsageError` carrying the verb's usage line, so a
+malformed ID, a missing argument or an unknown option never reaches AWS.
+The same table drives `/chatops help`, the per-command help, and the app
+manifest, so none of them can drift from what the parser accepts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+from bot.errors import UsageError
+
+_HEX = r"(?:[0-9a-f]{8}|[0-9a-f]{17})"
+ID_PATTERNS: dict[str, re.Pattern] = {
+    "volume": re.compile(rf"^vol-{_HEX}$"),
+    "snapshot": re.compile(rf"^snap-{_HEX}$"),
+    "image": re.compile(rf"^ami-{_HEX}$"),
+    "instance": re.compile(rf"^i-{_HEX}$"),
+    "account": re.compile(r"^\d{12}$"),
+}
+ID_PREFIXES = {"volume": "vol-", "snapshot": "snap-", "image": "ami-", "instance": "i-"}
+ID_EXAMPLES = {
+    "volume": "vol-0123456789abcdef0",
+    "snapshot": "snap-0123456789abcdef0",
+    "image": "ami-0123456789abcdef0",
+    "instance": "i-0123456789abcdef0",
+    "account": "123456789012",
+}
+_OPTION_TOKEN = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.DOTALL)
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """EC2 regions from botocore's bundled endpoint data (no network call)."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in ("aws", "aws-us-gov", "aws-cn"):
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(regions)
+
+
+def is_id(kind: str, text: str) -> bool:
+    return bool(ID_PATTERNS[kind].match(text))
+
+
+# --- option validators: value → normalised value, or ValueError ---------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `key=value` option: how to check the value, and what it expects."""
+
+    expect: str
+    check: Callable[[str], object]
+
+
+def _matches(pattern: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError
+        return value
+
+    return check
+
+
+def _region(value: str) -> str:
+    if value not in known_regions():
+        raise ValueError
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError
+        return value
+
+    return check
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def check(value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ValueError
+        return int(value)
+
+    return check
+
+
+def _any_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError
+    return value
+
+
+REGION = Option("an AWS region like us-west-2", _region)
+OPTIONS: dict[str, Option] = {
+    "region": REGION,
+    "to": REGION,
+    "az": Option("an availability zone like us-east-1a", _matches(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")),
+    "type": Option(
+        "a volume type: gp3, gp2, io1, io2, st1, sc1 or standard",
+        _one_of("gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"),
+    ),
+    "instance": Option("an instance ID like i-0123456789abcdef0", _matches(ID_PATTERNS["instance"].pattern)),
+    "device": Option("a device name like /dev/sdf", _matches(r"^/dev/(sd[b-z]|xvd[b-z]|nvme\d+n\d+)$")),
+    "description": Option("a description (quote it if it has spaces)", _any_text),
+    "limit": Option("a number from 1 to 50", _int_range(1, 50)),
+}
+
+
+# --- the registry ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A positional argument: an AWS ID kind, or free `text` (the rest of the line)."""
+
+    name: str
+    kind: str  # volume | snapshot | image | instance | account | text | number
+    many: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Verb:
+    command: str  # without the slash: "snapshot"
+    name: str  # "create"
+    usage: str
+    summary: str
+    args: tuple[Arg, ...] = ()
+    options: Mapping[str, Option] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()  # options that must be given, like to=
+    default: bool = False  # chosen when the first word is an ID rather than a verb
+    destructive: bool = False  # needs an approver (per SPEC §4)
+
+    @property
+    def slash(self) -> str:
+        return f"/{self.command}"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    verb: Verb
+    region: str
+    args: Mapping[str, object]
+    options: Mapping[str, object]
+    flags: frozenset[str]
+    text: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.verb.slash} {self.text}".strip()
+
+
+@dataclass(frozen=True)
+class HelpRequest:
+    command: str
+    verb: Verb | None = None
+
+
+COMMANDS: dict[str, dict[str, Verb]] = {}
+COMMAND_SUMMARIES: dict[str, str] = {}
+
+
+def register(*verbs: Verb) -> None:
+    """Add verbs to the registry (each feature module registers its own)."""
+    for verb in verbs:
+        COMMANDS.setdefault(verb.command, {})[verb.name] = verb
+
+
+def _opts(*names: str, **extra: Option) -> dict[str, Option]:
+    return {**{n: OPTIONS[n] for n in names}, **extra}
+
+
+# --- parsing ----------------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[str]:
+    """Shell-style words; an unbalanced quote (e.g. an apostrophe) falls back to spaces."""
+    text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+def verbs_line(command: str) -> str:
+    return ", ".join(f"`{name}`" for name in COMMANDS[command])
+
+
+def parse(command: str, text: str, default_region: str) -> Invocation | HelpRequest:
+    """Parse the text after `/command` into an Invocation (pure; raises UsageError)."""
+    command = command.lstrip("/")
+    verbs = COMMANDS.get(command)
+    if verbs is None:
+        raise UsageError(f"`/{command}` is not a command of this bot.", "/chatops help")
+    tokens = tokenize(text or "")
+    if not tokens or tokens[0].lower() == "help":
+        return HelpRequest(command)
+    first = tokens[0].lower()
+    default = next((v for v in verbs.values() if v.default), None)
+    if first in verbs:
+        verb, rest = verbs[first], tokens[1:]
+    elif default is not None and _default_fits(default, tokens[0]):
+        verb, rest = default, tokens
+    else:
+        usages = "\n".join(v.usage for v in verbs.values())
+        raise UsageError(f"`/{command} {tokens[0]}`: unknown sub-command. Valid: {verbs_line(command)}.", usages)
+    if [t.lower() for t in rest] == ["help"]:
+        return HelpRequest(command, verb)
+    return _bind(verb, rest, text.strip(), default_region)
+
+
+def _default_fits(default: Verb, token: str) -> bool:
+    """The first word is (or was meant to be: `vol-123`) the default verb's ID; the binder checks it."""
+    kind = default.args[0].kind if default.args else ""
+    return kind in ID_PREFIXES and token.lower().startswith(ID_PREFIXES[kind])
+
+
+def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invocation:
+    allowed = {"region": REGION, **verb.options}
+    options: dict[str, object] = {}
+    flags: set[str] = set()
+    positional: list[str] = []
+    for token in tokens:
+        match = _OPTION_TOKEN.match(token)
+        if match:
+            key, value = match.group(1), match.group(2)
+            if key not in allowed:
+                valid = ", ".join(f"`{k}=`" for k in allowed)
+                raise UsageError(f"unknown option `{key}=`. Valid options: {valid}.", verb.usage)
+            try:
+                options[key] = allowed[key].check(value)
+            except ValueError:
+                raise UsageError(f"`{key}={value}`: expected {allowed[key].expect}.", verb.usage) from None
+        elif token.lower() in verb.flags:
+            flags.add(token.lower())
+        else:
+            positional.append(token)
+    args: dict[str, object] = {}
+    for arg in verb.args:
+        if arg.kind == "text":
+            args[arg.name] = " ".join(positional)
+            positional = []
+            continue
+        if arg.kind == "number":
+            if positional and not (positional[0].isdigit() and 1 <= int(positional[0]) <= 200):
+                raise UsageError(f"`{positional[0]}` is not a number from 1 to 200.", verb.usage)
+            args[arg.name] = int(positional.pop(0)) if positional else None
+            continue
+        taken: list[str] = []
+        while positional and (arg.many or not taken):
+            token = positional[0]
+            if not is_id(arg.kind, token):
+                if taken:
+                    break
+                raise UsageError(
+                    f"`{token}` is not a valid {arg.kind} ID (like `{ID_EXAMPLES[arg.kind]}`).", verb.usage
+                )
+            taken.append(positional.pop(0))
+        if not taken:
+            if not arg.optional:
+                raise UsageError(f"missing {arg.kind} ID (like `{ID_EXAMPLES[arg.kind]}`).", verb.usage)
+            args[arg.name] = [] if arg.many else None
+            continue
+        args[arg.name] = list(dict.fromkeys(taken)) if arg.many else taken[0]
+    if positional:
+        raise UsageError(f"unexpected `{positional[0]}`.", verb.usage)
+    for key in sorted(verb.required - options.keys()):
+        raise UsageError(f"missing `{key}=` ({allowed[key].expect}).", verb.usage)
+    region = str(options.pop("region", default_region))
+    return Invocation(verb, region, args, options, frozenset(flags), text)
+
+
+# --- the foundation's verbs -------------------------------------------------------------
+
+COMMAND_SUMMARIES.update(
+    {
+        "snapshot": "Create, list, inspect, restore and copy EBS snapshots",
+        "volume": "List EBS volumes and attach them",
+        "instance": "List EC2 instances",
+        "chatops": "Help, audit log and pending approvals",
+    }
+)
+
+register(
+    Verb(
+        "snapshot",
+        "create",
+        "/snapshot vol-… [description…]",
+        "Create a snapshot of a volume; the message updates when it completes.",
+        args=(Arg("volume_id", "volume"), Arg("description", "text", optional=True)),
+        default=True,
+    ),
+    Verb(
+        "snapshot",
+        "list",
+        "/snapshot list [vol-…] [limit=N]",
+        "Newest snapshots first: state, size, age, description.",
+        args=(Arg("volume_id", "volume", optional=True),),
+        options=_opts("limit"),
+    ),
+    Verb(
+        "snapshot",
+        "status",
+        "/snapshot status snap-…",
+        "State, progress, volume, size, start time and tags of a snapshot.",
+        args=(Arg("snapshot_id", "snapshot"),),
+    ),
+    Verb(
+        "snapshot",
+        "restore",
+        "/snapshot restore snap-… [az=…] [type=gp3] [instance=i-… device=/dev/sdf]",
+        "Create a volume from a snapshot, and attach it to an instance once available.",
+        args=(Arg("snapshot_id", "snapshot"),),
+        options=_opts("az", "type", "instance", "device"),
+    ),
+    Verb(
+        "snapshot",
+        "copy",
+        "/snapshot copy snap-… to=REGION",
+        "Copy a snapshot to another region.",
+        args=(Arg("snapshot_id", "snapshot"),),
+        options=_opts("to", "description"),
+        required=frozenset({"to"}),
+    ),
+    Verb(
+        "volume",
+        "list",
+        "/volume list [limit=N]",
+        "Volumes: state, size, type, AZ, attachment, age of the last snapshot.",
+        options=_opts("limit"),
+    ),
+    Verb(
+        "volume",
+        "attach",
+        "/volume attach vol-… i-… [device=/dev/sdf]",
+        "Attach a volume to an instance.",
+        args=(Arg("volume_id", "volume"), Arg("instance_id", "instance")),
+        options=_opts("device"),
+    ),
+    Verb("instance", "list", "/instance list [limit=N]", "Instances: state, type, AMI, name.", options=_opts("limit")),
+    Verb("chatops", "help", "/chatops help", "Every command of this bot."),
+    Verb(
+        "chatops",
+        "audit",
+        "/chatops audit [N]",
+        "The latest audit entries (default 20).",
+        args=(Arg("count", "number", optional=True),),
+    ),
+)

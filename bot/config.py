@@ -1,0 +1,315 @@
+"""config.toml: loaded with tomllib into frozen dataclasses, every default spelled out.
+
+Validation is driven by the dataclass fields themselves: each field carries a
+parser and a phrase saying what it expects, so an unknown key, a bad value or
+a missing required key stops start-up with one line naming the key and what is
+expected.  Secrets never live here; they come only from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30s`, `30m`, `12h`, `7d`, `2w` → timedelta (must be positive)."""
+    if not isinstance(value, str):
+        raise ValueError
+    match = _DURATION.match(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _duration(expect: str = "a duration like 30m, 12h or 7d") -> dict:
+    return {"parse": parse_duration, "expect": expect}
+
+
+def _string(pattern: re.Pattern | None = None, expect: str = "a string", allow_empty: bool = True) -> dict:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or (not allow_empty and not value):
+            raise ValueError
+        if value and pattern is not None and not pattern.match(value):
+            raise ValueError
+        return value
+
+    return {"parse": parse, "expect": expect}
+
+
+def _string_list(pattern: re.Pattern, expect: str, non_empty: bool = False) -> dict:
+    def parse(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or (non_empty and not value):
+            raise ValueError
+        if not all(isinstance(v, str) and pattern.match(v) for v in value):
+            raise ValueError
+        return tuple(dict.fromkeys(value))
+
+    return {"parse": parse, "expect": expect}
+
+
+def _bool() -> dict:
+    def parse(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+
+    return {"parse": parse, "expect": "true or false"}
+
+
+def _number(minimum: float = 0, integer: bool = False, expect: str = "a number") -> dict:
+    def parse(value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError
+        if integer and not isinstance(value, int):
+            raise ValueError
+        if value < minimum:
+            raise ValueError
+        return value
+
+    return {"parse": parse, "expect": expect}
+
+
+def _choice(*choices: str) -> dict:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError
+        return value
+
+    return {"parse": parse, "expect": " or ".join(f'"{c}"' for c in choices)}
+
+
+def _cron() -> dict:
+    def parse(value: Any) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        if not isinstance(value, str):
+            raise ValueError
+        CronTrigger.from_crontab(value)  # raises ValueError on a bad expression
+        return value
+
+    return {"parse": parse, "expect": 'a 5-field cron expression like "0 9 * * *"'}
+
+
+def _timezone() -> dict:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError from exc
+        return value
+
+    return {"parse": parse, "expect": 'an IANA time zone like "UTC" or "Europe/Paris"'}
+
+
+def _tags() -> dict:
+    def parse(value: Any) -> Mapping[str, str]:
+        if not isinstance(value, dict) or not value:
+            raise ValueError
+        if not all(isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()):
+            raise ValueError
+        return dict(value)
+
+    return {"parse": parse, "expect": 'a non-empty table of tag = "value", like { Backup = "daily" }'}
+
+
+def _spec(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
+    if default is dataclasses.MISSING:
+        return field(metadata=meta)
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    digest_channel: str = _spec("", **_string(_CHANNEL_ID, "a Slack channel ID like C0123ABCD"))
+    approval_channel: str = _spec("", **_string(_CHANNEL_ID, 'a Slack channel ID like C0123ABCD, or ""'))
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    default_region: str = _spec("us-east-1", **_string(_REGION, "an AWS region like us-east-1", False))
+    regions: tuple[str, ...] = _spec(("us-east-1",), **_string_list(_REGION, "a non-empty list of AWS regions", True))
+    # How often pending snapshots/volumes/AMIs are polled to update their Slack
+    # message, and when the bot gives up watching (the resource carries on).
+    poll_interval: timedelta = _spec(timedelta(seconds=15), **_duration("a duration like 15s or 1m"))
+    poll_timeout: timedelta = _spec(timedelta(hours=6), **_duration())
+    # Bounded pool for AWS work done after the Slack ack.
+    workers: int = _spec(8, **_number(1, True, "a whole number of worker threads, at least 1"))
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    operators: tuple[str, ...] = _spec((), **_string_list(_USER_ID, "a list of Slack user IDs like U0123ABCD"))
+    approvers: tuple[str, ...] = _spec((), **_string_list(_USER_ID, "a list of Slack user IDs like U0123ABCD"))
+    allow_self_approval: bool = _spec(False, **_bool())
+    approval_ttl: timedelta = _spec(timedelta(hours=1), **_duration())
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = _spec("chatops.db", **_string(None, "a file path", False))
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    timezone: str = _spec("UTC", **_timezone())
+    digest: str = _spec("0 9 * * *", **_cron())
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    snapshot_gb_month: float = _spec(0.05, **_number(0, False, "a price in USD per GB-month, like 0.05"))
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str = _spec(**_string(_POLICY_NAME, "a lowercase name like daily-db", False))
+    resource: str = _spec(**_choice("volume", "instance"))
+    target_tags: Mapping[str, str] = _spec(**_tags())
+    regions: tuple[str, ...] = _spec((), **_string_list(_REGION, "a list of AWS regions"))
+    every: timedelta | None = _spec(None, **_duration())
+    cron: str | None = _spec(None, **_cron())
+    keep: int = _spec(7, **_number(1, True, "a whole number, at least 1"))
+    max_age: timedelta | None = _spec(None, **_duration())
+    copy_to: tuple[str, ...] = _spec((), **_string_list(_REGION, "a list of AWS regions"))
+    on_expired: str = _spec("approve", **_choice("approve", "delete", "report"))
+
+
+@dataclass(frozen=True)
+class Config:
+    slack: SlackConfig = field(default_factory=SlackConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    policies: tuple[Policy, ...] = ()
+
+    def policy(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+    def policy_regions(self, policy: Policy) -> tuple[str, ...]:
+        return policy.regions or self.aws.regions
+
+
+_SECTIONS: dict[str, type] = {
+    "slack": SlackConfig,
+    "aws": AwsConfig,
+    "access": AccessConfig,
+    "store": StoreConfig,
+    "schedule": ScheduleConfig,
+    "pricing": PricingConfig,
+}
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass `cls` from table `raw`, naming `where` in any error."""
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{where}.{key}", f"no such key (known keys: {known})")
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}.{name}", f"required: {f.metadata['expect']}")
+            continue
+        try:
+            values[name] = f.metadata["parse"](raw[name])
+        except ValueError:
+            raise ConfigError(f"{where}.{name}", f"{f.metadata['expect']} (got {raw[name]!r})") from None
+    return cls(**values)
+
+
+def _check_policy(policy: Policy, where: str, aws: AwsConfig) -> None:
+    if (policy.every is None) == (policy.cron is None):
+        raise ConfigError(where, 'exactly one of every = "12h" or cron = "0 3 * * *"')
+    overlap = set(policy.copy_to) & set(policy.regions or aws.regions)
+    if overlap:
+        raise ConfigError(f"{where}.copy_to", f"regions other than the policy's own (both list {sorted(overlap)})")
+
+
+def parse_config(raw: Mapping[str, Any]) -> Config:
+    """Validate a decoded TOML document into a Config (raises ConfigError)."""
+    allowed = set(_SECTIONS) | {"policies"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(key, f"no such section (known sections: {', '.join(sorted(allowed))})")
+    sections = {name: _build(cls, raw.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    aws: AwsConfig = sections["aws"]
+    if aws.default_region not in aws.regions:
+        raise ConfigError("aws.default_region", f"one of aws.regions {list(aws.regions)}")
+    policies_raw = raw.get("policies", [])
+    if not isinstance(policies_raw, list):
+        raise ConfigError("policies", "an array of tables written [[policies]]")
+    policies = []
+    for i, item in enumerate(policies_raw):
+        where = f"policies[{i}]"
+        policy = _build(Policy, item, where)
+        _check_policy(policy, where, aws)
+        if any(p.name == policy.name for p in policies):
+            raise ConfigError(f"{where}.name", f"a unique policy name ({policy.name!r} is used twice)")
+        policies.append(policy)
+    return Config(**sections, policies=tuple(policies))
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load config.toml (CHATOPS_CONFIG, default ./config.toml); CHATOPS_DB overrides store.path.
+
+    A missing file is an error unless no path was asked for anywhere, in which
+    case the built-in defaults apply (handy for `python -m bot manifest`).
+    """
+    env = os.environ if env is None else env
+    explicit = path or env.get("CHATOPS_CONFIG")
+    file = Path(explicit or "config.toml")
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"valid TOML ({exc})") from None
+        config = parse_config(raw)
+    elif explicit:
+        raise ConfigError(str(file), "an existing config file (set CHATOPS_CONFIG or create config.toml)")
+    else:
+        config = Config()
+    if env.get("CHATOPS_DB"):
+        config = dataclasses.replace(config, store=StoreConfig(path=env["CHATOPS_DB"]))
+    return config
+
+
+def with_overrides(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of `config` with some section fields replaced (tests and the demo)."""
+    changes = {name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(config, **changes)

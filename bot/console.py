@@ -1,0 +1,254 @@
+"""The demo's terminal console: Slack, as text.
+
+You type what you would type in Slack (`/snapshot vol-…`); the console signs
+the same payload Slack would send and hands it to the real Bolt App.  What the
+bot answers (the ack, response_url posts, channel messages and their updates,
+all caught by the fake Slack Web API) is printed readably, every button with a
+number; `click N` presses button N with a real block_actions payload.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+
+from bot import slack_payloads
+from bot.fakeslack import Call, FakeSlack
+
+EMOJI = {
+    ":white_check_mark:": "✅",
+    ":hourglass_flowing_sand:": "⏳",
+    ":hourglass:": "⌛",
+    ":warning:": "⚠️",
+    ":x:": "❌",
+    ":link:": "🔗",
+    ":large_green_circle:": "🟢",
+    ":black_circle:": "⚫",
+    ":lock:": "🔒",
+    ":boom:": "💥",
+    ":grey_question:": "❔",
+    ":information_source:": "ℹ️",
+    ":wastebasket:": "🗑️",
+    ":no_entry:": "⛔",
+    ":bust_in_silhouette:": "👤",
+    ":calendar:": "📅",
+    ":moneybag:": "💰",
+}
+_EMOJI = re.compile(r":[a-z0-9_+-]+:")
+_MENTION = re.compile(r"<@([A-Z0-9]+)>")
+_LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
+
+
+@dataclass
+class Button:
+    channel: str
+    message: dict[str, Any]
+    action: dict[str, Any]
+    response_url: str
+
+
+def render_blocks(blocks: list[Mapping], number: Callable[[Mapping], int], names: Mapping[str, str]) -> list[str]:
+    """Block Kit → plain lines (pure but for `number`, which assigns button numbers)."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            if block.get("text"):
+                lines.append(_text(block["text"], names))
+            for f in block.get("fields", []):
+                lines.append("  " + _text(f, names).replace("\n", ": ", 1))
+            if block.get("accessory", {}).get("type") == "button":
+                lines.append(_button(block["accessory"], number))
+        elif kind == "context":
+            lines.append("  " + " ".join(_text(e, names) for e in block.get("elements", []) if "text" in e))
+        elif kind == "divider":
+            lines.append("  " + "─" * 40)
+        elif kind == "actions":
+            lines.append(
+                "  " + "   ".join(_button(e, number) for e in block.get("elements", []) if e.get("type") == "button")
+            )
+    return lines
+
+
+def _text(obj: Mapping, names: Mapping[str, str]) -> str:
+    text = obj.get("text", "") if isinstance(obj, Mapping) else str(obj)
+    text = _MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), text)
+    text = _LINK.sub(lambda m: m.group(2), text)
+    text = _EMOJI.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
+    return html.unescape(text)
+
+
+def _button(element: Mapping, number: Callable[[Mapping], int]) -> str:
+    style = {"danger": "!", "primary": "*"}.get(element.get("style", ""), "")
+    return f"[{number(element)}] {style}{element.get('text', {}).get('text', '')}"
+
+
+class Console:
+    """Drives `app` like Slack would, as `user` in `channel`, printing to `out`."""
+
+    def __init__(
+        self,
+        app: App,
+        slack: FakeSlack,
+        signing_secret: str,
+        users: Mapping[str, str],
+        channel: str,
+        out: TextIO = sys.stdout,
+        settle: Callable[[], None] | None = None,
+    ):
+        self.app = app
+        self.slack = slack
+        self.secret = signing_secret
+        self.users = dict(users)  # name → Slack user ID
+        self.names = {uid: name for name, uid in self.users.items()}
+        self.user = next(iter(self.users.values()))
+        self.channel = channel
+        self.out = out
+        self.settle = settle or (lambda: None)
+        self.buttons: list[Button] = []
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    # -- input --
+
+    def handle(self, line: str) -> bool:
+        """Handle one console line; False means quit."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        word = line.split()[0].lower()
+        if word in ("quit", "exit"):
+            return False
+        if line.startswith("/"):
+            command, _, text = line.partition(" ")
+            self._print_ack(self.send_command(command, text))
+        elif word == "click":
+            self.click_line(line)
+        elif word == "as":
+            self.switch_user(line)
+        elif word == "wait":
+            self.settle()
+        else:
+            self.say(
+                "Type a slash command (`/chatops help`), `click N`, `as NAME` "
+                f"({', '.join(self.users)}), `wait`, or `quit`."
+            )
+        self.settle()
+        self.flush()
+        return True
+
+    def send_command(self, command: str, text: str) -> Any:
+        body = slack_payloads.slash_command(command, text, self.user, self.channel, self.slack.new_response_url())
+        return self._dispatch(body)
+
+    def click(self, number: int) -> Any:
+        button = self.buttons[number - 1]
+        message = self.slack.messages.get((button.channel, button.message.get("ts", "")), button.message)
+        body = slack_payloads.block_actions(self.user, button.channel, message, button.action, button.response_url)
+        return self._dispatch(body)
+
+    def click_line(self, line: str) -> None:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or not 1 <= int(parts[1]) <= len(self.buttons):
+            self.say(f"Usage: click N, where N is a button number (1–{len(self.buttons)}).")
+            return
+        self._print_ack(self.click(int(parts[1])))
+
+    def switch_user(self, line: str) -> None:
+        parts = shlex.split(line)
+        if len(parts) != 2 or parts[1] not in self.users:
+            self.say(f"Usage: as NAME, one of {', '.join(self.users)}.")
+            return
+        self.user = self.users[parts[1]]
+        self.say(f"You are now {parts[1]} ({self.user}).")
+
+    def _dispatch(self, body: str) -> Any:
+        headers = slack_payloads.signed_headers(self.secret, body)
+        response = self.app.dispatch(BoltRequest(body=body, headers=headers))
+        return response
+
+    # -- output --
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _number(self, channel: str, message: dict, response_url: str) -> Callable[[Mapping], int]:
+        def number(element: Mapping) -> int:
+            self.buttons.append(Button(channel, message, dict(element), response_url))
+            return len(self.buttons)
+
+        return number
+
+    def _print_ack(self, response: Any) -> None:
+        if response.status != 200:
+            self.say(f"  (Slack would show an error: HTTP {response.status})")
+            return
+        if not response.body:
+            return
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            self.say(f"  {response.body}")
+            return
+        self._print_message("only visible to you", body, self.channel, self.slack.new_response_url())
+
+    def _print_message(self, label: str, params: Mapping, channel: str, response_url: str) -> None:
+        message = dict(params)
+        lines = render_blocks(message.get("blocks") or [], self._number(channel, message, response_url), self.names)
+        if not lines and message.get("text"):
+            lines = [_text({"text": message["text"]}, self.names)]
+        self.say(f"┌ {label}")
+        for line in lines:
+            for part in line.split("\n"):
+                self.say(f"│ {part}")
+        self.say("└")
+
+    def flush(self) -> None:
+        """Print every Slack call made since the last flush."""
+        with self._lock:
+            calls = self.slack.calls[self._seen :]
+            self._seen += len(calls)
+        for call in calls:
+            self._print_call(call)
+
+    def _print_call(self, call: Call) -> None:
+        params = call.params
+        channel = params.get("channel", self.channel)
+        if call.method == "chat.postMessage":
+            self._print_message(f"#{channel} · bot", params, channel, self.slack.new_response_url())
+        elif call.method == "chat.update":
+            self._print_message(f"#{channel} · bot (message updated)", params, channel, self.slack.new_response_url())
+        elif call.method in ("chat.postEphemeral", "response_url"):
+            if params.get("response_type") == "in_channel":
+                label = f"#{self.channel} · bot"
+            else:
+                label = "only visible to you"
+            if params.get("replace_original") is True or params.get("replace_original") == "true":
+                label += " (replaces the message)"
+            self._print_message(label, params, channel, self.slack.new_response_url())
+
+    def run(self, stream: TextIO, prompt: bool) -> None:
+        """Read lines until EOF or `quit`."""
+        while True:
+            if prompt:
+                name = self.names.get(self.user, self.user)
+                print(f"{name}> ", end="", file=self.out, flush=True)
+            line = stream.readline()
+            if not line:
+                self.settle()
+                self.flush()
+                return
+            if not prompt:
+                self.say(f"> {line.rstrip()}")
+            if not self.handle(line):
+                return

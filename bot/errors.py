@@ -1,0 +1,98 @@
+"""The bot's own exceptions.
+
+Domain code raises these; one boundary (handlers/respond.py) turns them into a
+friendly ephemeral message with the next step.  `message` says what went
+wrong, `hint` what to do about it; both are plain text (escaped on render).
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Something the user can understand and act on."""
+
+    outcome = "error"
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ConfigError(BotError):
+    """config.toml is wrong: names the key and what is expected."""
+
+    def __init__(self, key: str, expected: str):
+        super().__init__(f"config error: {key}: expected {expected}")
+        self.key = key
+        self.expected = expected
+
+
+class UsageError(BotError):
+    """A malformed command: carries the usage line; no AWS call was made."""
+
+    outcome = "usage"
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message, f"Usage: {usage}")
+        self.usage = usage
+
+
+class NotAllowed(BotError):
+    """The Slack user may not do this (not an operator / approver)."""
+
+    outcome = "refused"
+
+
+class Busy(BotError):
+    """The worker pool is full; nothing was started."""
+
+    outcome = "busy"
+
+
+# --- AWS, mapped from botocore errors by the gateway -------------------------
+
+
+class AwsError(BotError):
+    """An AWS call failed; `code` is the AWS error code when there is one."""
+
+    outcome = "aws-error"
+
+    def __init__(self, message: str, hint: str = "", code: str = ""):
+        super().__init__(message, hint)
+        self.code = code
+
+
+class NotFound(AwsError):
+    outcome = "not-found"
+
+
+class AccessDenied(AwsError):
+    outcome = "access-denied"
+
+
+class Throttled(AwsError):
+    outcome = "throttled"
+
+
+class InvalidParameter(AwsError):
+    outcome = "invalid"
+
+
+class LimitExceeded(AwsError):
+    outcome = "limit-exceeded"
+
+
+class Conflict(AwsError):
+    """The resource is in a state that forbids the action (in use, wrong state)."""
+
+    outcome = "conflict"
+
+
+class AwsUnavailable(AwsError):
+    """AWS could not be reached (timeouts, connection errors)."""
+
+    outcome = "unavailable"

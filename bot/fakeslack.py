@@ -1,0 +1,229 @@
+"""A local stand-in for the Slack Web API, for the demo and the tests.
+
+Serves `POST /api/<method>` (what `SLACK_API_URL` points the WebClient at)
+and `POST /response/<id>` (the `response_url`s it hands out), records every
+call, keeps the latest version of every posted message, and can be told to
+fail the next calls (rate limits, 5xx, `not_in_channel`) to exercise retries.
+It runs on a real socket so the bot's Slack client is used unmodified.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str  # "chat.postMessage", … or "response_url"
+    params: dict[str, Any]
+    path: str
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Failure:
+    method: str
+    status: int = 200
+    error: str = ""
+    times: int = 1
+    retry_after: int = 1
+
+
+class FakeSlack:
+    """The fake Web API server; `start()` it, then hand `api_url` to the bot."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self._lock = threading.Condition()
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._failures: list[Failure] = []
+        self._ts = itertools.count(1)
+        self._responses = itertools.count(1)
+        self.listeners: list[Callable[[Call], None]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8") if length else ""
+                status, body, headers = fake._handle(self.path, self.headers.get("Content-Type", ""), raw)
+                payload = body.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def start(self) -> FakeSlack:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def new_response_url(self) -> str:
+        return f"{self.base_url}/response/{next(self._responses)}"
+
+    # -- scripting --
+
+    def fail_next(
+        self, method: str, *, status: int = 200, error: str = "", times: int = 1, retry_after: int = 1
+    ) -> None:
+        """Make the next `times` calls of `method` fail (HTTP `status`, or ok=false with `error`)."""
+        with self._lock:
+            self._failures.append(Failure(method, status, error, times, retry_after))
+
+    # -- reading what happened --
+
+    def calls_of(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[FakeSlack], Any], timeout: float = 10) -> Any:
+        """Wait until predicate(self) is truthy (re-checked on every call); returns its value."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"fake Slack: condition not met in {timeout}s; calls: {[c.method for c in self.calls]}"
+                    )
+                self._lock.wait(min(remaining, 0.2))
+
+    def texts(self, method: str | None = None) -> list[str]:
+        """Every text and block text the bot sent (for assertions)."""
+        with self._lock:
+            calls = [c for c in self.calls if method is None or c.method == method]
+        return [message_text(c.params) for c in calls]
+
+    # -- the server side --
+
+    def _handle(self, path: str, content_type: str, raw: str) -> tuple[int, str, dict]:
+        params = _decode(content_type, raw)
+        if path.startswith("/response/"):
+            method = "response_url"
+        elif path.startswith("/api/"):
+            method = path[len("/api/") :].split("?")[0]
+        else:
+            return 404, json.dumps({"ok": False, "error": "unknown_path"}), {}
+        with self._lock:
+            failure = next((f for f in self._failures if f.method == method and f.times > 0), None)
+            if failure is not None:
+                failure.times -= 1
+                self.calls.append(Call(f"{method}:failed", params, path))
+                self._lock.notify_all()
+                if failure.status == 429:
+                    return (
+                        429,
+                        json.dumps({"ok": False, "error": "ratelimited"}),
+                        {"Retry-After": str(failure.retry_after)},
+                    )
+                if failure.status >= 500:
+                    return failure.status, json.dumps({"ok": False, "error": "internal_error"}), {}
+                return 200, json.dumps({"ok": False, "error": failure.error}), {}
+            reply = self._reply(method, params)
+            call = Call(method, params, path)
+            self.calls.append(call)
+            self._lock.notify_all()
+        for listener in list(self.listeners):
+            listener(call)
+        return 200, json.dumps(reply), {}
+
+    def _reply(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel", "")
+        if method == "response_url":
+            return {"ok": True}
+        if method == "chat.postMessage":
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            params["ts"] = ts
+            self.messages[(channel, ts)] = dict(params)
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text", ""), "ts": ts}}
+        if method == "chat.update":
+            key = (channel, params.get("ts", ""))
+            if key not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[key] = {**self.messages[key], **params}
+            return {"ok": True, "channel": channel, "ts": params.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.test/",
+                "team": "Demo",
+                "user": "chatops",
+                "team_id": "T0DEMO",
+                "user_id": "U0BOT",
+                "bot_id": "B0BOT",
+            }
+        return {"ok": True}
+
+
+def _decode(content_type: str, raw: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if "json" in content_type:
+        return json.loads(raw)
+    params: dict[str, Any] = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    for key in ("blocks", "attachments", "payload", "view"):
+        if isinstance(params.get(key), str):
+            try:
+                params[key] = json.loads(params[key])
+            except ValueError:
+                pass
+    return params
+
+
+def message_text(params: dict[str, Any]) -> str:
+    """The fallback text and every text inside the blocks, joined (for assertions)."""
+    parts = [str(params.get("text", ""))]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    parts.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(params.get("blocks", []))
+    return "\n".join(parts)

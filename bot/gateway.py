@@ -1,0 +1,458 @@
+"""The AWS gateway: the one module that calls boto3.
+
+One boto3 session; one EC2 client per region, created lazily and cached;
+botocore retries in standard mode (throttling and 5xx are retried with
+exponential backoff and jitter); every Describe* paginated with
+MaxResults=1000 unless it is asked for explicit IDs (EC2 refuses MaxResults
+beside IDs); results come back as small frozen dataclasses; AWS errors come
+back as the bot's own exceptions (bot.errors) with a friendly message.
+
+Every call is counted by action in `calls` (attempts, retries included): the
+tests and benchmarks read it to prove at-most-once and to compare against the
+EC2 API floor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from bot import errors
+
+PAGE_SIZE = 1000
+
+# Error code → (exception class, hint).  Codes are matched exactly first, then
+# by suffix, so `InvalidSnapshot.NotFound` and friends all land on NotFound.
+_EXACT = {
+    "UnauthorizedOperation": errors.AccessDenied,
+    "AccessDenied": errors.AccessDenied,
+    "AccessDeniedException": errors.AccessDenied,
+    "AuthFailure": errors.AccessDenied,
+    "InvalidClientTokenId": errors.AccessDenied,
+    "OptInRequired": errors.AccessDenied,
+    "RequestLimitExceeded": errors.Throttled,
+    "Throttling": errors.Throttled,
+    "ThrottlingException": errors.Throttled,
+    "SnapshotCreationPerVolumeRateExceeded": errors.Throttled,
+    "InvalidSnapshot.InUse": errors.Conflict,
+    "VolumeInUse": errors.Conflict,
+    "IncorrectState": errors.Conflict,
+    "IncorrectInstanceState": errors.Conflict,
+    "InvalidVolume.ZoneMismatch": errors.InvalidParameter,
+    "InvalidAMIName.Duplicate": errors.Conflict,
+    "InvalidParameterValue": errors.InvalidParameter,
+    "InvalidParameter": errors.InvalidParameter,
+    "InvalidParameterCombination": errors.InvalidParameter,
+    "MissingParameter": errors.InvalidParameter,
+    "InvalidAMIName.Malformed": errors.InvalidParameter,
+    "InvalidKeyPair.NotFound": errors.InvalidParameter,
+}
+_HINTS = {
+    errors.AccessDenied: "Check the bot's IAM policy (see README, *IAM permissions*).",
+    errors.Throttled: "AWS is rate-limiting this account; try again in a minute.",
+    errors.NotFound: "Check the ID and the region (`region=…`).",
+    errors.LimitExceeded: "An AWS service quota was reached; free some resources or raise the quota.",
+    errors.AwsUnavailable: "AWS did not answer; try again shortly.",
+}
+
+
+def map_client_error(exc: botocore.exceptions.ClientError, what: str) -> errors.AwsError:
+    """Turn a botocore ClientError into one of the bot's AwsError subclasses."""
+    err = exc.response.get("Error", {})
+    code = err.get("Code", "") or ""
+    message = err.get("Message", "") or code or "unknown error"
+    cls = _EXACT.get(code)
+    if cls is None:
+        if code.endswith(".NotFound") or code.endswith("NotFound") or code == "InvalidAMIID.Unavailable":
+            cls = errors.NotFound
+        elif code.endswith("LimitExceeded"):
+            cls = errors.LimitExceeded
+        elif code.startswith("Invalid") and (code.endswith(".Malformed") or code.endswith("Parameter")):
+            cls = errors.InvalidParameter
+        else:
+            cls = errors.AwsError
+    return cls(f"{what} failed: {message} ({code})", _HINTS.get(cls, ""), code=code)
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Re-raise botocore failures of the block as the bot's own exceptions."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        raise map_client_error(exc, what) from exc
+    except (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectTimeoutError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.ConnectionClosedError,
+    ) as exc:
+        raise errors.AwsUnavailable(f"{what} failed: {exc}", _HINTS[errors.AwsUnavailable]) from exc
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise errors.AccessDenied(
+            f"{what} failed: no AWS credentials", "Set AWS credentials (env, profile or role)."
+        ) from exc
+
+
+def _tags(raw: Iterable[Mapping] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in raw or ()}
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    region: str
+    volume_id: str
+    state: str  # pending | completed | error | recoverable | recovering
+    progress: str
+    size_gib: int
+    start_time: datetime
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    encrypted: bool = False
+    owner_id: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Snapshot:
+        return cls(
+            id=raw["SnapshotId"],
+            region=region,
+            volume_id=raw.get("VolumeId", ""),
+            state=raw.get("State", ""),
+            progress=raw.get("Progress", "") or "",
+            size_gib=int(raw.get("VolumeSize", 0) or 0),
+            start_time=_utc(raw.get("StartTime")) or datetime.now(UTC),
+            description=raw.get("Description", "") or "",
+            tags=_tags(raw.get("Tags")),
+            encrypted=bool(raw.get("Encrypted", False)),
+            owner_id=raw.get("OwnerId", "") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    instance_id: str
+    device: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    region: str
+    state: str  # creating | available | in-use | deleting | error
+    size_gib: int
+    volume_type: str
+    az: str
+    create_time: datetime
+    attachments: tuple[Attachment, ...] = ()
+    snapshot_id: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Volume:
+        return cls(
+            id=raw["VolumeId"],
+            region=region,
+            state=raw.get("State", ""),
+            size_gib=int(raw.get("Size", 0) or 0),
+            volume_type=raw.get("VolumeType", ""),
+            az=raw.get("AvailabilityZone", ""),
+            create_time=_utc(raw.get("CreateTime")) or datetime.now(UTC),
+            attachments=tuple(
+                Attachment(a.get("InstanceId", ""), a.get("Device", ""), a.get("State", ""))
+                for a in raw.get("Attachments", ()) or ()
+            ),
+            snapshot_id=raw.get("SnapshotId", "") or "",
+            tags=_tags(raw.get("Tags")),
+        )
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    region: str
+    state: str
+    instance_type: str
+    image_id: str
+    az: str
+    launch_time: datetime
+    tags: Mapping[str, str] = field(default_factory=dict)
+    volume_ids: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.tags.get("Name", "")
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Instance:
+        return cls(
+            id=raw["InstanceId"],
+            region=region,
+            state=(raw.get("State") or {}).get("Name", ""),
+            instance_type=raw.get("InstanceType", ""),
+            image_id=raw.get("ImageId", "") or "",
+            az=(raw.get("Placement") or {}).get("AvailabilityZone", ""),
+            launch_time=_utc(raw.get("LaunchTime")) or datetime.now(UTC),
+            tags=_tags(raw.get("Tags")),
+            volume_ids=tuple(m["Ebs"]["VolumeId"] for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs")),
+        )
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    region: str
+    name: str
+    state: str  # pending | available | failed | deregistered ...
+    creation_date: datetime
+    snapshot_ids: tuple[str, ...] = ()
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    public: bool = False
+    owner_id: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Image:
+        return cls(
+            id=raw["ImageId"],
+            region=region,
+            name=raw.get("Name", "") or "",
+            state=raw.get("State", ""),
+            creation_date=_utc(raw.get("CreationDate")) or datetime.now(UTC),
+            snapshot_ids=tuple(
+                m["Ebs"]["SnapshotId"]
+                for m in raw.get("BlockDeviceMappings", ()) or ()
+                if m.get("Ebs") and m["Ebs"].get("SnapshotId")
+            ),
+            description=raw.get("Description", "") or "",
+            tags=_tags(raw.get("Tags")),
+            public=bool(raw.get("Public", False)),
+            owner_id=raw.get("OwnerId", "") or "",
+        )
+
+
+# --- the gateway ---------------------------------------------------------------
+
+
+class Ec2Gateway:
+    """Every EC2 (and STS) call the bot makes, region by region.
+
+    Takes an injected boto3 Session so tests can hand it one pointed at moto,
+    a Stubber, or the benchmark fake; boto3 itself honours AWS_ENDPOINT_URL.
+    """
+
+    def __init__(
+        self,
+        session: boto3.session.Session | None = None,
+        *,
+        max_attempts: int = 8,
+        retry_mode: str = "standard",
+        connect_timeout: float = 5,
+        read_timeout: float = 30,
+        max_pool_connections: int = 20,
+    ):
+        self.session = session or boto3.session.Session()
+        self._client_config = botocore.config.Config(
+            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max_pool_connections,
+        )
+        self._clients: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    # -- plumbing --
+
+    def client(self, region: str, service: str = "ec2"):
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                client = self.session.client(service, region_name=region, config=self._client_config)
+                client.meta.events.register(f"before-send.{service}", self._count)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def _count(self, event_name: str = "", **_: object) -> None:
+        action = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            self.calls[action] += 1
+
+    def _pages(self, region: str, operation: str, key: str, ids_param: str, ids, **params) -> Iterator[dict]:
+        client = self.client(region)
+        if ids:
+            params[ids_param] = list(ids)
+        else:
+            params["PaginationConfig"] = {"PageSize": PAGE_SIZE}
+        for page in client.get_paginator(operation).paginate(**params):
+            yield from page.get(key, ())
+
+    # -- identity --
+
+    def account_id(self, region: str) -> str:
+        with aws_errors("GetCallerIdentity"):
+            return self.client(region, "sts").get_caller_identity()["Account"]
+
+    def availability_zones(self, region: str) -> list[str]:
+        with aws_errors("DescribeAvailabilityZones"):
+            resp = self.client(region).describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+        return sorted(z["ZoneName"] for z in resp["AvailabilityZones"])
+
+    # -- snapshots --
+
+    def describe_snapshots(
+        self,
+        region: str,
+        snapshot_ids: Sequence[str] = (),
+        filters: Sequence[Mapping] = (),
+    ) -> Iterator[Snapshot]:
+        """Own snapshots (OwnerIds=self), paginated; filters are EC2 filters."""
+        with aws_errors("DescribeSnapshots"):
+            params = {"OwnerIds": ["self"]}
+            if filters:
+                params["Filters"] = list(filters)
+            for raw in self._pages(region, "describe_snapshots", "Snapshots", "SnapshotIds", snapshot_ids, **params):
+                yield Snapshot.from_api(raw, region)
+
+    def get_snapshot(self, region: str, snapshot_id: str) -> Snapshot:
+        found = list(self.describe_snapshots(region, [snapshot_id]))
+        if not found:
+            raise errors.NotFound(f"{snapshot_id} not found in {region}", _HINTS[errors.NotFound])
+        return found[0]
+
+    def create_snapshot(self, region: str, volume_id: str, description: str, tags: Mapping[str, str]) -> Snapshot:
+        with aws_errors(f"CreateSnapshot of {volume_id}"):
+            raw = self.client(region).create_snapshot(
+                VolumeId=volume_id,
+                Description=description,
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+            )
+        return Snapshot.from_api(raw, region)
+
+    def copy_snapshot(
+        self, source_region: str, snapshot_id: str, dest_region: str, description: str, tags: Mapping[str, str]
+    ) -> str:
+        """Start a cross-region copy; the call goes to the destination region."""
+        with aws_errors(f"CopySnapshot of {snapshot_id} to {dest_region}"):
+            raw = self.client(dest_region).copy_snapshot(
+                SourceRegion=source_region,
+                SourceSnapshotId=snapshot_id,
+                Description=description,
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+            )
+        return raw["SnapshotId"]
+
+    def delete_snapshot(self, region: str, snapshot_id: str) -> None:
+        with aws_errors(f"DeleteSnapshot {snapshot_id}"):
+            self.client(region).delete_snapshot(SnapshotId=snapshot_id)
+
+    def create_tags(self, region: str, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        with aws_errors("CreateTags"):
+            self.client(region).create_tags(Resources=list(resource_ids), Tags=tag_list(tags))
+
+    # -- volumes --
+
+    def describe_volumes(
+        self, region: str, volume_ids: Sequence[str] = (), filters: Sequence[Mapping] = ()
+    ) -> Iterator[Volume]:
+        with aws_errors("DescribeVolumes"):
+            params = {"Filters": list(filters)} if filters else {}
+            for raw in self._pages(region, "describe_volumes", "Volumes", "VolumeIds", volume_ids, **params):
+                yield Volume.from_api(raw, region)
+
+    def get_volume(self, region: str, volume_id: str) -> Volume:
+        found = list(self.describe_volumes(region, [volume_id]))
+        if not found:
+            raise errors.NotFound(f"{volume_id} not found in {region}", _HINTS[errors.NotFound])
+        return found[0]
+
+    def create_volume(
+        self, region: str, snapshot_id: str, az: str, volume_type: str, tags: Mapping[str, str]
+    ) -> Volume:
+        with aws_errors(f"CreateVolume from {snapshot_id}"):
+            raw = self.client(region).create_volume(
+                SnapshotId=snapshot_id,
+                AvailabilityZone=az,
+                VolumeType=volume_type,
+                TagSpecifications=[{"ResourceType": "volume", "Tags": tag_list(tags)}],
+            )
+        return Volume.from_api(raw, region)
+
+    def attach_volume(self, region: str, volume_id: str, instance_id: str, device: str) -> None:
+        with aws_errors(f"AttachVolume {volume_id} to {instance_id}"):
+            self.client(region).attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
+
+    # -- instances --
+
+    def describe_instances(
+        self, region: str, instance_ids: Sequence[str] = (), filters: Sequence[Mapping] = ()
+    ) -> Iterator[Instance]:
+        with aws_errors("DescribeInstances"):
+            params = {"Filters": list(filters)} if filters else {}
+            for reservation in self._pages(
+                region, "describe_instances", "Reservations", "InstanceIds", instance_ids, **params
+            ):
+                for raw in reservation.get("Instances", ()):
+                    yield Instance.from_api(raw, region)
+
+    def get_instance(self, region: str, instance_id: str) -> Instance:
+        found = list(self.describe_instances(region, [instance_id]))
+        if not found:
+            raise errors.NotFound(f"{instance_id} not found in {region}", _HINTS[errors.NotFound])
+        return found[0]
+
+    # -- images --
+
+    def describe_images(
+        self, region: str, image_ids: Sequence[str] = (), filters: Sequence[Mapping] = (), owners=("self",)
+    ) -> Iterator[Image]:
+        with aws_errors("DescribeImages"):
+            params: dict = {}
+            if owners and not image_ids:
+                params["Owners"] = list(owners)
+            if filters:
+                params["Filters"] = list(filters)
+            for raw in self._pages(region, "describe_images", "Images", "ImageIds", image_ids, **params):
+                yield Image.from_api(raw, region)
+
+    def get_image(self, region: str, image_id: str) -> Image:
+        found = list(self.describe_images(region, [image_id]))
+        if not found:
+            raise errors.NotFound(f"{image_id} not found in {region}", _HINTS[errors.NotFound])
+        return found[0]
+
+    def images_using_snapshots(self, region: str, snapshot_ids: Iterable[str]) -> dict[str, str]:
+        """snapshot ID → ID of the registered AMI it backs, for the given snapshots."""
+        wanted = set(snapshot_ids)
+        backing: dict[str, str] = {}
+        if not wanted:
+            return backing
+        for image in self.describe_images(region):
+            for snap in image.snapshot_ids:
+                if snap in wanted:
+                    backing[snap] = image.id
+        return backing

@@ -1,0 +1,49 @@
+"""The Slack app manifest, generated from the command registry (so it cannot drift)."""
+
+from __future__ import annotations
+
+import json
+
+from bot.commands import COMMAND_SUMMARIES, COMMANDS
+from bot.server import EVENTS_PATH
+
+BOT_SCOPES = ["commands", "chat:write", "chat:write.public"]
+
+
+def manifest(base_url: str = "https://YOUR-BOT-HOST", socket_mode: bool = False) -> dict:
+    url = f"{base_url.rstrip('/')}{EVENTS_PATH}"
+    commands = []
+    for name, verbs in COMMANDS.items():
+        entry = {
+            "command": f"/{name}",
+            "description": COMMAND_SUMMARIES.get(name, name)[:100],
+            "usage_hint": " | ".join(v for v in verbs)[:100],
+            "should_escape": False,
+        }
+        if not socket_mode:
+            entry["url"] = url
+        commands.append(entry)
+    interactivity = {"is_enabled": True}
+    if not socket_mode:
+        interactivity["request_url"] = url
+    return {
+        "display_information": {
+            "name": "Snapshot ChatOps",
+            "description": "Back up, restore, copy, share and clean up EBS snapshots and AMIs from Slack.",
+        },
+        "features": {
+            "bot_user": {"display_name": "snapshots", "always_online": True},
+            "slash_commands": commands,
+        },
+        "oauth_config": {"scopes": {"bot": BOT_SCOPES}},
+        "settings": {
+            "interactivity": interactivity,
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": socket_mode,
+            "token_rotation_enabled": False,
+        },
+    }
+
+
+def manifest_json(base_url: str = "https://YOUR-BOT-HOST", socket_mode: bool = False) -> str:
+    return json.dumps(manifest(base_url, socket_mode), indent=2)

@@ -1,0 +1,75 @@
+"""Everything one bot process runs: store, gateway, worker pool, Slack client, App, scheduler.
+
+`python -m bot`, the demo and the end-to-end tests all build a Runtime, so
+they run the very same wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import boto3
+
+from bot.app import build_app, make_slack_client
+from bot.config import Config
+from bot.deps import Deps
+from bot.gateway import Ec2Gateway
+from bot.store import Store, utcnow
+from bot.worker import Worker
+from scheduler import build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackSettings:
+    bot_token: str | None = None
+    signing_secret: str | None = None
+    app_token: str | None = None
+    api_url: str | None = None
+    token_verification: bool = True
+
+    @classmethod
+    def from_env(cls, env) -> SlackSettings:
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            app_token=env.get("SLACK_APP_TOKEN") or None,
+            api_url=env.get("SLACK_API_URL") or None,
+        )
+
+
+@dataclass
+class Runtime:
+    config: Config
+    slack: SlackSettings
+    session: boto3.session.Session | None = None
+    clock: Callable[[], datetime] = utcnow
+    deps: Deps = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = Store(self.config.store.path, self.clock)
+        self.deps = Deps(
+            config=self.config,
+            gateway=Ec2Gateway(self.session),
+            store=store,
+            worker=Worker(self.config.aws.workers),
+            slack=make_slack_client(self.slack.bot_token, self.slack.api_url),
+            clock=self.clock,
+        )
+        self.app = build_app(self.deps, self.slack.signing_secret, token_verification=self.slack.token_verification)
+        self.scheduler = build_scheduler(self.deps)
+
+    def start(self) -> None:
+        """Start background jobs (after start-up reconciliation)."""
+        self.scheduler.start()
+        log.info("scheduler started with jobs %s", [j.id for j in self.scheduler.get_jobs()])
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.deps.worker.shutdown(wait=True)
+        self.deps.store.close()

@@ -1,0 +1,137 @@
+"""Domain functions for snapshots, volumes and instances.
+
+Plain functions over the gateway: no Slack here.  They check what can be
+checked before acting (the volume exists, the regions differ, the AZ matches)
+so the user gets a clear refusal rather than a raw AWS error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from bot import errors
+from bot.gateway import Ec2Gateway, Instance, Snapshot, Volume
+from bot.tags import SOURCE, carried_over, managed_tags
+
+DEFAULT_DEVICE = "/dev/sdf"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """The first `items` of a newest-first listing, and how many there were in all."""
+
+    items: Sequence[T]
+    total: int
+
+
+def create_snapshot(gw: Ec2Gateway, region: str, volume_id: str, description: str, user: str) -> Snapshot:
+    """Snapshot `volume_id`, tagged as made by `user`; returns the pending snapshot."""
+    volume = gw.get_volume(region, volume_id)
+    description = description or f"Snapshot of {volume_id} requested from Slack by {user}"
+    tags = managed_tags(user, **{SOURCE: volume.id})
+    if volume.tags.get("Name"):
+        tags["Name"] = volume.tags["Name"]
+    return gw.create_snapshot(region, volume.id, description[:255], tags)
+
+
+def list_snapshots(gw: Ec2Gateway, region: str, volume_id: str | None, limit: int) -> Page[Snapshot]:
+    """Own snapshots, newest first (optionally of one volume)."""
+    filters = [{"Name": "volume-id", "Values": [volume_id]}] if volume_id else []
+    snaps = sorted(gw.describe_snapshots(region, filters=filters), key=lambda s: s.start_time, reverse=True)
+    return Page(snaps[:limit], len(snaps))
+
+
+def snapshot_status(gw: Ec2Gateway, region: str, snapshot_id: str) -> Snapshot:
+    return gw.get_snapshot(region, snapshot_id)
+
+
+def restore_snapshot(
+    gw: Ec2Gateway,
+    region: str,
+    snapshot_id: str,
+    user: str,
+    az: str | None = None,
+    volume_type: str = "gp3",
+    instance_id: str | None = None,
+) -> Volume:
+    """Create a volume from a snapshot, in `az`, or the instance's AZ when it will be attached."""
+    snap = gw.get_snapshot(region, snapshot_id)
+    if snap.state == "error":
+        raise errors.Conflict(f"{snapshot_id} is in state error and cannot be restored.")
+    if instance_id:
+        instance = gw.get_instance(region, instance_id)
+        if az and az != instance.az:
+            raise errors.InvalidParameter(
+                f"{instance_id} is in {instance.az}, not {az}; a volume attaches only within its AZ.",
+                f"Drop az= or use az={instance.az}.",
+            )
+        az = instance.az
+    if not az:
+        zones = gw.availability_zones(region)
+        if not zones:
+            raise errors.AwsError(f"no availability zone is available in {region}.")
+        az = zones[0]
+    elif not az.startswith(region):
+        raise errors.InvalidParameter(f"{az} is not in {region}.", f"Use an AZ of {region}, or region=….")
+    tags = managed_tags(user, **{SOURCE: snapshot_id})
+    if snap.tags.get("Name"):
+        tags["Name"] = snap.tags["Name"]
+    return gw.create_volume(region, snapshot_id, az, volume_type, tags)
+
+
+def copy_snapshot(
+    gw: Ec2Gateway, region: str, snapshot_id: str, to_region: str, user: str, description: str | None = None
+) -> str:
+    """Start a cross-region copy; returns the new snapshot's ID in `to_region`."""
+    if to_region == region:
+        raise errors.InvalidParameter(f"{snapshot_id} is already in {region}.", "Pick another region with to=….")
+    snap = gw.get_snapshot(region, snapshot_id)
+    if snap.state != "completed":
+        raise errors.Conflict(
+            f"{snapshot_id} is {snap.state}; only completed snapshots can be copied.",
+            f"Wait for it: `/snapshot status {snapshot_id}`.",
+        )
+    tags = {**carried_over(snap.tags), **managed_tags(user, **{SOURCE: f"{region}/{snapshot_id}"})}
+    description = description or f"Copy of {snapshot_id} from {region}" + (
+        f": {snap.description}" if snap.description else ""
+    )
+    return gw.copy_snapshot(region, snapshot_id, to_region, description[:255], tags)
+
+
+def list_volumes(gw: Ec2Gateway, region: str, limit: int) -> Page[tuple[Volume, datetime | None]]:
+    """Volumes, newest first, each with the start time of its newest snapshot (one describe pass)."""
+    last: dict[str, datetime] = {}
+    for snap in gw.describe_snapshots(region):
+        if snap.volume_id and (snap.volume_id not in last or snap.start_time > last[snap.volume_id]):
+            last[snap.volume_id] = snap.start_time
+    vols = sorted(gw.describe_volumes(region), key=lambda v: v.create_time, reverse=True)
+    return Page([(v, last.get(v.id)) for v in vols[:limit]], len(vols))
+
+
+def attach_volume(gw: Ec2Gateway, region: str, volume_id: str, instance_id: str, device: str) -> None:
+    """Attach after checking the volume is free and in the instance's AZ."""
+    volume = gw.get_volume(region, volume_id)
+    instance = gw.get_instance(region, instance_id)
+    if volume.state != "available":
+        where = ", ".join(a.instance_id for a in volume.attachments)
+        raise errors.Conflict(
+            f"{volume_id} is {volume.state}" + (f" (attached to {where})" if where else "") + ".",
+            "Detach it first, or restore a copy with `/snapshot restore`.",
+        )
+    if volume.az != instance.az:
+        raise errors.InvalidParameter(
+            f"{volume_id} is in {volume.az} but {instance_id} is in {instance.az}.",
+            f"Snapshot it and restore into {instance.az}: `/snapshot restore snap-… az={instance.az}`.",
+        )
+    if instance.state not in ("running", "stopped"):
+        raise errors.Conflict(f"{instance_id} is {instance.state}; attach needs a running or stopped instance.")
+    gw.attach_volume(region, volume_id, instance_id, device)
+
+
+def list_instances(gw: Ec2Gateway, region: str, limit: int) -> Page[Instance]:
+    insts = sorted(gw.describe_instances(region), key=lambda i: i.launch_time, reverse=True)
+    return Page(insts[:limit], len(insts))

@@ -1,0 +1,23 @@
+"""The tags the bot puts on everything it creates (SPEC §3) and reads back."""
+
+from __future__ import annotations
+
+MANAGED = "chatops:managed"
+REQUESTED_BY = "chatops:requested-by"
+POLICY = "chatops:policy"
+KEEP = "chatops:keep"
+SOURCE = "chatops:source"  # the volume/instance/snapshot/AMI a copy or policy item came from
+
+
+def managed_tags(user: str, policy: str | None = None, **extra: str) -> dict[str, str]:
+    """Tags for a resource the bot creates on behalf of `user` (or a policy)."""
+    tags = {MANAGED: "true", REQUESTED_BY: user or "scheduler"}
+    if policy:
+        tags[POLICY] = policy
+    tags.update({k: v for k, v in extra.items() if v})
+    return tags
+
+
+def carried_over(tags: dict[str, str] | None) -> dict[str, str]:
+    """Tags a copy keeps from its source: everything but AWS-reserved `aws:` keys."""
+    return {k: v for k, v in (tags or {}).items() if not k.startswith("aws:")}

@@ -1,0 +1,12 @@
+"""Slack wiring: each module registers its own listeners with `register(app, deps)`."""
+
+from __future__ import annotations
+
+from handlers import chatops, snapshot, volume
+
+MODULES = (snapshot, volume, chatops)
+
+
+def register_all(app, deps) -> None:
+    for module in MODULES:
+        module.register(app, deps)

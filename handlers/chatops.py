@@ -1,0 +1,21 @@
+"""/chatops help | audit [N]."""
+
+from __future__ import annotations
+
+from bot import blocks
+from bot.commands import Invocation
+from handlers.respond import SlackReply
+from handlers.slash import register_command
+
+
+def audit(reply: SlackReply, inv: Invocation) -> str:
+    rows = reply.deps.store.recent_audit(inv.args.get("count") or 20)
+    reply.ephemeral(blocks.audit_list(rows, reply.deps.now()))
+    return f"{len(rows)} entries"
+
+
+RUNNERS = {"audit": audit}
+
+
+def register(app, deps) -> None:
+    register_command(app, deps, "chatops", RUNNERS)

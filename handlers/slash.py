@@ -1,0 +1,55 @@
+"""The one slash-command listener shape: ack, parse, delegate, render.
+
+Parsing and access checks are pure, so a malformed command, a help request or
+a refusal is answered in the ack itself and never reaches AWS.  A valid
+command is acked with a short "working on it", audited, and its runner is
+queued in the bounded worker pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from bot import blocks
+from bot.access import require_operator
+from bot.commands import COMMANDS, HelpRequest, parse
+from bot.deps import Deps
+from bot.errors import BotError
+from handlers.respond import Runner, SlackReply, run_job
+
+
+def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: Callable, body: Mapping) -> None:
+    user, channel = body.get("user_id", ""), body.get("channel_id", "")
+    text = body.get("text", "") or ""
+    line = f"/{command} {text}".strip()
+    try:
+        parsed = parse(command, text, deps.config.aws.default_region)
+        if isinstance(parsed, HelpRequest):
+            ack(**blocks.help_message(parsed.command, parsed.verb))
+            return
+        require_operator(deps.config.access, user)
+    except BotError as exc:
+        ack(**blocks.error(exc))
+        deps.store.audit(user, channel, line, exc.outcome, exc.message)
+        return
+    ack(**blocks.working(line))
+    reply = SlackReply(deps, user, channel, body.get("response_url"), line)
+    reply.audit_id = deps.store.audit(user, channel, line, "accepted")
+    try:
+        deps.worker.submit(run_job, reply, runners[parsed.verb.name], parsed)
+    except BotError as exc:
+        reply.ephemeral(blocks.error(exc))
+        deps.store.set_audit_outcome(reply.audit_id, exc.outcome, exc.message)
+
+
+def register_command(app, deps: Deps, command: str, runners: Mapping[str, Runner]) -> None:
+    """Register `/command`, checking every verb of the registry has a runner."""
+    missing = set(COMMANDS[command]) - set(runners) - {"help"}
+    if missing:
+        raise RuntimeError(f"/{command}: no runner for {sorted(missing)}")
+
+    def listener(ack, body):
+        handle_slash(deps, command, runners, ack, body)
+
+    listener.__name__ = f"on_{command}_command"
+    app.command(f"/{command}")(listener)

@@ -1,0 +1,74 @@
+"""/snapshot: create, list, status, restore, copy."""
+
+from __future__ import annotations
+
+from bot import blocks, snapshots
+from bot.commands import Invocation
+from bot.snapshots import DEFAULT_DEVICE
+from handlers.respond import SlackReply
+from handlers.slash import register_command
+
+
+def create(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    snap = snapshots.create_snapshot(
+        deps.gateway, inv.region, inv.args["volume_id"], inv.args.get("description") or "", reply.user
+    )
+    ts = reply.post(blocks.snapshot_progress(snap, deps.now(), requested_by=reply.user))
+    if snap.state == "pending":
+        reply.watch("snapshot", inv.region, [snap.id], ts, {"verb": "Snapshot"})
+    return f"created {snap.id} of {snap.volume_id}"
+
+
+def list_(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    limit = inv.options.get("limit", blocks.LIST_LIMIT)
+    page = snapshots.list_snapshots(deps.gateway, inv.region, inv.args.get("volume_id"), limit)
+    reply.ephemeral(blocks.snapshot_list(page.items, page.total, inv.region, deps.now(), inv.args.get("volume_id")))
+    return f"{page.total} snapshots"
+
+
+def status(reply: SlackReply, inv: Invocation) -> str:
+    snap = snapshots.snapshot_status(reply.deps.gateway, inv.region, inv.args["snapshot_id"])
+    reply.ephemeral(blocks.snapshot_status(snap, reply.deps.now()))
+    return f"{snap.id} {snap.state}"
+
+
+def restore(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    snapshot_id = inv.args["snapshot_id"]
+    instance_id = inv.options.get("instance")
+    attach = {"instance_id": instance_id, "device": inv.options.get("device", DEFAULT_DEVICE)} if instance_id else None
+    volume = snapshots.restore_snapshot(
+        deps.gateway,
+        inv.region,
+        snapshot_id,
+        reply.user,
+        az=inv.options.get("az"),
+        volume_type=inv.options.get("type", "gp3"),
+        instance_id=instance_id,
+    )
+    ts = reply.post(blocks.volume_progress(volume, snapshot_id, reply.user, attach))
+    reply.watch("volume", inv.region, [volume.id], ts, {"snapshot_id": snapshot_id, "attach": attach})
+    return f"restoring {snapshot_id} into {volume.id}" + (f", to attach to {instance_id}" if attach else "")
+
+
+def copy(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    to = inv.options["to"]
+    new_id = snapshots.copy_snapshot(
+        deps.gateway, inv.region, inv.args["snapshot_id"], to, reply.user, inv.options.get("description")
+    )
+    snap = deps.gateway.get_snapshot(to, new_id)
+    ts = reply.post(
+        blocks.snapshot_progress(snap, deps.now(), verb=f"Copy of {inv.args['snapshot_id']}:", requested_by=reply.user)
+    )
+    reply.watch("snapshot", to, [new_id], ts, {"verb": f"Copy of {inv.args['snapshot_id']}:"})
+    return f"copying {inv.args['snapshot_id']} to {to} as {new_id}"
+
+
+RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy}
+
+
+def register(app, deps) -> None:
+    register_command(app, deps, "snapshot", RUNNERS)

@@ -1,0 +1,24 @@
+"""APScheduler jobs, in the bot's own process: stable IDs, one run at a time."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.deps import Deps
+from scheduler.watches import poll_watches
+
+
+def build_scheduler(deps: Deps) -> BackgroundScheduler:
+    """Every recurring job of the bot (not started: the caller starts it)."""
+    scheduler = BackgroundScheduler(timezone=deps.config.schedule.timezone)
+    scheduler.add_job(
+        poll_watches,
+        "interval",
+        args=[deps],
+        id="watches",
+        seconds=deps.config.aws.poll_interval.total_seconds(),
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    return scheduler
