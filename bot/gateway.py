@@ -68,7 +68,8 @@ def map_client_error(exc: botocore.exceptions.ClientError, what: str) -> errors.
     """Turn a botocore ClientError into one of the bot's AwsError subclasses."""
     err = exc.response.get("Error", {})
     code = err.get("Code", "") or ""
-    message = err.get("Message", "") or code or "unknown error"
+    message = err.get("Message", "") or ""
+    message = message if message and message != code else "AWS refused the request"
     cls = _EXACT.get(code)
     if cls is None:
         if code.endswith(".NotFound") or code.endswith("NotFound") or code == "InvalidAMIID.Unavailable":
@@ -311,6 +312,16 @@ class Ec2Gateway:
         for page in client.get_paginator(operation).paginate(**params):
             yield from page.get(key, ())
 
+    def _one(self, describe, region: str, resource_id: str):
+        """Describe one resource by ID; a missing one is a friendly NotFound naming it."""
+        try:
+            found = list(describe(region, [resource_id]))
+        except errors.NotFound:
+            found = []
+        if not found:
+            raise errors.NotFound(f"{resource_id} not found in {region}.", _HINTS[errors.NotFound])
+        return found[0]
+
     # -- identity --
 
     def account_id(self, region: str) -> str:
@@ -339,10 +350,7 @@ class Ec2Gateway:
                 yield Snapshot.from_api(raw, region)
 
     def get_snapshot(self, region: str, snapshot_id: str) -> Snapshot:
-        found = list(self.describe_snapshots(region, [snapshot_id]))
-        if not found:
-            raise errors.NotFound(f"{snapshot_id} not found in {region}", _HINTS[errors.NotFound])
-        return found[0]
+        return self._one(self.describe_snapshots, region, snapshot_id)
 
     def create_snapshot(self, region: str, volume_id: str, description: str, tags: Mapping[str, str]) -> Snapshot:
         with aws_errors(f"CreateSnapshot of {volume_id}"):
@@ -385,10 +393,7 @@ class Ec2Gateway:
                 yield Volume.from_api(raw, region)
 
     def get_volume(self, region: str, volume_id: str) -> Volume:
-        found = list(self.describe_volumes(region, [volume_id]))
-        if not found:
-            raise errors.NotFound(f"{volume_id} not found in {region}", _HINTS[errors.NotFound])
-        return found[0]
+        return self._one(self.describe_volumes, region, volume_id)
 
     def create_volume(
         self, region: str, snapshot_id: str, az: str, volume_type: str, tags: Mapping[str, str]
@@ -420,10 +425,7 @@ class Ec2Gateway:
                     yield Instance.from_api(raw, region)
 
     def get_instance(self, region: str, instance_id: str) -> Instance:
-        found = list(self.describe_instances(region, [instance_id]))
-        if not found:
-            raise errors.NotFound(f"{instance_id} not found in {region}", _HINTS[errors.NotFound])
-        return found[0]
+        return self._one(self.describe_instances, region, instance_id)
 
     # -- images --
 
@@ -440,10 +442,7 @@ class Ec2Gateway:
                 yield Image.from_api(raw, region)
 
     def get_image(self, region: str, image_id: str) -> Image:
-        found = list(self.describe_images(region, [image_id]))
-        if not found:
-            raise errors.NotFound(f"{image_id} not found in {region}", _HINTS[errors.NotFound])
-        return found[0]
+        return self._one(self.describe_images, region, image_id)
 
     def images_using_snapshots(self, region: str, snapshot_ids: Iterable[str]) -> dict[str, str]:
         """snapshot ID → ID of the registered AMI it backs, for the given snapshots."""

@@ -1,0 +1,136 @@
+"""End-to-end harness: the real app over HTTP, a moto server, the fake Slack Web API.
+
+`BotUnderTest` starts a Runtime (store, gateway, worker, App, scheduler) and
+the waitress HTTP server on a free port, and sends it signed requests exactly
+as Slack does.  Assertions look at AWS (through boto3 against the moto server)
+and at what the fake Slack received.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from bot import slack_payloads
+from bot.config import Config
+from bot.fakeslack import FakeSlack, message_text
+from bot.runtime import Runtime, SlackSettings
+from bot.server import HttpServer
+
+SECRET = "test-signing-secret"
+CHANNEL = "C0OPS"
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: str
+    elapsed: float
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def text(self) -> str:
+        return message_text(self.json() or {}) if self.body.startswith("{") else self.body
+
+
+@dataclass
+class BotUnderTest:
+    config: Config
+    slack: FakeSlack
+    runtime: Runtime = field(init=False)
+    server: HttpServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runtime = Runtime(
+            self.config,
+            SlackSettings(bot_token="xoxb-test", signing_secret=SECRET, api_url=self.slack.api_url),
+            session=boto3.session.Session(),
+        )
+        self.server = HttpServer(self.runtime.app, host="127.0.0.1", port=0)
+
+    def start(self) -> BotUnderTest:
+        self.runtime.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.close()
+        self.runtime.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @property
+    def deps(self):
+        return self.runtime.deps
+
+    # -- sending --
+
+    def post(self, body: str, headers: dict[str, str], path: str = "/slack/events") -> HttpResult:
+        request = urllib.request.Request(self.url + path, data=body.encode(), headers=headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return HttpResult(resp.status, resp.read().decode(), time.monotonic() - started)
+        except urllib.error.HTTPError as exc:
+            return HttpResult(exc.code, exc.read().decode(), time.monotonic() - started)
+
+    def command(self, line: str, user: str = ALICE, channel: str = CHANNEL, timestamp: int | None = None) -> HttpResult:
+        """Send `/cmd text` as Slack would; returns the HTTP answer (the ack)."""
+        command, _, text = line.partition(" ")
+        body = slack_payloads.slash_command(command, text, user, channel, self.slack.new_response_url())
+        return self.post(body, slack_payloads.signed_headers(SECRET, body, timestamp))
+
+    def click(self, message: dict, action_id: str, user: str, channel: str = CHANNEL) -> HttpResult:
+        """Press the button `action_id` of a message the bot posted."""
+        action = find_button(message, action_id)
+        body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
+    def get(self, path: str) -> HttpResult:
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+                return HttpResult(resp.status, resp.read().decode(), time.monotonic() - started)
+        except urllib.error.HTTPError as exc:
+            return HttpResult(exc.code, exc.read().decode(), time.monotonic() - started)
+
+    # -- waiting --
+
+    def settle(self, timeout: float = 20) -> None:
+        """Wait for queued AWS work to finish (Bolt's listener thread first hands it to the pool)."""
+        deadline = time.monotonic() + timeout
+        time.sleep(0.05)
+        while time.monotonic() < deadline:
+            if self.deps.worker.wait_idle(timeout=deadline - time.monotonic()):
+                time.sleep(0.05)
+                if self.deps.worker.pending == 0:
+                    return
+        raise TimeoutError("worker did not become idle")
+
+    def responses(self) -> list[str]:
+        """Texts posted through response_url (ephemeral answers), oldest first."""
+        return self.slack.texts("response_url")
+
+    def posted(self) -> list[dict]:
+        """Channel messages (latest version of each), oldest first."""
+        return [m for _, m in sorted(self.slack.messages.items(), key=lambda kv: kv[0][1])]
+
+
+def find_button(message: dict, action_id: str) -> dict:
+    for block in message.get("blocks", []):
+        elements = block.get("elements", []) if block.get("type") == "actions" else [block.get("accessory") or {}]
+        for element in elements:
+            if element.get("action_id") == action_id:
+                return {**element, "block_id": block.get("block_id", "b")}
+    raise AssertionError(f"no button {action_id!r} in message {message.get('text')!r}")
