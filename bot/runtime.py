@@ -14,6 +14,7 @@ from datetime import datetime
 import boto3
 
 from bot.app import build_app, make_slack_client
+from bot.approval_flow import expire_due, reconcile_unfinished
 from bot.config import Config
 from bot.deps import Deps
 from bot.gateway import Ec2Gateway
@@ -64,7 +65,11 @@ class Runtime:
         self.scheduler = build_scheduler(self.deps)
 
     def start(self) -> None:
-        """Start background jobs (after start-up reconciliation)."""
+        """Settle what a crash left half-done, then start the background jobs."""
+        reconciled = reconcile_unfinished(self.deps)
+        if reconciled:
+            log.warning("reconciled %d approval request(s) left unfinished by a restart", reconciled)
+        expire_due(self.deps)
         self.scheduler.start()
         log.info("scheduler started with jobs %s", [j.id for j in self.scheduler.get_jobs()])
 

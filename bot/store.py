@@ -9,6 +9,7 @@ as ISO-8601 UTC strings, which sort correctly as text.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -60,7 +61,36 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["watches"].create_index(["state"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Destructive requests waiting for (or past) an approver.  `state` moves
+    # pending → approved → executing → done | failed, or pending → denied |
+    # expired; every move is one conditional UPDATE (see Store.transition).
+    db["approvals"].create(
+        {
+            "id": str,
+            "kind": str,
+            "state": str,
+            "region": str,
+            "plan": str,  # JSON: exactly what will be done, as shown to the approver
+            "requester": str,
+            "channel": str,
+            "message_ts": str,
+            "created_at": str,
+            "expires_at": str,
+            "decided_by": str,
+            "decided_at": str,
+            "finished_at": str,
+            "result": str,  # JSON: per-resource outcome
+        },
+        pk="id",
+        not_null={"kind", "state", "plan", "created_at", "expires_at"},
+    )
+    db["approvals"].create_index(["state"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+
+APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
 
 
 class Store:
@@ -175,3 +205,83 @@ class Store:
             changes["data"] = json.dumps(data)
         with self._lock:
             self.db["watches"].update(watch_id, changes)
+
+    # -- approvals --
+
+    def create_approval(
+        self, kind: str, region: str, plan: dict, requester: str, channel: str, expires_at: datetime
+    ) -> str:
+        approval_id = "req-" + secrets.token_hex(4)
+        with self._lock:
+            self.db["approvals"].insert(
+                {
+                    "id": approval_id,
+                    "kind": kind,
+                    "state": "pending",
+                    "region": region,
+                    "plan": json.dumps(plan),
+                    "requester": requester,
+                    "channel": channel,
+                    "message_ts": "",
+                    "created_at": self.now(),
+                    "expires_at": iso(expires_at),
+                    "decided_by": "",
+                    "decided_at": "",
+                    "finished_at": "",
+                    "result": "",
+                }
+            )
+        return approval_id
+
+    def get_approval(self, approval_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db["approvals"].rows_where("id = ?", [approval_id]))
+        return _approval(rows[0]) if rows else None
+
+    def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
+        with self._lock:
+            self.db["approvals"].update(approval_id, {"channel": channel, "message_ts": ts})
+
+    def transition(
+        self, approval_id: str, from_state: str, to_state: str, *, unexpired: bool = False, **fields: Any
+    ) -> bool:
+        """Move one request from `from_state` to `to_state` if (and only if) it is still there.
+
+        A single conditional UPDATE: of any number of concurrent callers (threads
+        or processes) exactly one sees True, which is what makes approvals run at
+        most once.  `unexpired` also requires expires_at to be in the future.
+        """
+        assert to_state in APPROVAL_STATES
+        now = self.now()
+        stamps = {"decided_at": now} if to_state in ("approved", "denied", "expired") else {}
+        if to_state in ("done", "failed"):
+            stamps["finished_at"] = now
+        values = {**stamps, **{k: (json.dumps(v) if k == "result" else v) for k, v in fields.items()}}
+        sets = ", ".join(["state = ?"] + [f"{k} = ?" for k in values])
+        sql = f"UPDATE approvals SET {sets} WHERE id = ? AND state = ?"
+        params = [to_state, *values.values(), approval_id, from_state]
+        if unexpired:
+            sql += " AND expires_at > ?"
+            params.append(now)
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            return cursor.rowcount == 1
+
+    def approvals_in(self, *states: str) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in states)
+        with self._lock:
+            rows = list(self.db["approvals"].rows_where(f"state in ({marks})", list(states), order_by="created_at"))
+        return [_approval(r) for r in rows]
+
+    def due_approvals(self) -> list[dict[str, Any]]:
+        """Pending requests whose time is up."""
+        with self._lock:
+            rows = list(self.db["approvals"].rows_where("state = 'pending' AND expires_at <= ?", [self.now()]))
+        return [_approval(r) for r in rows]
+
+
+def _approval(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["plan"] = json.loads(row["plan"])
+    row["result"] = json.loads(row["result"]) if row["result"] else None
+    return row

@@ -1,4 +1,4 @@
-"""/chatops help | audit [N]."""
+"""/chatops help | audit [N] | approvals."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ def audit(reply: SlackReply, inv: Invocation) -> str:
     return f"{len(rows)} entries"
 
 
-RUNNERS = {"audit": audit}
+def approvals(reply: SlackReply, inv: Invocation) -> str:
+    rows = reply.deps.store.approvals_in("pending")
+    reply.ephemeral(blocks.approvals_list(rows, reply.deps.now()))
+    return f"{len(rows)} pending"
+
+
+RUNNERS = {"audit": audit, "approvals": approvals}
 
 
 def register(app, deps) -> None:

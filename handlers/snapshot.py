@@ -1,10 +1,11 @@
-"""/snapshot: create, list, status, restore, copy."""
+"""/snapshot: create, list, status, restore, copy, delete (approval)."""
 
 from __future__ import annotations
 
-from bot import blocks, snapshots
+from bot import approvals, blocks, snapshots
 from bot.commands import Invocation
 from bot.snapshots import DEFAULT_DEVICE
+from handlers.approvals import request_approval
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 
@@ -67,7 +68,15 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     return f"copying {inv.args['snapshot_id']} to {to} as {new_id}"
 
 
-RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy}
+def delete(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    plan = approvals.delete_snapshots_plan(
+        deps.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
+    )
+    return request_approval(reply, plan)
+
+
+RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy, "delete": delete}
 
 
 def register(app, deps) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.approval_flow import expire_due
 from bot.deps import Deps
 from scheduler.watches import poll_watches
 
@@ -17,6 +18,16 @@ def build_scheduler(deps: Deps) -> BackgroundScheduler:
         args=[deps],
         id="watches",
         seconds=deps.config.aws.poll_interval.total_seconds(),
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        expire_due,
+        "interval",
+        args=[deps],
+        id="approval-expiry",
+        seconds=30,
         max_instances=1,
         coalesce=True,
         replace_existing=True,

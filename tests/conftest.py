@@ -91,15 +91,22 @@ def bot(make_bot) -> BotUnderTest:
 def make_volume(ec2, size: int = 8, az: str = "us-east-1a", **tags: str) -> str:
     spec = {"AvailabilityZone": az, "Size": size}
     if tags:
-        spec["TagSpecifications"] = [{"ResourceType": "volume", "Tags": [{"Key": k, "Value": v}
-                                                                          for k, v in tags.items()]}]
+        spec["TagSpecifications"] = [
+            {"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
     return ec2.create_volume(**spec)["VolumeId"]
 
 
 def make_instance(ec2, az: str = "us-east-1a", **tags: str) -> str:
-    spec = {"ImageId": "ami-12345678", "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro",
-            "Placement": {"AvailabilityZone": az}}
+    spec = {
+        "ImageId": "ami-12345678",
+        "MinCount": 1,
+        "MaxCount": 1,
+        "InstanceType": "t3.micro",
+        "Placement": {"AvailabilityZone": az},
+    }
     if tags:
-        spec["TagSpecifications"] = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v}
-                                                                            for k, v in tags.items()]}]
+        spec["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
     return ec2.run_instances(**spec)["Instances"][0]["InstanceId"]

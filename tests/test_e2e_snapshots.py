@@ -90,15 +90,18 @@ def test_restore_creates_a_volume_and_attaches_it_once_available(bot, ec2):
     bot.command(f"/snapshot restore {snap} type=gp3 instance={inst} device=/dev/sdh")
     bot.settle()
 
-    restored = bot.slack.wait_for(lambda s: [
-        v for v in ec2.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [snap]}])["Volumes"]
-        if v["Attachments"]
-    ])
+    restored = bot.slack.wait_for(
+        lambda s: [
+            v
+            for v in ec2.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [snap]}])["Volumes"]
+            if v["Attachments"]
+        ]
+    )
     assert restored[0]["AvailabilityZone"] == "us-east-1b"
     assert restored[0]["Attachments"][0]["InstanceId"] == inst
     assert restored[0]["Attachments"][0]["Device"] == "/dev/sdh"
-    final = bot.slack.wait_for(lambda s: "attached to" in s.texts("chat.update")[-1] if s.texts("chat.update") else None)
-    assert final
+    updates = bot.slack.wait_for(lambda s: [t for t in s.texts("chat.update") if "attached to" in t])
+    assert inst in updates[-1]
 
 
 def test_copy_to_another_region(bot, ec2, aws):
@@ -135,15 +138,18 @@ def test_instance_list_shows_ami(bot, ec2):
     assert inst in text and "ami-12345678" in text and "web-1" in text
 
 
-@pytest.mark.parametrize("line", [
-    "/snapshot vol-123",
-    "/snapshot restore",
-    "/snapshot copy snap-0123456789abcdef0",
-    "/snapshot copy snap-0123456789abcdef0 to=nowhere-1",
-    "/snapshot list colour=blue",
-    "/volume attach vol-0123456789abcdef0",
-    "/snapshot frobnicate",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/snapshot vol-123",
+        "/snapshot restore",
+        "/snapshot copy snap-0123456789abcdef0",
+        "/snapshot copy snap-0123456789abcdef0 to=nowhere-1",
+        "/snapshot list colour=blue",
+        "/volume attach vol-0123456789abcdef0",
+        "/snapshot frobnicate",
+    ],
+)
 def test_malformed_commands_get_usage_in_the_ack_and_make_no_aws_call(bot, line):
     ack = bot.command(line)
     bot.settle()

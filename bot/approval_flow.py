@@ -1,0 +1,174 @@
+"""The approval workflow: open a request, decide it, execute it once, expire it, reconcile it.
+
+Every state change is one conditional UPDATE in the store (`Store.transition`),
+so however many clicks arrive — double clicks, several approvers at once,
+clicks after a decision — exactly one caller wins each step and a request's
+plan is executed at most once.  After a crash, `reconcile_unfinished` looks
+at AWS to tell what was done and never executes again.
+
+This module is the glue between the store, the executors (bot/approvals.py)
+and Slack (the message with the buttons is updated at every step).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.approvals import EXECUTORS, ItemResult, Plan, check_decider, summarise
+from bot.deps import Deps
+from bot.errors import BotError, NotAllowed
+from bot.store import from_iso
+
+log = logging.getLogger(__name__)
+
+Tell = Callable[[blocks.Message], None]  # an ephemeral answer to the clicking user
+
+
+def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
+    """Store the request and post it with Approve/Deny; returns the stored row."""
+    target = deps.config.slack.approval_channel or channel
+    expires = deps.now() + deps.config.access.approval_ttl
+    approval_id = deps.store.create_approval(plan.kind, plan.region, plan.to_dict(), requester, target, expires)
+    row = deps.store.get_approval(approval_id)
+    try:
+        resp = deps.slack.chat_postMessage(channel=target, **blocks.approval_message(row, deps.now()))
+    except SlackApiError as exc:
+        # Nobody could ever click it: close it rather than leave it pending.
+        deps.store.transition(approval_id, "pending", "denied", decided_by="")
+        deps.store.audit(
+            requester, channel, f"approval {approval_id}: {plan.title}", "not-posted", exc.response.get("error", "")
+        )
+        raise BotError(
+            f"I could not post the approval request in <#{target}> "
+            f"({exc.response.get('error')}); nothing will be done.",
+            "Invite me to that channel (`/invite @bot`) and ask again.",
+        ) from exc
+    deps.store.set_approval_message(approval_id, resp["channel"], resp["ts"])
+    ids = ", ".join(i.resource_id for i in plan.items)
+    deps.store.audit(requester, channel, f"approval {approval_id} requested: {plan.title}", "pending", ids)
+    return deps.store.get_approval(approval_id)
+
+
+def update_message(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
+    if not row.get("message_ts"):
+        return
+    try:
+        deps.slack.chat_update(
+            channel=row["channel"], ts=row["message_ts"], **blocks.approval_message(row, deps.now(), results)
+        )
+    except SlackApiError:
+        # The decision stands and is audited; only the message is stale.
+        log.exception("could not update the message of approval %s", row["id"])
+
+
+def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -> str:
+    """Handle one Approve/Deny click; returns the audit outcome.  Never raises BotError."""
+    verb = "approve" if approve else "deny"
+    row = deps.store.get_approval(approval_id)
+    action = f"{verb} {approval_id}"
+    if row is None:
+        tell(blocks.refusal(f"I have no request {approval_id}; nothing changed."))
+        deps.store.audit(user, "", action, "unknown")
+        return "unknown"
+    channel = row["channel"]
+    try:
+        check_decider(deps.config.access, row["requester"], user, approve)
+    except NotAllowed as exc:
+        tell(blocks.error(exc))
+        deps.store.audit(user, channel, action, "refused", exc.message)
+        return "refused"
+    if row["state"] == "pending" and deps.now() >= from_iso(row["expires_at"]):
+        expire(deps, row)
+        row = deps.store.get_approval(approval_id)
+    if row["state"] != "pending":
+        by = f" by <@{row['decided_by']}>" if row.get("decided_by") else ""
+        tell(blocks.refusal(f"This request is already {row['state']}{by}; nothing changed."))
+        deps.store.audit(user, channel, action, "refused", f"already {row['state']}")
+        return "refused"
+    if not deps.store.transition(
+        approval_id, "pending", "approved" if approve else "denied", unexpired=True, decided_by=user
+    ):
+        row = deps.store.get_approval(approval_id)
+        tell(blocks.refusal(f"Too late: this request is already {row['state']}; nothing changed."))
+        deps.store.audit(user, channel, action, "refused", f"lost the race: already {row['state']}")
+        return "refused"
+    row = deps.store.get_approval(approval_id)
+    deps.store.audit(user, channel, action, "approved" if approve else "denied", row["plan"]["title"])
+    update_message(deps, row)
+    if approve:
+        execute(deps, row)
+    return "approved" if approve else "denied"
+
+
+def execute(deps: Deps, row: dict) -> str:
+    """Run an approved plan once: approved → executing → done | failed."""
+    approval_id = row["id"]
+    if not deps.store.transition(approval_id, "approved", "executing"):
+        return "skipped"  # someone else (a reconcile) already took it
+    plan = Plan.from_dict(row["plan"])
+    channel = row["channel"]
+
+    def progress(result: ItemResult) -> None:
+        deps.store.audit(
+            row.get("decided_by", ""),
+            channel,
+            f"{plan.kind} {result.resource_id} ({approval_id})",
+            result.outcome,
+            result.reason,
+        )
+
+    try:
+        results = EXECUTORS[plan.kind].execute(deps.gateway, plan, progress)
+    except Exception as exc:  # the request must end failed and say why, never stay "executing"
+        log.exception("executing approval %s failed", approval_id)
+        results = [ItemResult(i.resource_id, "failed", f"not attempted: {exc}") for i in plan.items]
+    state = "done" if all(r.ok for r in results) else "failed"
+    as_dicts = [asdict(r) for r in results]
+    deps.store.transition(approval_id, "executing", state, result=as_dicts)
+    deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} executed", state, summarise(results))
+    update_message(deps, deps.store.get_approval(approval_id), as_dicts)
+    return state
+
+
+def expire(deps: Deps, row: dict) -> bool:
+    if not deps.store.transition(row["id"], "pending", "expired"):
+        return False
+    deps.store.audit("", row["channel"], f"approval {row['id']} expired", "expired", row["plan"]["title"])
+    update_message(deps, deps.store.get_approval(row["id"]))
+    return True
+
+
+def expire_due(deps: Deps) -> int:
+    """Scheduler job: expire every pending request past its TTL and say so on its message."""
+    return sum(expire(deps, row) for row in deps.store.due_approvals())
+
+
+def reconcile_unfinished(deps: Deps) -> int:
+    """At start-up: settle requests a crash left approved/executing, without executing anything.
+
+    What AWS shows as done is reported done; the rest is failed with "request
+    again".  Run it only in the server process (one per store), before jobs start.
+    """
+    count = 0
+    for row in deps.store.approvals_in("approved", "executing"):
+        plan = Plan.from_dict(row["plan"])
+        try:
+            results = EXECUTORS[plan.kind].reconcile(deps.gateway, plan)
+        except BotError as exc:
+            results = [
+                ItemResult(i.resource_id, "failed", f"interrupted; could not check: {exc.message}") for i in plan.items
+            ]
+        state = "done" if all(r.ok for r in results) else "failed"
+        as_dicts = [asdict(r) for r in results]
+        if deps.store.transition(row["id"], row["state"], state, result=as_dicts):
+            deps.store.audit(
+                "", row["channel"], f"approval {row['id']} reconciled after restart", state, summarise(results)
+            )
+            update_message(deps, deps.store.get_approval(row["id"]), as_dicts)
+            count += 1
+    return count

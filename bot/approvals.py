@@ -1,0 +1,225 @@
+"""Destructive actions as plans: built read-only, approved by a human, executed once.
+
+A `Plan` states exactly what will happen (each resource, its size, what goes
+with it) and is stored as JSON with the request, so the approver approves
+that plan and nothing else: at execution every resource is re-checked and
+if the world changed the item is refused, not improvised.  Each plan kind
+has an `Executor`: `execute` (re-check, act, report per resource) and
+`reconcile` (after a crash: what is already done, never acting again).
+
+No Slack here; bot/approval_flow.py moves requests through their states and
+talks to Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot import errors
+from bot.config import AccessConfig
+from bot.gateway import Ec2Gateway
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One resource the plan acts on."""
+
+    resource_id: str
+    kind: str  # snapshot | image | launch-permission | instance
+    size_gib: int = 0
+    detail: str = ""  # shown to the approver: "of vol-… (db-data), 12d old, 'nightly'"
+    goes_with: tuple[str, ...] = ()  # e.g. an AMI's backing snapshots, deleted with it
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # the executor: delete-snapshots, deregister-image, share-image, create-image-reboot …
+    region: str
+    title: str  # "Delete 3 snapshots in us-east-1"
+    items: tuple[PlanItem, ...]
+    gib_freed: int = 0
+    usd_month_freed: float = 0.0
+    warnings: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)  # executor-specific, e.g. keep_snapshots
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Plan:
+        items = tuple(PlanItem(**{**i, "goes_with": tuple(i.get("goes_with", ()))}) for i in raw["items"])
+        return cls(
+            **{**raw, "items": items, "warnings": tuple(raw.get("warnings", ())), "params": dict(raw.get("params", {}))}
+        )
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    resource_id: str
+    outcome: str  # done | skipped | failed
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+
+Progress = Callable[[ItemResult], None]
+
+
+@dataclass(frozen=True)
+class Executor:
+    execute: Callable[[Ec2Gateway, Plan, Progress], list[ItemResult]]
+    reconcile: Callable[[Ec2Gateway, Plan], list[ItemResult]]
+
+
+EXECUTORS: dict[str, Executor] = {}
+
+
+def executor(kind: str, reconcile: Callable[[Ec2Gateway, Plan], list[ItemResult]]):
+    """Register `execute` for plan `kind`, with its crash `reconcile`."""
+
+    def add(execute: Callable[[Ec2Gateway, Plan, Progress], list[ItemResult]]):
+        EXECUTORS[kind] = Executor(execute, reconcile)
+        return execute
+
+    return add
+
+
+# --- who may decide ------------------------------------------------------------
+
+
+def check_decider(access: AccessConfig, requester: str, user: str, approve: bool) -> None:
+    """Only approvers decide; nobody approves their own request unless allow_self_approval."""
+    if user not in access.approvers:
+        raise errors.NotAllowed(
+            "only an approver can approve or deny this request; nothing changed.",
+            "Approvers are listed in access.approvers in config.toml.",
+        )
+    if approve and user == requester and not access.allow_self_approval:
+        raise errors.NotAllowed(
+            "two-person rule: you cannot approve your own request; nothing changed.",
+            "Ask another approver to review it.",
+        )
+
+
+def summarise(results: Sequence[ItemResult]) -> str:
+    done = sum(r.outcome == "done" for r in results)
+    skipped = sum(r.outcome == "skipped" for r in results)
+    failed = sum(r.outcome == "failed" for r in results)
+    parts = [f"{done} done"] + ([f"{skipped} skipped"] if skipped else []) + ([f"{failed} failed"] if failed else [])
+    return ", ".join(parts)
+
+
+def cost(gib: int, usd_per_gb_month: float) -> float:
+    """$/month for `gib` of snapshot storage at the standard-tier price.
+
+    Snapshots are incremental, so this is an upper bound on what deleting
+    them frees: blocks still referenced by a newer snapshot stay billed.
+    """
+    return round(gib * usd_per_gb_month, 2)
+
+
+# --- deleting snapshots ----------------------------------------------------------
+
+
+def delete_snapshots_plan(
+    gw: Ec2Gateway,
+    region: str,
+    snapshot_ids: Iterable[str],
+    usd_per_gb_month: float,
+    title: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Read-only: describe the snapshots and refuse up front what can't be deleted.
+
+    Every ID must exist (a typo must not silently shrink the plan) and none may
+    back a registered AMI (AWS would refuse; the user must deregister first).
+    """
+    ids = list(dict.fromkeys(snapshot_ids))
+    found = {s.id: s for s in gw.describe_snapshots(region, ids)} if ids else {}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise errors.NotFound(
+            f"{', '.join(missing)} not found in {region}; nothing was requested.",
+            "Check the IDs with `/snapshot list`, or add region=….",
+        )
+    backing = gw.images_using_snapshots(region, ids)
+    if backing:
+        pairs = ", ".join(f"{s} backs {a}" for s, a in sorted(backing.items()))
+        raise errors.Conflict(
+            f"{pairs}; a snapshot backing an AMI cannot be deleted. Nothing was requested.",
+            "Deregister the AMI first: `/ami deregister ami-…`.",
+        )
+    items = []
+    for sid in ids:
+        snap = found[sid]
+        age = f", started {snap.start_time:%Y-%m-%d}"
+        desc = f", \u201c{snap.description[:80]}\u201d" if snap.description else ""
+        keep = " (tagged chatops:keep=true)" if snap.tags.get("chatops:keep") == "true" else ""
+        source = snap.volume_id or "unknown volume"
+        items.append(PlanItem(sid, "snapshot", snap.size_gib, f"of {source}{age}{desc}{keep}"))
+    gib = sum(i.size_gib for i in items)
+    warnings = tuple(f"{i.resource_id} is tagged chatops:keep=true" for i in items if "chatops:keep" in i.detail)
+    return Plan(
+        kind="delete-snapshots",
+        region=region,
+        title=title or f"Delete {len(items)} snapshot{'s' if len(items) != 1 else ''} in {region}",
+        items=tuple(items),
+        gib_freed=gib,
+        usd_month_freed=cost(gib, usd_per_gb_month),
+        warnings=warnings,
+        params=dict(params or {}),
+    )
+
+
+def _reconcile_deletes(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+    ids = [i.resource_id for i in plan.items]
+    still = {s.id for s in _existing_snapshots(gw, plan.region, ids)}
+    return [
+        ItemResult(i, "failed", "interrupted before it was deleted; request again")
+        if i in still
+        else ItemResult(i, "done", "deleted")
+        for i in ids
+    ]
+
+
+def _existing_snapshots(gw: Ec2Gateway, region: str, ids: Sequence[str]):
+    """Those of `ids` that still exist (a describe by IDs fails wholesale on one missing ID)."""
+    try:
+        return list(gw.describe_snapshots(region, ids))
+    except errors.NotFound:
+        found = []
+        for sid in ids:
+            try:
+                found.append(gw.get_snapshot(region, sid))
+            except errors.NotFound:
+                pass
+        return found
+
+
+@executor("delete-snapshots", reconcile=_reconcile_deletes)
+def execute_delete_snapshots(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
+    """Re-check, then delete each snapshot; one failure never drops the rest."""
+    ids = [i.resource_id for i in plan.items]
+    existing = {s.id: s for s in _existing_snapshots(gw, plan.region, ids)}
+    backing = gw.images_using_snapshots(plan.region, list(existing))
+    results = []
+    for sid in ids:
+        if sid not in existing:
+            result = ItemResult(sid, "skipped", "no longer exists")
+        elif sid in backing:
+            result = ItemResult(sid, "failed", f"now backs {backing[sid]}; not deleted")
+        else:
+            try:
+                gw.delete_snapshot(plan.region, sid)
+                result = ItemResult(sid, "done", "deleted")
+            except errors.NotFound:
+                result = ItemResult(sid, "skipped", "no longer exists")
+            except errors.BotError as exc:
+                result = ItemResult(sid, "failed", exc.message)
+        progress(result)
+        results.append(result)
+    return results
