@@ -139,7 +139,7 @@ def delete_snapshots_plan(
     back a registered AMI (AWS would refuse; the user must deregister first).
     """
     ids = list(dict.fromkeys(snapshot_ids))
-    found = {s.id: s for s in gw.describe_snapshots(region, ids)} if ids else {}
+    found = {s.id: s for s in _existing_snapshots(gw, region, ids)}
     missing = [i for i in ids if i not in found]
     if missing:
         raise errors.NotFound(
@@ -188,6 +188,8 @@ def _reconcile_deletes(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 def _existing_snapshots(gw: Ec2Gateway, region: str, ids: Sequence[str]):
     """Those of `ids` that still exist (a describe by IDs fails wholesale on one missing ID)."""
+    if not ids:
+        return []
     try:
         return list(gw.describe_snapshots(region, ids))
     except errors.NotFound:

@@ -339,6 +339,14 @@ register(
         required=frozenset({"to"}),
     ),
     Verb(
+        "snapshot",
+        "delete",
+        "/snapshot delete snap-… [snap-…]",
+        "Delete snapshots, once an approver approves.",
+        args=(Arg("snapshot_ids", "snapshot", many=True),),
+        destructive=True,
+    ),
+    Verb(
         "volume",
         "list",
         "/volume list [limit=N]",
@@ -362,4 +370,5 @@ register(
         "The latest audit entries (default 20).",
         args=(Arg("count", "number", optional=True),),
     ),
+    Verb("chatops", "approvals", "/chatops approvals", "Requests waiting for an approver."),
 )

@@ -91,6 +91,12 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 
 APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
+# The only moves a request can make; done/failed/denied/expired are final.
+APPROVAL_MOVES = {
+    "pending": {"approved", "denied", "expired"},
+    "approved": {"executing", "done", "failed"},  # done/failed directly: reconciled after a crash
+    "executing": {"done", "failed"},
+}
 
 
 class Store:
@@ -251,7 +257,8 @@ class Store:
         or processes) exactly one sees True, which is what makes approvals run at
         most once.  `unexpired` also requires expires_at to be in the future.
         """
-        assert to_state in APPROVAL_STATES
+        if to_state not in APPROVAL_MOVES.get(from_state, ()):
+            raise ValueError(f"an approval cannot move from {from_state} to {to_state}")
         now = self.now()
         stamps = {"decided_at": now} if to_state in ("approved", "denied", "expired") else {}
         if to_state in ("done", "failed"):

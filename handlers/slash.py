@@ -45,8 +45,11 @@ def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: C
 def register_command(app, deps: Deps, command: str, runners: Mapping[str, Runner]) -> None:
     """Register `/command`, checking every verb of the registry has a runner."""
     missing = set(COMMANDS[command]) - set(runners) - {"help"}
-    if missing:
-        raise RuntimeError(f"/{command}: no runner for {sorted(missing)}")
+    unknown = set(runners) - set(COMMANDS[command])
+    if missing or unknown:
+        raise RuntimeError(
+            f"/{command}: verbs without runner {sorted(missing)}, runners without verb {sorted(unknown)}"
+        )
 
     def listener(ack, body):
         handle_slash(deps, command, runners, ack, body)

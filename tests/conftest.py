@@ -70,11 +70,11 @@ def make_bot(aws, fake_slack, tmp_path) -> Iterator[Callable[..., BotUnderTest]]
     """Start the real app over HTTP; keyword arguments override config sections."""
     started: list[BotUnderTest] = []
 
-    def make(config: Config | None = None, **sections) -> BotUnderTest:
+    def make(config: Config | None = None, clock=None, **sections) -> BotUnderTest:
         config = config or base_config(tmp_path)
         if sections:
             config = with_overrides(config, **sections)
-        bot = BotUnderTest(config, fake_slack).start()
+        bot = BotUnderTest(config, fake_slack, **({"clock": clock} if clock else {})).start()
         started.append(bot)
         return bot
 

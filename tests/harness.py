@@ -12,7 +12,9 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -22,6 +24,7 @@ from bot.config import Config
 from bot.fakeslack import FakeSlack, message_text
 from bot.runtime import Runtime, SlackSettings
 from bot.server import HttpServer
+from bot.store import utcnow
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0OPS"
@@ -42,10 +45,24 @@ class HttpResult:
         return message_text(self.json() or {}) if self.body.startswith("{") else self.body
 
 
+class FakeClock:
+    """A clock the test moves by hand (expiry, ages) instead of sleeping."""
+
+    def __init__(self, start: datetime | None = None):
+        self.moment = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.moment += delta
+
+
 @dataclass
 class BotUnderTest:
     config: Config
     slack: FakeSlack
+    clock: Callable[[], datetime] = utcnow
     runtime: Runtime = field(init=False)
     server: HttpServer = field(init=False)
 
@@ -54,6 +71,7 @@ class BotUnderTest:
             self.config,
             SlackSettings(bot_token="xoxb-test", signing_secret=SECRET, api_url=self.slack.api_url),
             session=boto3.session.Session(),
+            clock=self.clock,
         )
         self.server = HttpServer(self.runtime.app, host="127.0.0.1", port=0)
 
@@ -121,6 +139,10 @@ class BotUnderTest:
     def responses(self) -> list[str]:
         """Texts posted through response_url (ephemeral answers), oldest first."""
         return self.slack.texts("response_url")
+
+    def approval_messages(self) -> list[dict]:
+        """Channel messages that carry (or carried) an approval request, oldest first."""
+        return [m for m in self.posted() if "Request `req-" in message_text(m)]
 
     def posted(self) -> list[dict]:
         """Channel messages (latest version of each), oldest first."""
