@@ -85,7 +85,9 @@ class FakeSlack:
         return f"{self.base_url}/api/"
 
     def start(self) -> FakeSlack:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -28,10 +28,18 @@ def wsgi_app(app: App, ready: threading.Event):
 class HttpServer:
     """A production WSGI server (waitress) in this process; port 0 picks a free port."""
 
-    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 16):
+    def __init__(
+        self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 16, loop_timeout: float = 1.0
+    ):
         self.ready = threading.Event()
+        # loop_timeout bounds how long close() waits for the accept loop to notice.
         self._server = create_server(
-            wsgi_app(app, self.ready), host=host, port=port, threads=threads, ident="snapshot-chatops"
+            wsgi_app(app, self.ready),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="snapshot-chatops",
+            asyncore_loop_timeout=loop_timeout,
         )
         self._thread: threading.Thread | None = None
 
@@ -41,7 +49,13 @@ class HttpServer:
 
     def serve_forever(self) -> None:
         self.ready.set()
-        self._server.run()
+        try:
+            self._server.run()
+        except OSError:
+            # waitress has no cross-thread stop: closing its socket makes the
+            # select() in its loop fail, which is how it ends on close().
+            if self.ready.is_set():
+                raise
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)

@@ -73,7 +73,7 @@ class BotUnderTest:
             session=boto3.session.Session(),
             clock=self.clock,
         )
-        self.server = HttpServer(self.runtime.app, host="127.0.0.1", port=0)
+        self.server = HttpServer(self.runtime.app, host="127.0.0.1", port=0, loop_timeout=0.05)
 
     def start(self) -> BotUnderTest:
         self.runtime.start()
