@@ -36,6 +36,8 @@ EMOJI = {
     ":black_circle:": "⚫",
     ":lock:": "🔒",
     ":boom:": "💥",
+    ":arrow_forward:": "▶️",
+    ":heavy_minus_sign:": "➖",
     ":grey_question:": "❔",
     ":information_source:": "ℹ️",
     ":wastebasket:": "🗑️",

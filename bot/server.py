@@ -28,9 +28,7 @@ def wsgi_app(app: App, ready: threading.Event):
 class HttpServer:
     """A production WSGI server (waitress) in this process; port 0 picks a free port."""
 
-    def __init__(
-        self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 16, loop_timeout: float = 1.0
-    ):
+    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 16, loop_timeout: float = 1.0):
         self.ready = threading.Event()
         # loop_timeout bounds how long close() waits for the accept loop to notice.
         self._server = create_server(
