@@ -1,0 +1,104 @@
+"""`python -m bot` as a real process: HTTP on $PORT, /healthz, a signed command, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bot import slack_payloads
+from tests.conftest import make_volume
+from tests.harness import ALICE, SECRET
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """
+[slack]
+digest_channel = "C0DIGEST"
+[aws]
+default_region = "us-east-1"
+regions = ["us-east-1"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise TimeoutError("bot never became healthy")
+
+
+def test_python_m_bot_serves_http(tmp_path, aws, ec2, fake_slack, moto_server):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHATOPS_CONFIG": str(config),
+        "CHATOPS_DB": str(tmp_path / "bot.db"),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "PORT": str(port),
+        "AWS_ENDPOINT_URL": moto_server,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        vol = make_volume(ec2)
+        body = slack_payloads.slash_command(
+            "/snapshot", f"{vol} from a real process", ALICE, "C0OPS", fake_slack.new_response_url()
+        )
+        request = urllib.request.Request(
+            f"{url}/slack/events",
+            data=body.encode(),
+            headers=slack_payloads.signed_headers(SECRET, body),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.status == 200
+        fake_slack.wait_for(lambda s: s.calls_of("chat.postMessage"), timeout=20)
+        snaps = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        assert [s["Description"] for s in snaps] == ["from a real process"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "xoxb-test" not in out + err and SECRET not in out + err  # secrets are never logged
+
+
+def test_bad_config_stops_startup_with_one_line(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[access]\napproval_ttl = "soon"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={**os.environ, "CHATOPS_CONFIG": str(config), "SLACK_BOT_TOKEN": "x", "SLACK_SIGNING_SECRET": "y"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "access.approval_ttl" in lines[0] and "duration" in lines[0]
