@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -88,7 +88,22 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["approvals"].create_index(["state"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # One row per run of a scheduled job ("policy:daily-db", "digest"): what
+    # ran when, and how it ended.  The newest row tells whether a slot was
+    # missed while the bot was down; a "running" row is the job's lease, so
+    # two runs of one policy never overlap, even across processes.
+    db["runs"].create(
+        {"id": int, "job": str, "trigger": str, "started_at": str, "finished_at": str, "state": str, "summary": str},
+        pk="id",
+    )
+    db["runs"].create_index(["job", "started_at"])
+    db.execute("CREATE UNIQUE INDEX runs_one_running ON runs(job) WHERE state = 'running'")
+    # When the bot first saw each scheduled job, so a new policy is not "missed".
+    db["jobs_seen"].create({"job": str, "first_seen": str}, pk="job")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 
 APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
 # The only moves a request can make; done/failed/denied/expired are final.
@@ -285,6 +300,61 @@ class Store:
         with self._lock:
             rows = list(self.db["approvals"].rows_where("state = 'pending' AND expires_at <= ?", [self.now()]))
         return [_approval(r) for r in rows]
+
+    # -- scheduled runs --
+
+    def start_run(self, job: str, trigger: str, stale_after: timedelta = timedelta(hours=6)) -> int | None:
+        """Take the job's lease and record a run; None when a run of it is already going.
+
+        A "running" row older than `stale_after` is a run a crash left behind; it
+        is closed as interrupted so the job is not blocked forever.
+        """
+        with self.transaction():
+            cutoff = iso(self.clock() - stale_after)
+            self.db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE job = ? AND state = 'running'"
+                " AND started_at < ?",
+                [self.now(), job, cutoff],
+            )
+            try:
+                cursor = self.db.execute(
+                    "INSERT INTO runs (job, trigger, started_at, finished_at, state, summary)"
+                    " VALUES (?, ?, ?, '', 'running', '')",
+                    [job, trigger, self.now()],
+                )
+            except sqlite3.IntegrityError:
+                return None
+            return cursor.lastrowid
+
+    def finish_run(self, run_id: int, state: str, summary: dict) -> None:
+        with self._lock:
+            self.db.execute(
+                "UPDATE runs SET state = ?, finished_at = ?, summary = ? WHERE id = ?",
+                [state, self.now(), json.dumps(summary), run_id],
+            )
+
+    def interrupt_runs(self) -> int:
+        """At server start: runs left "running" by a crash of this process are over."""
+        with self._lock:
+            return self.db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state = 'running'", [self.now()]
+            ).rowcount
+
+    def last_run(self, job: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db["runs"].rows_where("job = ?", [job], order_by="started_at desc", limit=1))
+        if not rows:
+            return None
+        row = rows[0]
+        row["summary"] = json.loads(row["summary"]) if row["summary"] else {}
+        return row
+
+    def first_seen(self, job: str) -> datetime:
+        """When the bot first saw this scheduled job (recorded now if never)."""
+        with self._lock:
+            self.db.execute("INSERT OR IGNORE INTO jobs_seen (job, first_seen) VALUES (?, ?)", [job, self.now()])
+            row = self.db.execute("SELECT first_seen FROM jobs_seen WHERE job = ?", [job]).fetchone()
+        return from_iso(row[0])
 
 
 def _approval(row: dict[str, Any]) -> dict[str, Any]:
