@@ -690,6 +690,7 @@ def _error(code: str, message: str, status: int) -> tuple[int, str]:
 # --- the fake ------------------------------------------------------------------------------------
 
 _DROP = (0, "")  # sentinel: close the connection without answering
+FAULTS = ("RequestLimitExceeded", "InternalError", "drop")
 
 _DESCRIBE = {
     "DescribeSnapshots": ("snapshot", "snapshotSet", _snapshot_xml, "SnapshotId"),
@@ -743,6 +744,7 @@ class FakeEc2:
         self._seq = itertools.count(1)
         self._ids: Counter[str] = Counter()
         self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self._scheduled: defaultdict[str, list[tuple[str, bool]]] = defaultdict(list)
         self.reset_stats()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -752,7 +754,7 @@ class FakeEc2:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve in a background thread; returns the endpoint URL."""
         self._server = _Server((host, port), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ec2", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-ec2", daemon=True)
         self._thread.start()
         return self.url
 
@@ -797,6 +799,14 @@ class FakeEc2:
 
     def _ready_at(self, now: float) -> float:
         return now + self.pending_for / self.speedup
+
+    def reset(self) -> None:
+        """Forget every region's inventory, the buckets, scheduled faults and the stats."""
+        with self._lock:
+            self._regions.clear()
+            self._buckets.clear()
+            self._scheduled.clear()
+        self.reset_stats()
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -1098,7 +1108,7 @@ class FakeEc2:
             with self._lock:
                 self._throttled[(region, action)] += 1
             return _error("RequestLimitExceeded", "Request limit exceeded.", 503)
-        fault, after = self._roll()
+        fault, after = self._roll(action)
         if fault == "RequestLimitExceeded":
             return _error("RequestLimitExceeded", "Request limit exceeded.", 503)
         if fault and not after:
@@ -1126,7 +1136,24 @@ class FakeEc2:
                 bucket = self._buckets[key] = TokenBucket(self.limits[cat], self.speedup, now)
             return bucket.take(now)
 
-    def _roll(self) -> tuple[str, bool]:
+    def fail_next(self, action: str, fault: str = "InternalError", *, times: int = 1, after: bool = False) -> None:
+        """Inject `fault` (RequestLimitExceeded, InternalError or drop) into the next `times` calls of `action`.
+
+        `after=True` lets the action take effect before the 500 or the drop,
+        as when a response is lost on its way back.
+        """
+        if fault not in FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(FAULTS)}")
+        with self._lock:
+            self._scheduled[action].extend([(fault, after)] * times)
+
+    def _roll(self, action: str) -> tuple[str, bool]:
+        with self._lock:
+            queue = self._scheduled.get(action)
+            if queue:
+                fault, after = queue.pop(0)
+                self._faults[fault] += 1
+                return fault, after and fault != "RequestLimitExceeded"
         if not (self.throttle_share or self.error_share or self.drop_share):
             return "", False
         with self._lock:
@@ -1441,6 +1468,9 @@ class _Server(ThreadingHTTPServer):
 def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like botocore's connection pool expects
+        # Headers and body leave in two writes; with Nagle on, the client's
+        # delayed ACK stalls every keep-alive response by ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # quiet
             pass
