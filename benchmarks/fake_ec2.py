@@ -700,6 +700,16 @@ _DESCRIBE = {
 }
 
 
+def _interned(cache: dict[tuple, dict[str, str]], tags: Mapping[str, str]) -> dict[str, str]:
+    # Seeded records with equal tags share one dict (CreateTags copies before
+    # changing one): 100,000 snapshots rarely carry 100,000 distinct tag sets.
+    key = tuple(tags.items())
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = dict(tags)
+    return found
+
+
 class FakeEc2:
     """The fake EC2 endpoint.  `start()` it and point AWS_ENDPOINT_URL at the URL it returns.
 
@@ -792,7 +802,7 @@ class FakeEc2:
         with self._lock:
             self._ids[prefix] += 1
             n = self._ids[prefix]
-        return f"{prefix}-{n:017x}" if prefix != "r" else f"r-{n:017x}"
+        return f"{prefix}-{n:017x}"
 
     def _wall(self) -> float:
         return time.time()
@@ -890,6 +900,7 @@ class FakeEc2:
         else:
             pool = list(volumes) or ["vol-ffffffff"]
         shared = None if callable(tags) else dict(tags or {})
+        interned: dict[tuple, dict[str, str]] = {}
         end = (newest or datetime.now(UTC)).timestamp()
         step = spacing.total_seconds()
         r = self.region(region)
@@ -898,7 +909,7 @@ class FakeEc2:
             for i in range(n):
                 s = _Snapshot()
                 s.id = self._new_id("snap")
-                s.tags = dict(tags(i)) if callable(tags) else shared
+                s.tags = _interned(interned, tags(i)) if callable(tags) else shared
                 s.created = s.ready_at = end - (n - 1 - i) * step
                 s.volume_id = pool[i % len(pool)]
                 s.size = size_gib
