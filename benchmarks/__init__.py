@@ -1,0 +1,1 @@
+"""Benchmarks and the stand-ins they run against (see benchmarks/README.md)."""
