@@ -381,7 +381,8 @@ def _fit(head: Sequence[str], groups: Sequence[tuple], limit: int = MAX_SECTION)
         total = rest[0] if rest else len(lines)
         if not total:
             continue
-        if len(text) + len(title) + 1 > limit - reserve:
+        first = clip(lines[0], 500) if lines else ""
+        if len(text) + len(title) + len(first) + 2 > limit - reserve:
             text += f"\n…{_plural(total, noun)} not listed"
             continue
         if title:
@@ -469,12 +470,7 @@ def _ids(values: Sequence[str], limit: int = 10) -> str:
 
 def _policy_text(p: PolicyReport, price: float) -> str:
     """One policy's part of a sweep report or preview."""
-    if p.error:
-        icon = ":x:"
-    elif p.dry_run:
-        icon = ":mag:"
-    else:
-        icon = ":white_check_mark:" if p.ok else ":x:"
+    icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":white_check_mark:"
     mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
     head = [f"{icon} *{escape(p.policy)}* ({mode})"]
     if p.error:
@@ -518,7 +514,12 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         f"{d.item.size_gib:,} GiB — {escape(d.reason)}"
         for d in listed
     ]
-    title = "Would delete:" if p.dry_run or p.on_expired == "approve" else "Expired:"
+    if p.dry_run:
+        title = "Would delete:"
+    elif p.on_expired == "approve":
+        title = "To delete once approved:"
+    else:
+        title = "Expired, not deleted:"
     return _fit(head, [("", failures, "failure"), (title, expired_lines, "expired item")])
 
 

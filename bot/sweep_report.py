@@ -82,7 +82,11 @@ class SweepReport:
     policies: tuple[PolicyReport, ...]
     now: datetime
     price_gb_month: float
-    dry_run: bool = False
+
+    @property
+    def dry_run(self) -> bool:
+        """A preview: every policy report in it is a dry run."""
+        return bool(self.policies) and all(p.dry_run for p in self.policies)
 
     @property
     def ok(self) -> bool:
