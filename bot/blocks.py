@@ -434,7 +434,7 @@ def digest_message(digest: Digest) -> Message:
             line += f" · :x: {r.failed_24h:,} failed"
         if r.unfinished:
             line += f" · {r.unfinished:,} unfinished"
-        line += f" · {r.orphaned:,} orphaned ({r.orphaned_gib:,} GiB) · {r.unused_images:,} unused AMIs"
+        line += f" · {r.orphaned:,} orphaned ({r.orphaned_gib:,} GiB) · {_plural(r.unused_images, 'unused AMI')}"
         region_lines.append(line)
     region_blocks, shown = packed_sections(region_lines, DIGEST_REGION_SECTIONS)
     blocks += region_blocks
@@ -444,7 +444,7 @@ def digest_message(digest: Digest) -> Message:
     if digest.top_candidates:
         lines = []
         for c in digest.top_candidates:
-            label = f" *{escape(clip(c.label, 80))}*" if c.label else ""
+            label = f" “{escape(clip(c.label, 80))}”" if c.label else ""
             kind = "AMI" if c.kind == "image" else "snapshot"
             lines.append(
                 f"• {kind} `{escape(c.id)}`{label} ({escape(c.region)}) · {c.size_gib:,} GiB · "

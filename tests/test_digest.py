@@ -132,7 +132,7 @@ def test_digest_message(digest):
     assert "3 approvals pending — `/chatops approvals`" in text
     assert "3 cleanup candidates (200 GiB, up to $10.00/month): 5 orphaned snapshots, 2 AMIs no instance uses" in text
     assert "*us-west-2* — 3 snapshots · 64 GiB" in text
-    assert "• snapshot `snap-orphan` *old db* (us-east-1) · 100 GiB · ~$5.00/mo · 40d old" in text
+    assert "• snapshot `snap-orphan` “old db” (us-east-1) · 100 GiB · ~$5.00/mo · 40d old" in text
     assert "EBS snapshots are incremental" in text
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import Policy
+from bot.config import Policy, load_config, parse_config
 from bot.costs import Cost, estimate, monthly_usd
+from bot.errors import ConfigError
 from bot.gateway import Image, Snapshot
 from bot.retention import (
     EXPIRE,
@@ -322,3 +324,24 @@ def test_costs_of_expired_items():
     assert estimate([], 0.05) == Cost()
     assert monthly_usd(3, 0.05) == 0.15
     assert Cost(1, 2, 0.1) + Cost(2, 4, 0.2) == Cost(3, 6, 0.3)
+
+
+# --- config -------------------------------------------------------------------------
+
+
+def raw_policy(**extra) -> dict:
+    return {"policies": [{"name": "p", "resource": "volume", "target_tags": {"B": "1"}, "every": "1d", **extra}]}
+
+
+def test_gfs_fields_default_off_and_parse():
+    assert (Policy.keep_daily, Policy.keep_weekly, Policy.keep_monthly) == (0, 0, 0)
+    (p,) = parse_config(raw_policy(keep_daily=7, keep_weekly=4, keep_monthly=12)).policies
+    assert (p.keep_daily, p.keep_weekly, p.keep_monthly) == (7, 4, 12)
+    shipped = load_config(Path(__file__).parent.parent / "config.toml", env={})
+    assert all(p.keep_daily == p.keep_weekly == p.keep_monthly == 0 for p in shipped.policies)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "7"])
+def test_gfs_fields_reject_bad_values(value):
+    with pytest.raises(ConfigError, match=r"policies\[0\]\.keep_weekly: expected a whole number, 0 or more"):
+        parse_config(raw_policy(keep_weekly=value))
