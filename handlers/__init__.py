@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import chatops, snapshot, volume
+from handlers import ami, chatops, snapshot, volume
 
-MODULES = (snapshot, volume, chatops)
+MODULES = (snapshot, volume, ami, chatops)
 
 
 def register_all(app, deps) -> None:

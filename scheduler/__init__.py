@@ -5,6 +5,7 @@ from __future__ import annotations
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.deps import Deps
+from scheduler import ami_watches  # noqa: F401  (registers the "image" and "instances" watchers)
 from scheduler.watches import poll_watches
 
 
