@@ -216,3 +216,16 @@ def test_plan_lines_say_exactly_what_will_happen():
     )
     lines = "\n".join(blocks.share_plan_lines(share))
     assert "with account `111122223333`" in lines and "`444455556666`" in lines and "KMS" in lines
+
+
+def test_every_ami_verb_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for verb in COMMANDS["ami"].values():
+        assert f"`{verb.usage}`" in readme, verb.usage
+
+
+def test_quoted_names_from_slack():
+    assert ok(f'create {INST} name="web golden 1"').options["name"] == "web golden 1"
+    assert ok(f"create {INST} name=\u201cweb golden 2\u201d").options["name"] == "web golden 2"  # Slack's smart quotes
