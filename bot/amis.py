@@ -64,8 +64,8 @@ def create_image(
 
     The image gets the managed tags, its source instance and the instance's
     Name; its backing snapshots get the same tags as soon as they are known
-    (here if the image is already available, otherwise when the watch sees it
-    become available).
+    (here for those already listed, and again by the watch once the image is
+    available).
     """
     check_ami_name(name)
     instance = gw.get_instance(region, instance_id)
@@ -77,8 +77,9 @@ def create_image(
     description = description or f"AMI of {instance_id}" + (f" ({instance.name})" if instance.name else "")
     image_id = gw.create_image(region, instance.id, name, description[:MAX_DESCRIPTION], tags, no_reboot=not reboot)
     image = gw.get_image(region, image_id)
-    if image.state == "available":
-        tag_backing_snapshots(gw, image)
+    # Snapshots already listed are tagged now (even while pending): if the
+    # progress message cannot be posted there is no watch to do it later.
+    tag_backing_snapshots(gw, image)
     return image
 
 
@@ -130,15 +131,21 @@ def image_names(gw: Ec2Gateway, region: str, image_ids: Sequence[str]) -> dict[s
 # --- launch ---------------------------------------------------------------------------
 
 
-def launch_token(request_id: str, region: str, image_id: str, instance_type: str, key: str | None, count: int) -> str:
-    """The RunInstances ClientToken for one Slack request: the same request always gives the same token.
+def request_token(request_id: str, *parts: object) -> str:
+    """An idempotency ClientToken for one Slack request: the same request always gives the same token.
 
     `request_id` identifies the Slack request (its response_url), so a retry
     of that request is deduplicated by AWS while a new, identical command
-    launches new instances.  ClientToken allows 64 ASCII characters.
+    acts anew; `parts` are what the request asks for.  ClientToken allows 64
+    ASCII characters.
     """
-    raw = "\n".join([request_id, region, image_id, instance_type, key or "", str(count)])
+    raw = "\n".join([request_id, *("" if p is None else str(p) for p in parts)])
     return "chatops-" + hashlib.sha256(raw.encode()).hexdigest()[:56]
+
+
+def launch_token(request_id: str, region: str, image_id: str, instance_type: str, key: str | None, count: int) -> str:
+    """The RunInstances ClientToken of a `/ami launch` request (see request_token)."""
+    return request_token(request_id, "launch", region, image_id, instance_type, key, count)
 
 
 def launchable_image(gw: Ec2Gateway, region: str, image_id: str) -> Image:
@@ -204,13 +211,15 @@ def copy_image(
     user: str,
     name: str | None = None,
     description: str | None = None,
+    client_token: str = "",
 ) -> str:
     """Start a cross-region copy of an available AMI (DR); returns the new AMI ID in `to_region`.
 
     The copy keeps the source's tags (but `aws:` ones) plus the managed tags
     and its source; CopyImage's own tag options are not portable (moto ignores
     them), so the copy is tagged with CreateTags right after the call, and its
-    backing snapshots when it becomes available.
+    backing snapshots when it becomes available.  `client_token` (see
+    request_token) keeps a retried request from making a second copy.
     """
     if to_region == region:
         raise errors.InvalidParameter(f"{image_id} is already in {region}.", "Pick another region with to=….")
@@ -226,7 +235,7 @@ def copy_image(
     description = description or f"Copy of {image_id} from {region}" + (
         f": {image.description}" if image.description else ""
     )
-    new_id = gw.copy_image(region, image.id, to_region, name, description[:MAX_DESCRIPTION])
+    new_id = gw.copy_image(region, image.id, to_region, name, description[:MAX_DESCRIPTION], client_token)
     tags = {**carried_over(image.tags), **managed_tags(user, **{SOURCE: f"{region}/{image_id}"})}
     gw.create_tags(to_region, [new_id], tags)
     return new_id

@@ -606,11 +606,9 @@ class Ec2Gateway:
             raw = self.client(region).run_instances(**params)
         return [Instance.from_api(i, region) for i in raw.get("Instances", ())]
 
-    def count_instances_by_image(self, region: str, image_ids: Sequence[str] = ()) -> Counter[str]:
+    def count_instances_by_image(self, region: str) -> Counter[str]:
         """AMI ID → how many instances not terminated were launched from it (one paginated pass)."""
         filters = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        if image_ids:
-            filters.append({"Name": "image-id", "Values": list(image_ids)})
         return Counter(i.image_id for i in self.describe_instances(region, filters=filters))
 
     def instances_using_image(self, region: str, image_id: str) -> tuple[str, ...]:

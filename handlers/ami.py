@@ -8,6 +8,11 @@ from handlers.respond import SlackReply
 from handlers.slash import register_command
 
 
+def _request_id(reply: SlackReply) -> str:
+    """The response_url is unique to one slash command, and the same on any retry of it."""
+    return reply.response_url or f"audit-{reply.audit_id}"
+
+
 def create(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     instance_id = inv.args["instance_id"]
@@ -32,8 +37,7 @@ def launch(reply: SlackReply, inv: Invocation) -> str:
     image_id = inv.args["image_id"]
     instance_type = inv.options.get("type", amis.DEFAULT_INSTANCE_TYPE)
     key, count = inv.options.get("key"), inv.options.get("count", 1)
-    # The response_url is unique to this slash command and the same on any retry of it.
-    request_id = reply.response_url or f"audit-{reply.audit_id}"
+    request_id = _request_id(reply)
     image, instances = amis.launch_instances(
         deps.gateway,
         inv.region,
@@ -55,8 +59,16 @@ def launch(reply: SlackReply, inv: Invocation) -> str:
 def copy(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     image_id, to = inv.args["image_id"], inv.options["to"]
+    name = inv.options.get("name")
     new_id = amis.copy_image(
-        deps.gateway, inv.region, image_id, to, reply.user, inv.options.get("name"), inv.options.get("description")
+        deps.gateway,
+        inv.region,
+        image_id,
+        to,
+        reply.user,
+        name,
+        inv.options.get("description"),
+        client_token=amis.request_token(_request_id(reply), "copy", inv.region, image_id, to, name),
     )
     image = deps.gateway.get_image(to, new_id)
     verb = f"Copy of {image_id} ({inv.region}):"

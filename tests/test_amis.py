@@ -211,6 +211,30 @@ def test_launch_token_is_stable_per_request_and_fits_aws():
     assert a != amis.launch_token("https://hooks/2", REGION, AMI, "t3.micro", None, 2)
     assert a != amis.launch_token("https://hooks/1", REGION, AMI, "t3.micro", None, 3)
     assert len(a) <= 64 and a.isascii()
+    copy = amis.request_token("https://hooks/1", "copy", REGION, AMI, DR, None)
+    assert copy == amis.request_token("https://hooks/1", "copy", REGION, AMI, DR, None) != a
+
+
+def test_copy_sends_the_request_token_so_a_retry_makes_no_second_copy():
+    gw = stub_gateway()
+    image = {**_image(), "Description": "web"}
+    with Stubber(gw.client(REGION)) as east, Stubber(gw.client(DR)) as west:
+        east.add_response("describe_images", {"Images": [image]}, {"ImageIds": [AMI]})
+        west.add_response(
+            "copy_image",
+            {"ImageId": "ami-0fedcba9876543210"},
+            {
+                "SourceRegion": REGION,
+                "SourceImageId": AMI,
+                "Name": "golden",
+                "Description": f"Copy of {AMI} from {REGION}: web",
+                "ClientToken": "tok-copy",
+            },
+        )
+        west.add_response("create_tags", {}, None)
+        new_id = amis.copy_image(gw, REGION, AMI, DR, "U0BOB", client_token="tok-copy")
+        west.assert_no_pending_responses()
+    assert new_id == "ami-0fedcba9876543210"
 
 
 def _image(owner: str = OWN, state: str = "available") -> dict:
