@@ -372,3 +372,90 @@ register(
     ),
     Verb("chatops", "approvals", "/chatops approvals", "Requests waiting for an approver."),
 )
+
+
+# --- /ami ---------------------------------------------------------------------------
+
+# AWS's rule for AMI names, checked before any call: 3–128 characters of
+# letters, numbers, ( ) [ ] space . / - ' @ _
+AMI_NAME_PATTERN = re.compile(r"^[A-Za-z0-9()\[\] ./'@_-]{3,128}$")
+AMI_NAME = Option(
+    "an AMI name: 3–128 letters, numbers, spaces or ( ) [ ] . / - ' @ _ (quote it if it has spaces)",
+    _matches(AMI_NAME_PATTERN.pattern),
+)
+# `type=` here is an instance type (the shared OPTIONS["type"] is a volume type).
+INSTANCE_TYPE = Option(
+    "an instance type like t3.micro or m7g.2xlarge", _matches(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9-]+$")
+)
+KEY_NAME = Option("a key pair name (printable ASCII, up to 255 characters)", _matches(r"^[\x20-\x7e]{1,255}$"))
+# The hard ceiling of the grammar; the real per-request cap is aws.launch_max_count.
+LAUNCH_COUNT = Option("a number of instances from 1 to 1000", _int_range(1, 1000))
+
+COMMAND_SUMMARIES["ami"] = "Create, list, launch, copy and share AMIs"
+
+register(
+    Verb(
+        "ami",
+        "create",
+        "/ami create i-… name=NAME [description=…]",
+        "Create an AMI of an instance without rebooting it; the message updates when it is available.",
+        args=(Arg("instance_id", "instance"),),
+        options=_opts("description", name=AMI_NAME),
+        required=frozenset({"name"}),
+    ),
+    Verb(
+        "ami",
+        "list",
+        "/ami list [limit=N]",
+        "Own AMIs, newest first: state, age, backing snapshots, accounts shared with, instances using it.",
+        options=_opts("limit"),
+    ),
+    Verb(
+        "ami",
+        "launch",
+        "/ami launch ami-… [type=t3.micro] [key=NAME] [count=1]",
+        "Run instances from an AMI; the message updates when they are running.",
+        args=(Arg("image_id", "image"),),
+        options=_opts(type=INSTANCE_TYPE, key=KEY_NAME, count=LAUNCH_COUNT),
+    ),
+    Verb(
+        "ami",
+        "copy",
+        "/ami copy ami-… to=REGION [name=…]",
+        "Copy an AMI (and its snapshots) to another region, tags included.",
+        args=(Arg("image_id", "image"),),
+        options=_opts("to", "description", name=AMI_NAME),
+        required=frozenset({"to"}),
+    ),
+    Verb(
+        "ami",
+        "unshare",
+        "/ami unshare ami-… ACCOUNT",
+        "Remove an account's launch permission on an AMI.",
+        args=(Arg("image_id", "image"), Arg("account_id", "account")),
+    ),
+)
+
+# Destructive /ami verbs: parsed like the others, but registered together with
+# the approval flow (they must never run without one), hence kept out of
+# COMMANDS here.  Their AWS side is bot.amis.share_plan/execute_share and
+# deregister_plan/execute_deregister.
+AMI_DESTRUCTIVE_VERBS: tuple[Verb, ...] = (
+    Verb(
+        "ami",
+        "share",
+        "/ami share ami-… ACCOUNT",
+        "Give another account launch permission on an AMI.",
+        args=(Arg("image_id", "image"), Arg("account_id", "account")),
+        destructive=True,
+    ),
+    Verb(
+        "ami",
+        "deregister",
+        "/ami deregister ami-… [keep-snapshots]",
+        "Deregister an AMI and delete its backing snapshots (unless keep-snapshots).",
+        args=(Arg("image_id", "image"),),
+        flags=frozenset({"keep-snapshots"}),
+        destructive=True,
+    ),
+)

@@ -164,6 +164,8 @@ class AwsConfig:
     poll_timeout: timedelta = _spec(timedelta(hours=6), **_duration())
     # Bounded pool for AWS work done after the Slack ack.
     workers: int = _spec(8, **_number(1, True, "a whole number of worker threads, at least 1"))
+    # `/ami launch count=N` refuses more than this many instances in one request.
+    launch_max_count: int = _spec(5, **_number(1, True, "a whole number of instances, at least 1"))
 
 
 @dataclass(frozen=True)

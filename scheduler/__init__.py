@@ -6,6 +6,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.approval_flow import expire_due
 from bot.deps import Deps
+from scheduler import ami_watches  # noqa: F401  (registers the "image" and "instances" watchers)
 from scheduler.watches import poll_watches
 
 
