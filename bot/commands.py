@@ -11,7 +11,6 @@ manifest, so none of them can drift from what the parser accepts.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -50,7 +49,7 @@ def known_regions() -> frozenset[str]:
 
 
 def is_id(kind: str, text: str) -> bool:
-    return bool(ID_PATTERNS[kind].match(text))
+    return bool(ID_PATTERNS[kind].fullmatch(text))
 
 
 # --- option validators: value → normalised value, or ValueError ---------------
@@ -68,7 +67,7 @@ def _matches(pattern: str) -> Callable[[str], str]:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):
             raise ValueError
         return value
 
@@ -190,12 +189,35 @@ def _opts(*names: str, **extra: Option) -> dict[str, Option]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Shell-style words; an unbalanced quote (e.g. an apostrophe) falls back to spaces."""
+    """Shell-style words, forgiving of chat text.
+
+    A quote opens a quoted span only at the start of a word or right after
+    `key=`, so apostrophes (`Bob's backup`) stay as typed; a quote that is
+    never closed is kept as a literal character; backslashes are literal
+    (shlex would eat them, and the apostrophes, from a description).
+    """
     text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+    words: list[str] = []
+    word: list[str] | None = None  # the word being read; None between words
+    i = 0
+    while i < len(text):
+        char = text[i]
+        end = text.find(char, i + 1) if char in "\"'" else -1
+        if char.isspace():
+            if word is not None:
+                words.append("".join(word))
+            word = None
+        elif end > 0 and (word is None or word[-1].endswith("=")):
+            word = word if word is not None else []
+            word.append(text[i + 1 : end])
+            i = end
+        else:
+            word = word if word is not None else []
+            word.append(char)
+        i += 1
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def verbs_line(command: str) -> str:
@@ -258,7 +280,8 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             positional = []
             continue
         if arg.kind == "number":
-            if positional and not (positional[0].isdigit() and 1 <= int(positional[0]) <= 200):
+            # ASCII digits only, and few of them: int() refuses '²' and 5000-digit strings.
+            if positional and not (re.fullmatch("[0-9]{1,9}", positional[0]) and 1 <= int(positional[0]) <= 200):
                 raise UsageError(f"`{positional[0]}` is not a number from 1 to 200.", verb.usage)
             args[arg.name] = int(positional.pop(0)) if positional else None
             continue

@@ -9,6 +9,7 @@ expected.  Secrets never live here; they come only from the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -36,7 +37,10 @@ def parse_duration(value: Any) -> timedelta:
     match = _DURATION.match(value.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:  # "99999999999d" is a bad value, not a crash at start-up
+        raise ValueError from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -55,7 +59,7 @@ def _string(pattern: re.Pattern | None = None, expect: str = "a string", allow_e
     def parse(value: Any) -> str:
         if not isinstance(value, str) or (not allow_empty and not value):
             raise ValueError
-        if value and pattern is not None and not pattern.match(value):
+        if value and pattern is not None and not pattern.fullmatch(value):
             raise ValueError
         return value
 
@@ -66,7 +70,7 @@ def _string_list(pattern: re.Pattern, expect: str, non_empty: bool = False) -> d
     def parse(value: Any) -> tuple[str, ...]:
         if not isinstance(value, list) or (non_empty and not value):
             raise ValueError
-        if not all(isinstance(v, str) and pattern.match(v) for v in value):
+        if not all(isinstance(v, str) and pattern.fullmatch(v) for v in value):
             raise ValueError
         return tuple(dict.fromkeys(value))
 
@@ -88,7 +92,7 @@ def _number(minimum: float = 0, integer: bool = False, expect: str = "a number")
             raise ValueError
         if integer and not isinstance(value, int):
             raise ValueError
-        if value < minimum:
+        if not math.isfinite(value) or value < minimum:  # TOML allows nan and inf
             raise ValueError
         return value
 
@@ -252,7 +256,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     for name, f in fields.items():
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where}.{name}", f"required: {f.metadata['expect']}")
+                raise ConfigError(f"{where}.{name}", f"{f.metadata['expect']} (required, but missing)")
             continue
         try:
             values[name] = f.metadata["parse"](raw[name])

@@ -299,7 +299,8 @@ class Ec2Gateway:
     ):
         self.session = session or boto3.session.Session()
         self._client_config = botocore.config.Config(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            # botocore's "max_attempts" counts retries only; "total_max_attempts" counts every attempt.
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,

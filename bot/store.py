@@ -133,12 +133,21 @@ class Store:
     def migrate(self) -> int:
         """Apply the numbered migrations not yet applied; returns the schema version."""
         with self._lock:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for number, migration in enumerate(MIGRATIONS, start=1):
-                if number > version:
-                    with self.transaction():
-                        migration(self.db)
-                        self.db.execute(f"PRAGMA user_version = {number}")
+            # Take SQLite's write lock before reading the version: two processes
+            # opening a new file together then migrate it once, in turn (in a
+            # deferred transaction the second fails with "database is locked").
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                for number, migration in enumerate(MIGRATIONS, start=1):
+                    if number > version:
+                        with self.transaction():
+                            migration(self.db)
+                            self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
             return len(MIGRATIONS)
 
     @contextmanager
