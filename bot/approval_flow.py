@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import ami_approvals, blocks  # noqa: F401  (ami_approvals registers the AMI executors)
 from bot.approvals import EXECUTORS, ItemResult, Plan, check_decider, summarise
 from bot.deps import Deps
 from bot.errors import BotError, NotAllowed

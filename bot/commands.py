@@ -420,10 +420,11 @@ register(
     Verb(
         "ami",
         "create",
-        "/ami create i-… name=NAME [description=…]",
-        "Create an AMI of an instance without rebooting it; the message updates when it is available.",
+        "/ami create i-… name=NAME [description=…] [reboot]",
+        "Create an AMI of an instance; no reboot unless `reboot` is given (which needs an approver).",
         args=(Arg("instance_id", "instance"),),
         options=_opts("description", name=AMI_NAME),
+        flags=frozenset({"reboot"}),
         required=frozenset({"name"}),
     ),
     Verb(
@@ -459,16 +460,13 @@ register(
     ),
 )
 
-# Destructive /ami verbs: parsed like the others, but registered together with
-# the approval flow (they must never run without one), hence kept out of
-# COMMANDS here.  Their AWS side is bot.amis.share_plan/execute_share and
-# deregister_plan/execute_deregister.
-AMI_DESTRUCTIVE_VERBS: tuple[Verb, ...] = (
+# Destructive /ami verbs: they post an approval request instead of acting.
+register(
     Verb(
         "ami",
         "share",
         "/ami share ami-… ACCOUNT",
-        "Give another account launch permission on an AMI.",
+        "Give another account launch permission on an AMI, once an approver approves.",
         args=(Arg("image_id", "image"), Arg("account_id", "account")),
         destructive=True,
     ),
@@ -476,7 +474,7 @@ AMI_DESTRUCTIVE_VERBS: tuple[Verb, ...] = (
         "ami",
         "deregister",
         "/ami deregister ami-… [keep-snapshots]",
-        "Deregister an AMI and delete its backing snapshots (unless keep-snapshots).",
+        "Deregister an AMI and delete its backing snapshots (unless keep-snapshots), once an approver approves.",
         args=(Arg("image_id", "image"),),
         flags=frozenset({"keep-snapshots"}),
         destructive=True,

@@ -1,9 +1,10 @@
-"""/ami: create, list, launch, copy, unshare (share and deregister arrive with the approval flow)."""
+"""/ami: create, list, launch, copy, unshare; share, deregister and create … reboot ask an approver."""
 
 from __future__ import annotations
 
-from bot import amis, blocks
+from bot import ami_approvals, amis, blocks
 from bot.commands import Invocation
+from handlers.approvals import request_approval
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 
@@ -16,6 +17,11 @@ def _request_id(reply: SlackReply) -> str:
 def create(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     instance_id = inv.args["instance_id"]
+    if "reboot" in inv.flags:
+        plan = ami_approvals.reboot_create_request(
+            deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
+        )
+        return request_approval(reply, plan)
     image = amis.create_image(
         deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
     )
@@ -86,7 +92,32 @@ def unshare(reply: SlackReply, inv: Invocation) -> str:
     return result.reason
 
 
-RUNNERS = {"create": create, "list": list_, "launch": launch, "copy": copy, "unshare": unshare}
+def share(reply: SlackReply, inv: Invocation) -> str:
+    plan = ami_approvals.share_request(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    return request_approval(reply, plan)
+
+
+def deregister(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    plan = ami_approvals.deregister_request(
+        deps.gateway,
+        inv.region,
+        inv.args["image_id"],
+        "keep-snapshots" in inv.flags,
+        deps.config.pricing.snapshot_gb_month,
+    )
+    return request_approval(reply, plan)
+
+
+RUNNERS = {
+    "create": create,
+    "list": list_,
+    "launch": launch,
+    "copy": copy,
+    "unshare": unshare,
+    "share": share,
+    "deregister": deregister,
+}
 
 
 def register(app, deps) -> None:

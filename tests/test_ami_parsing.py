@@ -8,7 +8,7 @@ import pytest
 
 from bot import blocks
 from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
-from bot.commands import AMI_DESTRUCTIVE_VERBS, COMMANDS, Invocation, parse
+from bot.commands import COMMANDS, Invocation, parse
 from bot.config import parse_config
 from bot.errors import ConfigError, UsageError
 from bot.gateway import BackingSnapshot, Image, Instance
@@ -60,7 +60,6 @@ def test_copy_unshare_list():
         (f"create {INST} name=ab", "AMI name"),
         (f"create {INST} name=golden*", "AMI name"),
         (f"create {INST} name={'x' * 129}", "AMI name"),
-        (f"create {INST} name=golden reboot", "unexpected `reboot`"),  # arrives with approvals
         ("create i-123 name=golden", "not a valid instance ID"),
         ("launch", "missing image ID"),
         ("launch ami-12", "not a valid image ID"),
@@ -86,19 +85,12 @@ def test_malformed_ami_commands_get_usage(text, complaint):
     assert "Usage: /ami" in str(info.value)
 
 
-def test_destructive_verbs_wait_for_the_approval_flow():
-    assert {v.name for v in AMI_DESTRUCTIVE_VERBS} == {"share", "deregister"}
-    assert all(v.destructive for v in AMI_DESTRUCTIVE_VERBS)
-    assert not {"share", "deregister"} & set(COMMANDS["ami"])
+def test_destructive_verbs_are_marked():
+    assert {v.name for v in COMMANDS["ami"].values() if v.destructive} == {"share", "deregister"}
+    assert ok(f"create {INST} name=golden reboot").flags == {"reboot"}
 
 
-@pytest.fixture
-def with_destructive(monkeypatch):
-    for verb in AMI_DESTRUCTIVE_VERBS:
-        monkeypatch.setitem(COMMANDS["ami"], verb.name, verb)
-
-
-def test_destructive_verbs_parse_once_registered(with_destructive):
+def test_destructive_verbs_parse():
     inv = ok(f"share {AMI} 111122223333")
     assert inv.verb.destructive and inv.args["account_id"] == "111122223333"
     inv = ok(f"deregister {AMI} keep-snapshots")

@@ -130,7 +130,6 @@ def test_launch_with_a_missing_key_pair_is_a_clear_error(bot, ec2):
 MALFORMED = [
     "/ami create i-0123456789abcdef0",
     "/ami create i-0123456789abcdef0 name=ab",
-    "/ami create i-0123456789abcdef0 name=golden reboot",
     "/ami create vol-0123456789abcdef0 name=golden",
     "/ami launch",
     "/ami launch ami-123 count=1",

@@ -20,7 +20,7 @@ import pytest
 from botocore.stub import Stubber
 
 from bot import errors
-from bot.gateway import PAGE_SIZE, Attachment, Ec2Gateway, Image, Instance, Snapshot, Volume
+from bot.gateway import PAGE_SIZE, Attachment, BackingSnapshot, Ec2Gateway, Image, Instance, Snapshot, Volume
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -275,6 +275,10 @@ def test_image_result(gateway, stub):
         creation_date=T0,
         snapshot_ids=("snap-aaaaaaaa", "snap-bbbbbbbb"),  # the ephemeral mapping has none
         owner_id="123456789012",
+        backing=(
+            BackingSnapshot("snap-aaaaaaaa", 0, "/dev/sda", False),
+            BackingSnapshot("snap-bbbbbbbb", 0, "/dev/sdb", False),
+        ),
     )
 
 
