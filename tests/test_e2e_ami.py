@@ -140,7 +140,8 @@ MALFORMED = [
     "/ami copy ami-0123456789abcdef0 to=atlantis-1",
     "/ami unshare ami-0123456789abcdef0",
     "/ami unshare ami-0123456789abcdef0 12345",
-    "/ami share ami-0123456789abcdef0 111122223333",  # arrives with the approval flow
+    "/ami share ami-0123456789abcdef0 12",
+    "/ami deregister ami-0123456789abcdef0 keep",
     "/ami frobnicate",
 ]
 
