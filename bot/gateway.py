@@ -26,6 +26,7 @@ import botocore.config
 import botocore.exceptions
 
 from bot import errors
+from bot.pacing import Pacer
 
 PAGE_SIZE = 1000
 
@@ -296,8 +297,11 @@ class Ec2Gateway:
         connect_timeout: float = 5,
         read_timeout: float = 30,
         max_pool_connections: int = 20,
+        pacer: Pacer | None = None,
     ):
         self.session = session or boto3.session.Session()
+        # Every EC2 call first spends a token of its (region, action) bucket.
+        self.pacer = pacer or Pacer()
         self._client_config = botocore.config.Config(
             # botocore's "max_attempts" counts retries only; "total_max_attempts" counts every attempt.
             retries={"mode": retry_mode, "total_max_attempts": max_attempts},
@@ -317,8 +321,16 @@ class Ec2Gateway:
             if key not in self._clients:
                 client = self.session.client(service, region_name=region, config=self._client_config)
                 client.meta.events.register(f"before-send.{service}", self._count)
+                if service == "ec2":
+                    client.meta.events.register("before-call.ec2", self._pace_for(region))
                 self._clients[key] = client
             return self._clients[key]
+
+    def _pace_for(self, region: str):
+        def pace(model, **_: object) -> None:  # a before-call handler must return None (else it is the response)
+            self.pacer.take(region, model.name)
+
+        return pace
 
     def _count(self, event_name: str = "", **_: object) -> None:
         action = event_name.rsplit(".", 1)[-1]
