@@ -31,6 +31,7 @@ class PlanItem:
     size_gib: int = 0
     detail: str = ""  # shown to the approver: "of vol-… (db-data), 12d old, 'nightly'"
     goes_with: tuple[str, ...] = ()  # e.g. an AMI's backing snapshots, deleted with it
+    region: str = ""  # for batches spanning regions (sweeps); "" = the plan's region
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ItemResult:
     resource_id: str
     outcome: str  # done | skipped | failed
     reason: str = ""
+    region: str = ""  # "" = the plan's region
 
     @property
     def ok(self) -> bool:

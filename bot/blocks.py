@@ -823,3 +823,51 @@ def share_plan_lines(plan: SharePlan) -> list[str]:
             + ": the account also needs use of their KMS key"
         )
     return lines
+
+
+# --- lifecycle policies -------------------------------------------------------------
+
+
+def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
+    """rows: (Policy, next run or None, last run row or None)."""
+    lines = []
+    for policy, next_at, last in rows:
+        schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
+        tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
+        keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
+        gfs = [
+            f"{n} {unit}"
+            for n, unit in (
+                (policy.keep_daily, "daily"),
+                (policy.keep_weekly, "weekly"),
+                (policy.keep_monthly, "monthly"),
+            )
+            if n
+        ]
+        if gfs:
+            keep += " + " + ", ".join(gfs)
+        nxt = f"next in {age(next_at, now)}" if next_at else "not scheduled"
+        if last:
+            s = last.get("summary") or {}
+            result = (
+                f"last run {age(now, datetime.fromisoformat(last['started_at']))} ago: *{escape(last['state'])}*"
+                + (
+                    f" ({s.get('created', 0)} created, {s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed)"
+                    if s
+                    else ""
+                )
+            )
+        else:
+            result = "never run"
+        lines.append(
+            f"*{escape(policy.name)}* · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
+            f"on expiry: {escape(policy.on_expired)}"
+            + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
+            + f"\n      {nxt} · {result}"
+        )
+    return item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
+
+
+def posted_elsewhere(what: str, channel: str) -> Message:
+    text = f":white_check_mark: {escape(what)} posted in <#{escape(channel)}>."
+    return message(text, [section(text)])

@@ -33,6 +33,7 @@ ID_EXAMPLES = {
     "instance": "i-0123456789abcdef0",
     "account": "123456789012",
 }
+POLICY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _OPTION_TOKEN = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.DOTALL)
 
 
@@ -128,7 +129,7 @@ class Arg:
     """A positional argument: an AWS ID kind, or free `text` (the rest of the line)."""
 
     name: str
-    kind: str  # volume | snapshot | image | instance | account | text | number
+    kind: str  # volume | snapshot | image | instance | account | text | number | policy
     many: bool = False
     optional: bool = False
 
@@ -284,6 +285,13 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             if positional and not (re.fullmatch("[0-9]{1,9}", positional[0]) and 1 <= int(positional[0]) <= 200):
                 raise UsageError(f"`{positional[0]}` is not a number from 1 to 200.", verb.usage)
             args[arg.name] = int(positional.pop(0)) if positional else None
+            continue
+        if arg.kind == "policy":
+            if not positional:
+                raise UsageError("missing policy name (see `/lifecycle list`).", verb.usage)
+            if not POLICY_NAME.fullmatch(positional[0]):
+                raise UsageError(f"`{positional[0]}` is not a policy name (lowercase, like `daily-db`).", verb.usage)
+            args[arg.name] = positional.pop(0)
             continue
         taken: list[str] = []
         while positional and (arg.many or not taken):
@@ -479,4 +487,25 @@ register(
         flags=frozenset({"keep-snapshots"}),
         destructive=True,
     ),
+)
+
+COMMAND_SUMMARIES["lifecycle"] = "Lifecycle policies: list, preview, run, digest"
+
+register(
+    Verb("lifecycle", "list", "/lifecycle list", "Policies, their next run and last result."),
+    Verb(
+        "lifecycle",
+        "preview",
+        "/lifecycle preview NAME|all",
+        "Dry run: what would be created and deleted, GiB and $/month freed. Changes nothing.",
+        args=(Arg("policy", "policy"),),
+    ),
+    Verb(
+        "lifecycle",
+        "run",
+        "/lifecycle run NAME",
+        "Run a policy now: create, copy, then sweep (deletions per its on_expired).",
+        args=(Arg("policy", "policy"),),
+    ),
+    Verb("lifecycle", "digest", "/lifecycle digest", "Post the digest to the digest channel now."),
 )

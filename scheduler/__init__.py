@@ -11,7 +11,7 @@ from scheduler.watches import poll_watches
 
 
 def build_scheduler(deps: Deps) -> BackgroundScheduler:
-    """Every recurring job of the bot (not started: the caller starts it)."""
+    """The bot's housekeeping jobs (not started: the caller starts it; Runtime.start adds the lifecycle jobs)."""
     scheduler = BackgroundScheduler(timezone=deps.config.schedule.timezone)
     scheduler.add_job(
         poll_watches,
