@@ -35,7 +35,7 @@ EC2_RATES: dict[str, Rate] = {
 
 
 class TokenBucket:
-    """Thread-safe; `take()` blocks until a token is available (never busy-waits)."""
+    """Thread-safe; `take()` blocks until its token is available."""
 
     def __init__(
         self, rate: Rate, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
@@ -48,19 +48,21 @@ class TokenBucket:
         self._lock = threading.Lock()
 
     def take(self) -> float:
-        """Take one token, waiting for the refill if needed; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.rate.burst, self._tokens + (now - self._last) * self.rate.per_second)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return waited
-                wait = (1 - self._tokens) / self.rate.per_second
+        """Take one token, waiting for the refill if needed; returns the seconds waited.
+
+        A reservation: the token is taken at once (the balance may go negative)
+        and the caller sleeps off the debt, so concurrent callers queue in order
+        and no caller loops on rounding errors.
+        """
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.rate.burst, self._tokens + (now - self._last) * self.rate.per_second)
+            self._last = now
+            self._tokens -= 1
+            wait = max(0.0, -self._tokens / self.rate.per_second)
+        if wait:
             self._sleep(wait)
-            waited += wait
+        return wait
 
 
 class Pacer:

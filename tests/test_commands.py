@@ -87,6 +87,8 @@ def valid_words(verb: Verb, ids: dict[str, str] | None = None) -> list[str]:
             words.append("some free text")
         elif arg.kind == "number":
             words.append("5")
+        elif arg.kind == "policy":
+            words.append("daily-db")
         else:
             raise AssertionError(f"{verb.usage}: unknown argument kind {arg.kind!r}")
     words += [f"{key}={option_value(verb, key)}" for key in sorted(verb.required)]
@@ -143,6 +145,8 @@ def test_valid_invocation_parses(verb):
             assert value == "some free text"
         elif arg.kind == "number":
             assert value == 5
+        elif arg.kind == "policy":
+            assert value == "daily-db"
 
 
 @pytest.mark.parametrize("verb", RUNNABLE, ids=verb_id)
