@@ -8,7 +8,8 @@ and the reconcile that tells, after a crash, what AWS shows as done.
 from __future__ import annotations
 
 from bot import amis, errors
-from bot.approvals import ItemResult, Plan, PlanItem, Progress, cost, executor
+from bot.approvals import ItemResult, Plan, PlanItem, Progress, executor
+from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway
 
 
@@ -46,7 +47,7 @@ def deregister_request(gw: Ec2Gateway, region: str, image_id: str, keep_snapshot
         title=f"Deregister {dp.image_id} ({dp.name})" + ("" if keep_snapshots else " and delete its snapshots"),
         items=tuple(items),
         gib_freed=gib,
-        usd_month_freed=cost(gib, price),
+        usd_month_freed=monthly_usd(gib, price),
         warnings=tuple(warnings),
         params=dp.to_dict(),
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot import errors
 from bot.config import AccessConfig
+from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway
 
 
@@ -115,15 +116,6 @@ def summarise(results: Sequence[ItemResult]) -> str:
     return ", ".join(parts)
 
 
-def cost(gib: int, usd_per_gb_month: float) -> float:
-    """$/month for `gib` of snapshot storage at the standard-tier price.
-
-    Snapshots are incremental, so this is an upper bound on what deleting
-    them frees: blocks still referenced by a newer snapshot stay billed.
-    """
-    return round(gib * usd_per_gb_month, 2)
-
-
 # --- deleting snapshots ----------------------------------------------------------
 
 
@@ -171,7 +163,7 @@ def delete_snapshots_plan(
         title=title or f"Delete {len(items)} snapshot{'s' if len(items) != 1 else ''} in {region}",
         items=tuple(items),
         gib_freed=gib,
-        usd_month_freed=cost(gib, usd_per_gb_month),
+        usd_month_freed=monthly_usd(gib, usd_per_gb_month),
         warnings=warnings,
         params=dict(params or {}),
     )

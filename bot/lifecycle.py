@@ -26,8 +26,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.approvals import ItemResult, Plan, PlanItem, Progress, cost, executor
+from bot.approvals import ItemResult, Plan, PlanItem, Progress, executor
 from bot.config import Config, Policy
+from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway, Image, Snapshot
 from bot.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.sweep_report import Created, Failed, PolicyReport, policy_report
@@ -261,7 +262,7 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Pla
         title=f"Policy {policy.name}: delete {len(items)} expired {noun} in {', '.join(regions)}",
         items=items,
         gib_freed=gib,
-        usd_month_freed=cost(gib, price),
+        usd_month_freed=monthly_usd(gib, price),
         params={"policy": policy.name},
     )
 
