@@ -77,25 +77,33 @@ class Listing:
     images: tuple[Image, ...]
 
 
-def list_policy_items(gw: Ec2Gateway, policy: Policy, region: str) -> Listing:
+def list_policy_items(gw: Ec2Gateway, policy_name: str, region: str) -> Listing:
     """One paginated pass: the policy's snapshots, and every own AMI (to know which snapshots back one)."""
-    snapshots = tuple(gw.describe_snapshots(region, filters=[{"Name": f"tag:{POLICY}", "Values": [policy.name]}]))
+    snapshots = tuple(gw.describe_snapshots(region, filters=[{"Name": f"tag:{POLICY}", "Values": [policy_name]}]))
     images = tuple(gw.describe_images(region))
     return Listing(region, snapshots, images)
 
 
-def decide_policy(gw: Ec2Gateway, config: Config, policy: Policy, now: datetime) -> tuple[list[Decision], list[Failed]]:
-    """Retention decisions for every item of the policy, in all its regions (listed in parallel)."""
-    listings = in_parallel(all_regions(config, policy), lambda r: list_policy_items(gw, policy, r))
+def decide_policy(
+    gw: Ec2Gateway, config: Config, policy: Policy, now: datetime
+) -> tuple[list[Decision], list[Failed], dict[str, Listing]]:
+    """Retention decisions for every item of the policy, in all its regions (listed in parallel).
+
+    Also returns the listings, so a sweep that deletes right away re-uses them
+    instead of describing everything a second time.
+    """
+    results = in_parallel(all_regions(config, policy), lambda r: list_policy_items(gw, policy.name, r))
     decisions: list[Decision] = []
     failed: list[Failed] = []
+    listings: dict[str, Listing] = {}
     tz = ZoneInfo(config.schedule.timezone)
-    for region, listing in listings.items():
+    for region, listing in results.items():
         if isinstance(listing, Exception):
             failed.append(Failed(region, policy.name, "list", _reason(listing)))
             continue
+        listings[region] = listing
         decisions += decide(build_inventory(listing.snapshots, listing.images), policy, now, tz=tz)
-    return decisions, failed
+    return decisions, failed, listings
 
 
 def _reason(exc: BaseException) -> str:
@@ -267,18 +275,28 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Pla
     )
 
 
-def _region_state(gw: Ec2Gateway, region: str, policy_name: str) -> tuple[set[str], dict[str, Image]]:
-    """What exists now in a region: the policy's snapshot IDs, and every own AMI by ID."""
-    snaps = {s.id for s in gw.describe_snapshots(region, filters=[{"Name": f"tag:{POLICY}", "Values": [policy_name]}])}
-    images = {i.id: i for i in gw.describe_images(region) if i.state != "deregistered"}
-    return snaps, images
+RegionState = tuple[set[str], dict[str, Image]]  # the policy's snapshot IDs, every own AMI by ID
+
+
+def state_of(listing: Listing) -> RegionState:
+    return {s.id for s in listing.snapshots}, {i.id: i for i in listing.images if i.state != "deregistered"}
+
+
+def _region_state(gw: Ec2Gateway, region: str, policy_name: str) -> RegionState:
+    """What exists now in a region (one describe pass)."""
+    return state_of(list_policy_items(gw, policy_name, region))
 
 
 def _delete_region(
-    gw: Ec2Gateway, region: str, items: Sequence[PlanItem], policy_name: str, progress: Progress
+    gw: Ec2Gateway,
+    region: str,
+    items: Sequence[PlanItem],
+    policy_name: str,
+    progress: Progress,
+    known: RegionState | None = None,
 ) -> list[ItemResult]:
     try:
-        snaps, images = _region_state(gw, region, policy_name)
+        snaps, images = known or _region_state(gw, region, policy_name)
     except errors.BotError as exc:
         results = [ItemResult(i.resource_id, "failed", f"could not re-check: {exc.message}", region) for i in items]
         for r in results:
@@ -356,11 +374,18 @@ def _reconcile_sweep(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 
 @executor("sweep-delete", reconcile=_reconcile_sweep)
-def execute_sweep(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
-    """Delete a sweep's batch: regions in parallel, each paced by the gateway; every item gets a result."""
+def execute_sweep(
+    gw: Ec2Gateway, plan: Plan, progress: Progress, known: dict[str, RegionState] | None = None
+) -> list[ItemResult]:
+    """Delete a sweep's batch: regions in parallel, each paced by the gateway; every item gets a result.
+
+    `known` is what a listing made moments ago showed (a sweep deleting right
+    away); without it (an approval that waited) every region is re-checked.
+    """
     groups = _by_region(plan)
     policy_name = plan.params.get("policy", "")
-    outcome = in_parallel(list(groups), lambda r: _delete_region(gw, r, groups[r], policy_name, progress))
+    known = known or {}
+    outcome = in_parallel(list(groups), lambda r: _delete_region(gw, r, groups[r], policy_name, progress, known.get(r)))
     results: list[ItemResult] = []
     for region, value in outcome.items():
         if isinstance(value, Exception):  # never drop a batch silently

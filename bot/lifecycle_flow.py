@@ -9,6 +9,7 @@ and `python -m bot sweep` all come through here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -80,7 +81,7 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
     created, failed = lifecycle.create_backups(gw, config, policy, now, user) if create else ([], [])
     for c in created:
         deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}")
-    decisions, list_failed = lifecycle.decide_policy(gw, config, policy, now)
+    decisions, list_failed, listings = lifecycle.decide_policy(gw, config, policy, now)
     failed += list_failed
     if create:
         copies, copy_failed = lifecycle.copy_to_dr(gw, config, policy, decisions, user)
@@ -107,7 +108,8 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
             )
             approval_flow.record_event(deps, plan, result)
 
-        results = lifecycle.execute_sweep(gw, plan, progress)
+        known = {region: lifecycle.state_of(listing) for region, listing in listings.items()}
+        results = lifecycle.execute_sweep(gw, plan, progress, known)
         report = lifecycle.report_from_results(policy, decisions, results, created, failed)
     else:
         plan = lifecycle.sweep_plan(policy, expired, price)
@@ -144,7 +146,7 @@ def preview_policy(deps: Deps, policy: Policy) -> PolicyReport:
             would_create += [Created(region, s.id) for s in lifecycle.matching_sources(gw, policy, region)]
         except BotError as exc:
             log.warning("preview of %s in %s: %s", policy.name, region, exc)
-    decisions, failed = lifecycle.decide_policy(gw, config, policy, now)
+    decisions, failed, _ = lifecycle.decide_policy(gw, config, policy, now)
     return policy_report(policy.name, policy.on_expired, decisions, dry_run=True, created=would_create, failed=failed)
 
 
@@ -171,10 +173,11 @@ def build_region_digest(deps: Deps):
     gw, config, now = deps.gateway, deps.config, deps.now()
 
     def listing(region: str) -> RegionInventory:
-        # Materialise per region (describe pages stream in; the digest then reads them once).
+        # Volumes, instances and AMIs are few and listed now (regions in parallel);
+        # snapshots, the bulk, stream page by page into the digest, never all held.
         return RegionInventory(
             region,
-            snapshots=list(gw.describe_snapshots(region)),
+            snapshots=_counted_failures(deps, region, gw.describe_snapshots(region)),
             images=list(gw.describe_images(region)),
             volumes=list(gw.describe_volumes(region)),
             instances=list(gw.describe_instances(region)),
@@ -193,6 +196,15 @@ def build_region_digest(deps: Deps):
     activity = {r: Activity(**c) for r, c in counts.items()}
     pending = len(deps.store.approvals_in("pending"))
     return build_digest(inventories, activity, pending, now, config.pricing.snapshot_gb_month)
+
+
+def _counted_failures(deps: Deps, region: str, snapshots: Iterable):
+    """Stream snapshots; a listing that breaks off is logged and counted as a failure in the digest."""
+    try:
+        yield from snapshots
+    except BotError as exc:
+        log.error("digest: listing snapshots in %s failed: %s", region, exc)
+        deps.store.record_event(region, "failed", region, f"digest listing: {exc.message}")
 
 
 def post_digest(deps: Deps, channel: str | None = None) -> str:
