@@ -28,6 +28,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     ts = reply.post(blocks.image_progress(image, deps.now(), requested_by=reply.user, source=instance_id))
     if image.state == "pending":
         reply.watch("image", inv.region, [image.id], ts, {"verb": "AMI", "source": instance_id})
+    deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}")
     return f"created {image.id} ({image.name}) of {instance_id}, no reboot"
 
 
@@ -83,6 +84,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     ts = reply.post(blocks.image_progress(image, deps.now(), verb=verb, requested_by=reply.user))
     if image.state == "pending":
         reply.watch("image", to, [new_id], ts, {"verb": verb})
+    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
     return f"copying {image_id} to {to} as {new_id}"
 
 
