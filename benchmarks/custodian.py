@@ -256,9 +256,14 @@ def benchmark(
     drop_share: float = 0.0,
     fault_after: float = 0.0,
     parallel: bool = False,
+    outage: int = 0,
     seed: int = 0,
 ) -> dict:
-    """Seed the sweep inventory into a fresh fake, run Custodian on it, and judge the result."""
+    """Seed the sweep inventory into a fresh fake, run Custodian on it, and judge the result.
+
+    `outage` makes the first that many DeleteSnapshot requests (any region)
+    answer 500 InternalError: a short EC2 brownout.
+    """
     python = ensure_c7n()
     policy = sweep_policy()
     fake = FakeEc2(
@@ -271,6 +276,8 @@ def benchmark(
     )
     expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
     before = snapshot_ids(fake, regions)
+    if outage:
+        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
     with fake:
         run = run_custodian(fake.url, regions, policy, parallel=parallel, python=python)
     outcome = sweep_outcome(fake, before, expected)
@@ -286,6 +293,7 @@ def benchmark(
             "error_share": error_share,
             "drop_share": drop_share,
             "fault_after": fault_after,
+            "outage": outage,
             "cpus": os.cpu_count(),
         },
         "floor": deletion_floor(expected, speedup),
@@ -308,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
     parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
+    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
     parser.add_argument("--parallel", action="store_true", help="one custodian process per region, at once")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -321,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drop_share=args.drop_share,
         fault_after=args.fault_after,
         parallel=args.parallel,
+        outage=args.outage,
         seed=args.seed,
     )
     print(json.dumps(report, indent=2))
