@@ -131,17 +131,23 @@ def _parse_log(text: str) -> dict[str, dict]:
     """Per region: what c7n matched, skipped as AMI-backing, and the delete batches it abandoned."""
     found: dict[str, dict] = {}
     current: dict | None = None
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
         if m := _REGION_LINE.search(line):
-            current = found.setdefault(m.group(1), {"matched": 0, "to_delete": 0, "ami_skipped": 0, "failed_sets": 0})
+            current = found.setdefault(
+                m.group(1), {"matched": 0, "to_delete": 0, "ami_skipped": 0, "failed_sets": 0, "set_errors": []}
+            )
             current["matched"] = int(m.group(2))
         elif current is None:
             continue
         elif m := _DELETING.search(line):
             current["to_delete"], current["ami_skipped"] = int(m.group(1)), int(m.group(2))
         elif "Exception deleting snapshot set" in line:
-            # c7n deletes in sets of 50 and drops the rest of a set at the first error it does not retry.
+            # c7n deletes in sets of 50 and drops the rest of a set at the first error it does not
+            # retry; the exception is logged on the next line, and the run still exits 0.
             current["failed_sets"] += 1
+            if number + 1 < len(lines):
+                current["set_errors"].append(lines[number + 1].strip())
     return found
 
 
