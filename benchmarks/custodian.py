@@ -182,6 +182,7 @@ def _run_one(custodian: Path, policy_file: Path, regions: Sequence[str], out: Pa
         "wall_s": took,
         "regions": _parse_log(log),
         "log_tail": log.splitlines()[-20:],
+        "problems": [line for line in log.splitlines() if ":WARNING " in line or ":ERROR " in line][:20],
     }
 
 
@@ -237,7 +238,19 @@ def run_custodian(
         "fake": _stats_delta(before, after),
         "commands": [run["command"] for run in runs],
         "log_tail": [line for run in runs for line in run["log_tail"]] if any(r["exit_code"] for r in runs) else [],
+        "log_problems": [line for run in runs for line in run["problems"]],
     }
+
+
+def _machine_load() -> dict:
+    """Load average and memory stall share: other work on a shared machine skews wall times."""
+    load = {"loadavg": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        first = Path("/proc/pressure/memory").read_text().splitlines()[0]
+        load["memory_pressure_some_avg300"] = float(first.split("avg300=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return load
 
 
 def deletion_floor(expected: Mapping[str, set[str]], speedup: float) -> dict[str, float]:
@@ -271,6 +284,7 @@ def benchmark(
     answer 500 InternalError: a short EC2 brownout.
     """
     python = ensure_c7n()
+    load_before = _machine_load()
     policy = sweep_policy()
     fake = FakeEc2(
         speedup=speedup,
@@ -287,6 +301,7 @@ def benchmark(
     with fake:
         run = run_custodian(fake.url, regions, policy, parallel=parallel, python=python)
     outcome = sweep_outcome(fake, before, expected)
+    load_after = _machine_load()
     return {
         "tool": f"Cloud Custodian (c7n {c7n_version(python)})",
         "setup": {
@@ -302,6 +317,8 @@ def benchmark(
             "outage": outage,
             "cpus": os.cpu_count(),
         },
+        "machine_before": load_before,
+        "machine_after": load_after,
         "floor": deletion_floor(expected, speedup),
         **run,
         "correct": outcome["correct"],
