@@ -276,12 +276,16 @@ def benchmark(
     fault_after: float = 0.0,
     parallel: bool = False,
     outage: int = 0,
+    reruns: int = 0,
     seed: int = 0,
 ) -> dict:
     """Seed the sweep inventory into a fresh fake, run Custodian on it, and judge the result.
 
     `outage` makes the first that many DeleteSnapshot requests (any region)
-    answer 500 InternalError: a short EC2 brownout.
+    answer 500 InternalError: a short EC2 brownout.  `reruns` runs Custodian
+    again, up to that many times, while snapshots it should have deleted
+    remain (what an operator would have to do: c7n exits 0 regardless), so
+    `wall_to_correct_s` is the time to a correct result.
     """
     python = ensure_c7n()
     load_before = _machine_load()
@@ -298,9 +302,16 @@ def benchmark(
     before = snapshot_ids(fake, regions)
     if outage:
         fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
+    runs: list[dict] = []
     with fake:
-        run = run_custodian(fake.url, regions, policy, parallel=parallel, python=python)
-    outcome = sweep_outcome(fake, before, expected)
+        for _ in range(1 + max(0, reruns)):
+            runs.append(run_custodian(fake.url, regions, policy, parallel=parallel, python=python))
+            outcome = sweep_outcome(fake, before, expected)
+            runs[-1]["correct_after"] = outcome["correct"]
+            runs[-1]["missed_after"] = outcome["missed"]
+            if outcome["correct"] or outcome["wrongly_deleted"]:
+                break
+    run, later = runs[0], runs[1:]
     load_after = _machine_load()
     return {
         "tool": f"Cloud Custodian (c7n {c7n_version(python)})",
@@ -321,6 +332,11 @@ def benchmark(
         "machine_after": load_after,
         "floor": deletion_floor(expected, speedup),
         **run,
+        "reruns": [
+            {k: r[k] for k in ("wall_s", "exit_codes", "regions", "fake", "correct_after", "missed_after")}
+            for r in later
+        ],
+        "wall_to_correct_s": round(sum(r["wall_s"] for r in runs), 2) if outcome["correct"] else None,
         "correct": outcome["correct"],
         "outcome": outcome,
     }
@@ -340,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
     parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
+    parser.add_argument("--reruns", type=int, default=0, help="run c7n again while expired snapshots remain")
     parser.add_argument("--parallel", action="store_true", help="one custodian process per region, at once")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -354,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fault_after=args.fault_after,
         parallel=args.parallel,
         outage=args.outage,
+        reruns=args.reruns,
         seed=args.seed,
     )
     print(json.dumps(report, indent=2))
