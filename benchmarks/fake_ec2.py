@@ -887,13 +887,14 @@ class FakeEc2:
         owner_alias: str = "",
         public: bool = False,
         encrypted: bool = False,
+        failed: bool = False,
     ) -> list[str]:
         """Add n completed snapshots, one every `spacing` back from `newest` (default now).
 
         `tags` is one mapping for all (shared until a CreateTags changes one)
         or a function of the index; `volumes` is a pool size of synthetic
-        volume IDs or a list of IDs, used round-robin.  Returns the new IDs,
-        oldest first.
+        volume IDs or a list of IDs, used round-robin; `failed` makes them
+        `error` snapshots instead.  Returns the new IDs, oldest first.
         """
         if isinstance(volumes, int):
             pool = [f"vol-{0xF0000000 + i:017x}" for i in range(max(1, volumes))]
@@ -914,7 +915,7 @@ class FakeEc2:
                 s.volume_id = pool[i % len(pool)]
                 s.size = size_gib
                 s.description = description(i) if callable(description) else description
-                s.owner, s.alias, s.public, s.encrypted, s.failed = owner_id, owner_alias, public, encrypted, False
+                s.owner, s.alias, s.public, s.encrypted, s.failed = owner_id, owner_alias, public, encrypted, failed
                 r.snapshots.add(s)
                 ids.append(s.id)
         return ids

@@ -166,6 +166,18 @@ def test_filters_by_tag_tag_key_volume_id_status_and_wildcards(fake):
     assert ids({"Name": "tag:missing", "Values": ["*"]}) == set()
 
 
+def test_seeded_failed_snapshots_are_in_the_error_state(fake):
+    good = fake.seed_snapshots("us-east-1", 3)
+    bad = fake.seed_snapshots("us-east-1", 2, failed=True)
+    ec2 = client()
+
+    states = {s["SnapshotId"]: s["State"] for s in all_snapshots(ec2, OwnerIds=["self"])}
+    errored = all_snapshots(ec2, OwnerIds=["self"], Filters=[{"Name": "status", "Values": ["error"]}])
+
+    assert states == {**dict.fromkeys(good, "completed"), **dict.fromkeys(bad, "error")}
+    assert {s["SnapshotId"] for s in errored} == set(bad)
+
+
 def test_an_unknown_filter_is_refused_like_ec2(fake):
     assert error_of(client().describe_snapshots, Filters=[{"Name": "colour", "Values": ["red"]}]) == (
         "InvalidParameterValue",

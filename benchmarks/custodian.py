@@ -1,0 +1,382 @@
+"""Cloud Custodian's age-based snapshot cleanup against the fake EC2, on the sweep benchmark's inventory.
+
+    python -m benchmarks.custodian --snapshots 2000 --throttle-share 0.3 --error-share 0.02 --speedup 1
+
+Custodian (`c7n`) lives in its own virtual environment, benchmarks/.c7n-venv,
+made on first use with `pip install c7n`: it is a point of comparison, never
+a dependency of the bot.  It reaches the fake through `AWS_ENDPOINT_URL`,
+which botocore honours for every client it makes, so c7n runs unmodified (no
+sitecustomize, no patched endpoints).  It runs with botocore's defaults, as a
+stock install does: legacy retry mode, 5 attempts a call, on top of c7n's own
+retry of `RequestLimitExceeded` around each DeleteSnapshot.
+
+The policy is the age-only equivalent of our retention (see
+benchmarks/inventory.py for why the inventory makes them agree): snapshots
+tagged `chatops:policy=NAME`, `completed`, older than `max_age`, not tagged
+`chatops:keep=true`; action `delete`, which skips snapshots backing an AMI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks.fake_ec2 import LIMITS, FakeEc2
+from benchmarks.inventory import seed_sweep_inventory, snapshot_ids, sweep_outcome, sweep_policy
+from bot.config import Policy
+from bot.tags import KEEP, POLICY
+
+VENV = Path(__file__).resolve().parent / ".c7n-venv"
+
+
+def ensure_c7n(venv: Path = VENV, requirement: str = "c7n") -> Path:
+    """The python of a virtual environment holding Cloud Custodian, created with pip the first time."""
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "custodian").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", requirement], check=True)
+    return python
+
+
+def c7n_version(python: Path) -> str:
+    out = subprocess.run(
+        [str(python), "-c", "from c7n.version import version; print(version)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def _q(value: str) -> str:
+    # A JSON string is a valid YAML double-quoted scalar.
+    return json.dumps(value)
+
+
+def policy_yaml(policy: Policy) -> str:
+    """A Custodian policy file that deletes what `policy`'s retention expires, by age alone.
+
+    Custodian cannot keep "the newest N per source", so this is equivalent
+    only on an inventory where that window never saves an old snapshot (as
+    `seed_sweep_inventory` builds).  `delete` skips AMI-backing snapshots by
+    default; c7n 0.9.x reads that switch from a key named `value`, so the
+    documented `skip-ami-snapshots` is spelled out here for the reader only.
+    """
+    if policy.max_age is None:
+        raise ValueError("Custodian's equivalent needs an age: the policy has no max_age")
+    days = policy.max_age.total_seconds() / 86400
+    days_text = f"{days:g}"
+    return (
+        "policies:\n"
+        f"  - name: {_q(f'chatops-{policy.name}-expired')}\n"
+        "    resource: ebs-snapshot\n"
+        f"    description: {_q(f'Delete snapshots of policy {policy.name} older than {days_text} days')}\n"
+        "    filters:\n"
+        f"      - {_q(f'tag:{POLICY}')}: {_q(policy.name)}\n"
+        "      - State: completed\n"
+        "      - type: age\n"
+        f"        days: {days_text}\n"
+        "        op: gt\n"
+        "      - not:\n"
+        "          - type: value\n"
+        f"            key: {_q(f'tag:{KEEP}')}\n"
+        '            value: "true"\n'
+        "            value_type: normalize\n"
+        "    actions:\n"
+        "      - type: delete\n"
+        "        skip-ami-snapshots: true\n"
+    )
+
+
+def _fake_stats(fake_url: str) -> dict:
+    with urllib.request.urlopen(f"{fake_url}/_fake/stats", timeout=30) as answer:
+        return json.load(answer)
+
+
+def _delta(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n - before.get(k, 0)}
+
+
+def _stats_delta(before: dict, after: dict) -> dict:
+    deletions = Counter(after["deletions"])
+    deletions.subtract(before["deletions"])
+    return {
+        "calls": _delta(after["calls"], before["calls"]),
+        "throttled": _delta(after["throttled"], before["throttled"]),
+        "faults": _delta(after["faults"], before["faults"]),
+        "errors": _delta(after["errors"], before["errors"]),
+        "delete_requests": sum(n for n in deletions.values() if n > 0),
+        "repeated_deletions": sum(1 for n in deletions.values() if n > 1),
+    }
+
+
+_REGION_LINE = re.compile(r"policy:\S+ resource:\S+ region:(\S+) count:(\d+)")
+_DELETING = re.compile(r"Deleting (\d+) snapshots, auto-filtered (\d+) ami-snapshots")
+_ACTION = re.compile(r"action:\S+ resources:(\d+) execution_time")
+
+
+def _parse_log(text: str) -> dict[str, dict]:
+    """Per region: what c7n matched, skipped as AMI-backing, and the delete batches it abandoned."""
+    found: dict[str, dict] = {}
+    current: dict | None = None
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if m := _REGION_LINE.search(line):
+            current = found.setdefault(
+                m.group(1), {"matched": 0, "to_delete": 0, "ami_skipped": 0, "failed_sets": 0, "set_errors": []}
+            )
+            current["matched"] = int(m.group(2))
+        elif current is None:
+            continue
+        elif m := _DELETING.search(line):
+            current["to_delete"], current["ami_skipped"] = int(m.group(1)), int(m.group(2))
+        elif "Exception deleting snapshot set" in line:
+            # c7n deletes in sets of 50 and drops the rest of a set at the first error it does not
+            # retry; the exception is logged on the next line, and the run still exits 0.
+            current["failed_sets"] += 1
+            if number + 1 < len(lines):
+                current["set_errors"].append(lines[number + 1].strip())
+    return found
+
+
+def _custodian_env(fake_url: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "C7N_"))}
+    env.update(
+        AWS_ENDPOINT_URL=fake_url,
+        AWS_ACCESS_KEY_ID="AKIAFAKEFAKEFAKEFAKE",
+        AWS_SECRET_ACCESS_KEY="fake-secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(home / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials"),
+        HOME=str(home),  # c7n's resource cache and anything else it writes stay in the work dir
+    )
+    return env
+
+
+def _run_one(custodian: Path, policy_file: Path, regions: Sequence[str], out: Path, env: dict) -> dict:
+    command = [str(custodian), "run", "--cache-period", "0", "-s", str(out)]
+    for region in regions:
+        command += ["-r", region]
+    command.append(str(policy_file))
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    log = done.stdout + done.stderr
+    shown = ["custodian", "run", "--cache-period", "0", "-s", out.name, *command[6:-1], policy_file.name]
+    return {
+        "command": " ".join(shown),
+        "exit_code": done.returncode,
+        "wall_s": took,
+        "regions": _parse_log(log),
+        "log_tail": log.splitlines()[-20:],
+        "problems": [line for line in log.splitlines() if ":WARNING " in line or ":ERROR " in line][:20],
+    }
+
+
+def run_custodian(
+    fake_url: str,
+    regions: Sequence[str],
+    policy: Policy,
+    *,
+    parallel: bool = False,
+    python: Path | None = None,
+    workdir: Path | None = None,
+) -> dict:
+    """Run Custodian's equivalent of `policy`'s cleanup against the fake at `fake_url`; report what it cost.
+
+    One `custodian run` with every region (c7n then runs the regions one
+    after another), or with `parallel` one process per region at once.
+    Reads the fake's counters over HTTP before and after, so the fake may
+    live in another process.  Returns JSON-able data: wall time, exit codes,
+    what c7n says it matched and skipped per region, and the fake's calls,
+    throttles, faults, delete requests and repeated deletions during the run.
+    Correctness is the caller's to judge (see `inventory.sweep_outcome`).
+    """
+    python = python or ensure_c7n()
+    custodian = python.parent / "custodian"
+    own_dir = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="c7n-bench-")) if own_dir else Path(workdir)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        policy_file = work / "policy.yml"
+        policy_file.write_text(policy_yaml(policy))
+        env = _custodian_env(fake_url, work)
+        before = _fake_stats(fake_url)
+        started = time.perf_counter()
+        if parallel:
+            with ThreadPoolExecutor(len(regions)) as pool:
+                runs = list(pool.map(lambda r: _run_one(custodian, policy_file, [r], work / f"out-{r}", env), regions))
+        else:
+            runs = [_run_one(custodian, policy_file, regions, work / "out", env)]
+        wall = time.perf_counter() - started
+        after = _fake_stats(fake_url)
+    finally:
+        if own_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    per_region: dict[str, dict] = {}
+    for run in runs:
+        per_region.update(run["regions"])
+    return {
+        "mode": "one process per region, at once" if parallel else "one process, regions in turn",
+        "wall_s": round(wall, 2),
+        "exit_codes": [run["exit_code"] for run in runs],
+        "process_wall_s": [round(run["wall_s"], 2) for run in runs],
+        "regions": per_region,
+        "fake": _stats_delta(before, after),
+        "commands": [run["command"] for run in runs],
+        "log_tail": [line for run in runs for line in run["log_tail"]] if any(r["exit_code"] for r in runs) else [],
+        "log_problems": [line for run in runs for line in run["problems"]],
+    }
+
+
+def _machine_load() -> dict:
+    """Load average and memory stall share: other work on a shared machine skews wall times."""
+    load = {"loadavg": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        first = Path("/proc/pressure/memory").read_text().splitlines()[0]
+        load["memory_pressure_some_avg300"] = float(first.split("avg300=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return load
+
+
+def deletion_floor(expected: Mapping[str, set[str]], speedup: float) -> dict[str, float]:
+    """The least time EC2's DeleteSnapshot bucket allows: per region, and for regions in turn or at once."""
+    limit = LIMITS["DeleteSnapshot"]
+    per_region = {r: max(0, len(ids) - limit.burst) / (limit.rate * speedup) for r, ids in expected.items()}
+    return {
+        "per_region_s": {r: round(s, 1) for r, s in per_region.items()},
+        "regions_in_turn_s": round(sum(per_region.values()), 1),
+        "regions_at_once_s": round(max(per_region.values(), default=0.0), 1),
+    }
+
+
+def benchmark(
+    snapshots: int,
+    *,
+    regions: Sequence[str] = ("us-east-1", "us-west-2"),
+    expired_share: float = 0.3,
+    speedup: float = 1.0,
+    throttle_share: float = 0.0,
+    error_share: float = 0.0,
+    drop_share: float = 0.0,
+    fault_after: float = 0.0,
+    parallel: bool = False,
+    outage: int = 0,
+    reruns: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Seed the sweep inventory into a fresh fake, run Custodian on it, and judge the result.
+
+    `outage` makes the first that many DeleteSnapshot requests (any region)
+    answer 500 InternalError: a short EC2 brownout.  `reruns` runs Custodian
+    again, up to that many times, while snapshots it should have deleted
+    remain (what an operator would have to do: c7n exits 0 regardless), so
+    `wall_to_correct_s` is the time to a correct result.
+    """
+    python = ensure_c7n()
+    load_before = _machine_load()
+    policy = sweep_policy()
+    fake = FakeEc2(
+        speedup=speedup,
+        throttle_share=throttle_share,
+        error_share=error_share,
+        drop_share=drop_share,
+        fault_after=fault_after,
+        seed=seed,
+    )
+    expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
+    before = snapshot_ids(fake, regions)
+    if outage:
+        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
+    runs: list[dict] = []
+    with fake:
+        for _ in range(1 + max(0, reruns)):
+            runs.append(run_custodian(fake.url, regions, policy, parallel=parallel, python=python))
+            outcome = sweep_outcome(fake, before, expected)
+            runs[-1]["correct_after"] = outcome["correct"]
+            runs[-1]["missed_after"] = outcome["missed"]
+            if outcome["correct"] or outcome["wrongly_deleted"]:
+                break
+    run, later = runs[0], runs[1:]
+    load_after = _machine_load()
+    return {
+        "tool": f"Cloud Custodian (c7n {c7n_version(python)})",
+        "setup": {
+            "policy_snapshots": snapshots,
+            "snapshots_in_fake": sum(len(ids) for ids in before.values()),
+            "regions": list(regions),
+            "expired_share": expired_share,
+            "speedup": speedup,
+            "throttle_share": throttle_share,
+            "error_share": error_share,
+            "drop_share": drop_share,
+            "fault_after": fault_after,
+            "outage": outage,
+            "cpus": os.cpu_count(),
+        },
+        "machine_before": load_before,
+        "machine_after": load_after,
+        "floor": deletion_floor(expected, speedup),
+        **run,
+        "reruns": [
+            {k: r[k] for k in ("wall_s", "exit_codes", "regions", "fake", "correct_after", "missed_after")}
+            for r in later
+        ],
+        "wall_to_correct_s": round(sum(r["wall_s"] for r in runs), 2) if outcome["correct"] else None,
+        "correct": outcome["correct"],
+        "outcome": outcome,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.custodian",
+        description="Run Cloud Custodian's age-based snapshot cleanup against the fake EC2 and print a JSON report.",
+    )
+    parser.add_argument("--snapshots", type=int, default=2000, help="the policy's snapshots, over all regions")
+    parser.add_argument("--regions", default="us-east-1,us-west-2")
+    parser.add_argument("--expired-share", type=float, default=0.3)
+    parser.add_argument("--speedup", type=float, default=1.0, help="scale EC2's refill rates (not c7n's sleeps)")
+    parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
+    parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
+    parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
+    parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
+    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
+    parser.add_argument("--reruns", type=int, default=0, help="run c7n again while expired snapshots remain")
+    parser.add_argument("--parallel", action="store_true", help="one custodian process per region, at once")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    report = benchmark(
+        args.snapshots,
+        regions=[r.strip() for r in args.regions.split(",") if r.strip()],
+        expired_share=args.expired_share,
+        speedup=args.speedup,
+        throttle_share=args.throttle_share,
+        error_share=args.error_share,
+        drop_share=args.drop_share,
+        fault_after=args.fault_after,
+        parallel=args.parallel,
+        outage=args.outage,
+        reruns=args.reruns,
+        seed=args.seed,
+    )
+    print(json.dumps(report, indent=2))
+    return 0 if report["correct"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
