@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from botocore.stub import Stubber
 
-from scheduler.watches import poll_watches  # noqa: I001
+from scheduler.watches import poll_watches
 from tests.test_ami_watches import NOW, clock, deps, watch  # noqa: F401  (shared fixtures)
 
 SNAP = "snap-0123456789abcdef0"
