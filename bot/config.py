@@ -170,6 +170,10 @@ class AwsConfig:
     workers: int = _spec(8, **_number(1, True, "a whole number of worker threads, at least 1"))
     # `/ami launch count=N` refuses more than this many instances in one request.
     launch_max_count: int = _spec(5, **_number(1, True, "a whole number of instances, at least 1"))
+    # The bot paces its own calls to EC2's published request rates (deletes: 100
+    # at once, then 5 a second).  An account whose limits AWS has raised can
+    # scale every rate alike, e.g. 2 for twice the rate.
+    api_rate_scale: float = _spec(1.0, **_number(0.1, False, "a number of at least 0.1 (1 = EC2's published rates)"))
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ class Pacer:
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
 
+    def rate(self, action: str) -> Rate | None:
+        """The rate this pacer keeps `action` to (None: not paced)."""
+        return self._rates.get(action)
+
     def take(self, region: str, action: str) -> float:
         rate = self._rates.get(action)
         if rate is None:

@@ -18,6 +18,7 @@ from bot.approval_flow import expire_due, reconcile_unfinished
 from bot.config import Config
 from bot.deps import Deps
 from bot.gateway import Ec2Gateway
+from bot.pacing import Pacer
 from bot.store import Store, utcnow
 from bot.worker import Worker
 from scheduler import build_scheduler
@@ -53,7 +54,7 @@ def build_deps(
     """Store, gateway, worker pool and Slack client, as every entry point builds them."""
     return Deps(
         config=config,
-        gateway=Ec2Gateway(session),
+        gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale)),
         store=Store(config.store.path, clock),
         worker=Worker(config.aws.workers),
         slack=make_slack_client(slack.bot_token, slack.api_url),

@@ -148,6 +148,8 @@ BAD_VALUES = [
     ({"aws": {"workers": True}}, "aws.workers", ["whole number"]),
     ({"aws": {"workers": "8"}}, "aws.workers", ["whole number"]),
     ({"aws": {"poll_interval": "soon"}}, "aws.poll_interval", ["duration"]),
+    ({"aws": {"api_rate_scale": 0}}, "aws.api_rate_scale", ["at least 0.1"]),
+    ({"aws": {"api_rate_scale": "2"}}, "aws.api_rate_scale", ["at least 0.1"]),
     ({"access": {"operators": ["alice"]}}, "access.operators", ["Slack user IDs"]),
     ({"access": {"approvers": "U0BOB"}}, "access.approvers", ["Slack user IDs"]),
     ({"access": {"approvers": ["U0BOB\n"]}}, "access.approvers", ["Slack user IDs"]),

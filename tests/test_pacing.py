@@ -49,3 +49,17 @@ def test_pacer_keeps_regions_and_actions_apart_and_ignores_unknown_actions():
     assert pacer.take("us-west-2", "DeleteSnapshot") == 0
     assert pacer.take("us-east-1", "DescribeRegions") == 0
     assert pacer.take("us-east-1", "DeleteSnapshot") > 0
+
+
+def test_the_bot_paces_to_config_api_rate_scale(tmp_path):
+    # An account whose EC2 limits AWS raised sets aws.api_rate_scale; every entry point paces to it.
+    from bot.config import parse_config
+    from bot.runtime import SlackSettings, build_deps
+
+    raw = {"aws": {"api_rate_scale": 2.5}, "store": {"path": str(tmp_path / "bot.db")}}
+    deps = build_deps(parse_config(raw), SlackSettings(bot_token="xoxb-test"))
+    try:
+        assert deps.gateway.pacer.rate("DeleteSnapshot") == Rate(100, 12.5)
+        assert deps.gateway.pacer.rate("DescribeSnapshots") == Rate(100, 50)
+    finally:
+        deps.worker.shutdown()
