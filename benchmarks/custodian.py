@@ -27,14 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.fake_ec2 import LIMITS, FakeEc2
+from benchmarks.fake_ec2 import FakeEc2
 from benchmarks.inventory import seed_sweep_inventory, snapshot_ids, sweep_outcome, sweep_policy
+from benchmarks.measure import deletion_floor, fake_stats, machine_load, stats_delta
 from bot.config import Policy
 from bot.tags import KEEP, POLICY
 
@@ -98,28 +97,6 @@ def policy_yaml(policy: Policy) -> str:
         "      - type: delete\n"
         "        skip-ami-snapshots: true\n"
     )
-
-
-def _fake_stats(fake_url: str) -> dict:
-    with urllib.request.urlopen(f"{fake_url}/_fake/stats", timeout=30) as answer:
-        return json.load(answer)
-
-
-def _delta(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
-    return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n - before.get(k, 0)}
-
-
-def _stats_delta(before: dict, after: dict) -> dict:
-    deletions = Counter(after["deletions"])
-    deletions.subtract(before["deletions"])
-    return {
-        "calls": _delta(after["calls"], before["calls"]),
-        "throttled": _delta(after["throttled"], before["throttled"]),
-        "faults": _delta(after["faults"], before["faults"]),
-        "errors": _delta(after["errors"], before["errors"]),
-        "delete_requests": sum(n for n in deletions.values() if n > 0),
-        "repeated_deletions": sum(1 for n in deletions.values() if n > 1),
-    }
 
 
 _REGION_LINE = re.compile(r"policy:\S+ resource:\S+ region:(\S+) count:(\d+)")
@@ -214,7 +191,7 @@ def run_custodian(
         policy_file = work / "policy.yml"
         policy_file.write_text(policy_yaml(policy))
         env = _custodian_env(fake_url, work)
-        before = _fake_stats(fake_url)
+        before = fake_stats(fake_url)
         started = time.perf_counter()
         if parallel:
             with ThreadPoolExecutor(len(regions)) as pool:
@@ -222,7 +199,7 @@ def run_custodian(
         else:
             runs = [_run_one(custodian, policy_file, regions, work / "out", env)]
         wall = time.perf_counter() - started
-        after = _fake_stats(fake_url)
+        after = fake_stats(fake_url)
     finally:
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -235,32 +212,10 @@ def run_custodian(
         "exit_codes": [run["exit_code"] for run in runs],
         "process_wall_s": [round(run["wall_s"], 2) for run in runs],
         "regions": per_region,
-        "fake": _stats_delta(before, after),
+        "fake": stats_delta(before, after),
         "commands": [run["command"] for run in runs],
         "log_tail": [line for run in runs for line in run["log_tail"]] if any(r["exit_code"] for r in runs) else [],
         "log_problems": [line for run in runs for line in run["problems"]],
-    }
-
-
-def _machine_load() -> dict:
-    """Load average and memory stall share: other work on a shared machine skews wall times."""
-    load = {"loadavg": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        first = Path("/proc/pressure/memory").read_text().splitlines()[0]
-        load["memory_pressure_some_avg300"] = float(first.split("avg300=")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        pass
-    return load
-
-
-def deletion_floor(expected: Mapping[str, set[str]], speedup: float) -> dict[str, float]:
-    """The least time EC2's DeleteSnapshot bucket allows: per region, and for regions in turn or at once."""
-    limit = LIMITS["DeleteSnapshot"]
-    per_region = {r: max(0, len(ids) - limit.burst) / (limit.rate * speedup) for r, ids in expected.items()}
-    return {
-        "per_region_s": {r: round(s, 1) for r, s in per_region.items()},
-        "regions_in_turn_s": round(sum(per_region.values()), 1),
-        "regions_at_once_s": round(max(per_region.values(), default=0.0), 1),
     }
 
 
@@ -288,7 +243,7 @@ def benchmark(
     `wall_to_correct_s` is the time to a correct result.
     """
     python = ensure_c7n()
-    load_before = _machine_load()
+    load_before = machine_load()
     policy = sweep_policy()
     fake = FakeEc2(
         speedup=speedup,
@@ -312,7 +267,7 @@ def benchmark(
             if outcome["correct"] or outcome["wrongly_deleted"]:
                 break
     run, later = runs[0], runs[1:]
-    load_after = _machine_load()
+    load_after = machine_load()
     return {
         "tool": f"Cloud Custodian (c7n {c7n_version(python)})",
         "setup": {

@@ -65,11 +65,22 @@ class TokenBucket:
         return wait
 
 
+# Tokens of EC2's burst the bot leaves unspent.  Our bucket starts when we
+# send the first request, EC2's when it receives it; the first request also
+# pays for the connection, so later ones arrive relatively sooner and, with
+# both buckets empty, a few would find EC2's a hair short of a whole token
+# (a throttled call, and a retry).  A few tokens of slack absorb that jitter
+# at the price of a second of burst.
+HEADROOM = 5
+
+
 class Pacer:
     """One bucket per (region, action), created on first use."""
 
-    def __init__(self, rates: dict[str, Rate] | None = None, scale: float = 1.0):
-        self._rates = {k: Rate(r.burst, r.per_second * scale) for k, r in (rates or EC2_RATES).items()}
+    def __init__(self, rates: dict[str, Rate] | None = None, scale: float = 1.0, headroom: int = HEADROOM):
+        self._rates = {
+            k: Rate(max(1, r.burst - headroom), r.per_second * scale) for k, r in (rates or EC2_RATES).items()
+        }
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
 

@@ -17,7 +17,7 @@ import botocore.config
 import botocore.session
 import pytest
 
-from benchmarks import custodian
+from benchmarks import custodian, measure
 from benchmarks.fake_ec2 import FakeEc2
 from benchmarks.inventory import (
     KEEP,
@@ -200,7 +200,7 @@ def test_a_policy_without_max_age_has_no_custodian_equivalent():
 def test_the_deletion_floor_is_the_bucket_refill_after_the_burst():
     expected = {"us-east-1": set(map(str, range(600))), "us-west-2": set(map(str, range(350)))}
 
-    floor = custodian.deletion_floor(expected, speedup=10)
+    floor = measure.deletion_floor(expected, speedup=10)
 
     assert floor == {
         "per_region_s": {"us-east-1": 10.0, "us-west-2": 5.0},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.pacing import Pacer, Rate, TokenBucket
+from bot.pacing import EC2_RATES, HEADROOM, Pacer, Rate, TokenBucket
 
 
 class FakeTime:
@@ -43,7 +43,7 @@ def test_idle_time_refills_up_to_the_burst_only():
 
 
 def test_pacer_keeps_regions_and_actions_apart_and_ignores_unknown_actions():
-    pacer = Pacer({"DeleteSnapshot": Rate(2, 1000)}, scale=1)
+    pacer = Pacer({"DeleteSnapshot": Rate(2, 1000)}, scale=1, headroom=0)
     assert pacer.take("us-east-1", "DeleteSnapshot") == 0
     assert pacer.take("us-east-1", "DeleteSnapshot") == 0
     assert pacer.take("us-west-2", "DeleteSnapshot") == 0
@@ -59,7 +59,14 @@ def test_the_bot_paces_to_config_api_rate_scale(tmp_path):
     raw = {"aws": {"api_rate_scale": 2.5}, "store": {"path": str(tmp_path / "bot.db")}}
     deps = build_deps(parse_config(raw), SlackSettings(bot_token="xoxb-test"))
     try:
-        assert deps.gateway.pacer.rate("DeleteSnapshot") == Rate(100, 12.5)
-        assert deps.gateway.pacer.rate("DescribeSnapshots") == Rate(100, 50)
+        assert deps.gateway.pacer.rate("DeleteSnapshot") == Rate(100 - HEADROOM, 12.5)
+        assert deps.gateway.pacer.rate("DescribeSnapshots") == Rate(100 - HEADROOM, 50)
     finally:
         deps.worker.shutdown()
+
+
+def test_the_pacer_leaves_headroom_in_ec2s_burst_but_keeps_its_rate():
+    pacer = Pacer()
+    assert HEADROOM > 0
+    for action, published in EC2_RATES.items():
+        assert pacer.rate(action) == Rate(published.burst - HEADROOM, published.per_second)

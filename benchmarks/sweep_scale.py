@@ -1,0 +1,239 @@
+"""The bot's retention sweep at scale, against the EC2 API floor (and, optionally, Cloud Custodian).
+
+    python -m benchmarks.sweep_scale --snapshots 10000 --speedup 1
+    python -m benchmarks.sweep_scale --snapshots 10000 --speedup 1 --throttle-share 0.3 --error-share 0.02
+    python -m benchmarks.sweep_scale --snapshots 10000 --throttle-share 0.3 --error-share 0.02 --against-custodian
+
+The inventory is benchmarks/inventory.py's: N snapshots of the volume policy
+`bench-daily` (keep 2, max_age 30d, on_expired = "delete") over two regions,
+a known share of them expired, beside snapshots a sweep must spare.  The fake
+EC2 runs in this process with EC2's token buckets; the bot runs as
+`python -m bot sweep --policy bench-daily`, its own process configured only
+by a config file and its environment, exactly as an operator would run it
+(`aws.api_rate_scale` is set to `--speedup`, so the bot paces itself to the
+sped-up buckets as it would to an account with raised limits).
+
+Reported: wall time against the deletion floor, every EC2 call by action
+against the call floor, throttled answers, injected faults, delete requests
+per snapshot (repeats), the bot process's peak RSS, its exit code and its
+report, and whether exactly the expected snapshots went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.fake_ec2 import FakeEc2
+from benchmarks.inventory import POLICY_NAME, seed_sweep_inventory, snapshot_ids, sweep_outcome, sweep_policy
+from benchmarks.measure import call_floor, deletion_floor, fake_stats, machine_load, stats_delta
+from bot.config import format_duration
+from bot.tags import POLICY
+
+CONFIG = """\
+[aws]
+default_region = "{region}"
+regions = [{regions}]
+api_rate_scale = {scale}
+
+[store]
+path = "{db}"
+
+[[policies]]
+name = "{name}"
+resource = "volume"
+target_tags = {{ backup = "{name}" }}
+every = "1d"
+keep = {keep}
+max_age = "{max_age}"
+on_expired = "delete"
+"""
+
+
+def bot_env(fake_url: str, workdir: Path) -> dict[str, str]:
+    """The sweep's environment: the fake's URL and throwaway credentials, nothing of the caller's AWS or Slack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "CHATOPS_"))}
+    env.update(
+        AWS_ENDPOINT_URL=fake_url,
+        AWS_ACCESS_KEY_ID="AKIAFAKEFAKEFAKEFAKE",
+        AWS_SECRET_ACCESS_KEY="fake-secret",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(workdir / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "aws-credentials"),
+        CHATOPS_CONFIG=str(workdir / "config.toml"),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir: Path) -> dict:
+    """`python -m bot sweep --policy bench-daily` against the fake; wall time, exit code, peak RSS, output."""
+    policy = sweep_policy()
+    (workdir / "config.toml").write_text(
+        CONFIG.format(
+            region=regions[0],
+            regions=", ".join(f'"{r}"' for r in regions),
+            scale=float(speedup),
+            db=workdir / "bot.db",
+            name=policy.name,
+            keep=policy.keep,
+            max_age=format_duration(policy.max_age),
+        )
+    )
+    command = [sys.executable, "-m", "bot", "sweep", "--policy", policy.name]
+    out_path = workdir / "sweep.out"
+    with out_path.open("w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, env=bot_env(fake_url, workdir), stdout=out, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own resource usage (its peak RSS), not all children's.
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    output = out_path.read_text()
+    return {
+        "command": " ".join(["python", *command[1:]]),
+        "exit_code": proc.returncode,
+        "wall_s": round(wall, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "report": output.splitlines()[-40:],
+    }
+
+
+def _listed(fake: FakeEc2, regions: Sequence[str]) -> dict[str, int]:
+    # What the sweep's filter (tag:chatops:policy = NAME) matches: its pages are the listing floor.
+    listed = {}
+    for name in regions:
+        region = fake.region(name)
+        with region.lock:
+            listed[name] = sum(1 for s in region.table("snapshot").by_id.values() if s.tags.get(POLICY) == POLICY_NAME)
+    return listed
+
+
+def benchmark(
+    snapshots: int,
+    *,
+    regions: Sequence[str] = ("us-east-1", "us-west-2"),
+    expired_share: float = 0.3,
+    speedup: float = 1.0,
+    throttle_share: float = 0.0,
+    error_share: float = 0.0,
+    drop_share: float = 0.0,
+    fault_after: float = 0.0,
+    outage: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Seed the sweep inventory into a fresh fake, run the bot's sweep on it, and judge the result."""
+    load_before = machine_load()
+    fake = FakeEc2(
+        speedup=speedup,
+        throttle_share=throttle_share,
+        error_share=error_share,
+        drop_share=drop_share,
+        fault_after=fault_after,
+        seed=seed,
+    )
+    expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
+    before = snapshot_ids(fake, regions)
+    floor_calls = call_floor(_listed(fake, regions), {r: fake.count(r, "image") for r in regions}, expected)
+    if outage:
+        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
+    workdir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    try:
+        with fake:
+            stats_before = fake_stats(fake.url)
+            run = run_bot_sweep(fake.url, regions, speedup, workdir)
+            stats = stats_delta(stats_before, fake_stats(fake.url))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    outcome = sweep_outcome(fake, before, expected)
+    calls = stats["calls"]
+    floor = deletion_floor(expected, speedup)
+    deletions = len(expected and set().union(*expected.values()))
+    return {
+        "tool": "chatops bot (python -m bot sweep)",
+        "setup": {
+            "policy_snapshots": snapshots,
+            "snapshots_in_fake": sum(len(ids) for ids in before.values()),
+            "regions": list(regions),
+            "expired_share": expired_share,
+            "speedup": speedup,
+            "throttle_share": throttle_share,
+            "error_share": error_share,
+            "drop_share": drop_share,
+            "fault_after": fault_after,
+            "outage": outage,
+            "seed": seed,
+            "cpus": os.cpu_count(),
+        },
+        "machine_before": load_before,
+        "machine_after": machine_load(),
+        "floor": floor,
+        "wall_over_floor": round(run["wall_s"] / floor["regions_at_once_s"], 3) if floor["regions_at_once_s"] else None,
+        "delete_rate_share": _rate_share(run["wall_s"], expected, speedup),
+        "calls_floor": floor_calls,
+        "calls_over_floor": {action: calls.get(action, 0) - need for action, need in floor_calls.items()},
+        "calls_total_over_floor": sum(v for k, v in calls.items() if k in floor_calls) - sum(floor_calls.values()),
+        "deletions_expected": deletions,
+        **run,
+        "fake": stats,
+        "correct": outcome["correct"] and run["exit_code"] == 0,
+        "outcome": outcome,
+    }
+
+
+def _rate_share(wall_s: float, expected: dict[str, set[str]], speedup: float) -> float | None:
+    """How close the slowest region's deletions came to the bucket's refill rate (1.0 = at the floor)."""
+    floor = deletion_floor(expected, speedup)["regions_at_once_s"]
+    return round(floor / wall_s, 3) if wall_s and floor else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sweep_scale",
+        description="Run the bot's retention sweep against the fake EC2 at scale and print a JSON report.",
+    )
+    parser.add_argument("--snapshots", type=int, default=10_000, help="the policy's snapshots, over all regions")
+    parser.add_argument("--regions", default="us-east-1,us-west-2")
+    parser.add_argument("--expired-share", type=float, default=0.3)
+    parser.add_argument("--speedup", type=float, default=1.0, help="scale EC2's refill rates (and the bot's pacing)")
+    parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
+    parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
+    parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
+    parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
+    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against-custodian", action="store_true", help="then Cloud Custodian, one process per region")
+    args = parser.parse_args(argv)
+    options = dict(
+        regions=[r.strip() for r in args.regions.split(",") if r.strip()],
+        expired_share=args.expired_share,
+        speedup=args.speedup,
+        throttle_share=args.throttle_share,
+        error_share=args.error_share,
+        drop_share=args.drop_share,
+        fault_after=args.fault_after,
+        outage=args.outage,
+        seed=args.seed,
+    )
+    report = {"bot": benchmark(args.snapshots, **options)}
+    if args.against_custodian:
+        from benchmarks import custodian
+
+        report["custodian"] = custodian.benchmark(args.snapshots, parallel=True, **options)
+        bot_wall, c7n_wall = report["bot"]["wall_s"], report["custodian"]["wall_s"]
+        report["custodian_wall_over_bot"] = round(c7n_wall / bot_wall, 2) if bot_wall else None
+    print(json.dumps(report, indent=2))
+    return 0 if all(r["correct"] for r in report.values() if isinstance(r, dict)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
