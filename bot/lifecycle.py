@@ -41,6 +41,12 @@ SCHEDULER_USER = "scheduler"
 # Throttled creates (SnapshotCreationPerVolumeRateExceeded, concurrency limits)
 # are retried later in the run, after these pauses, before being deferred.
 CREATE_RETRY_PAUSES = (15.0, 60.0)
+# Deletions in flight per region.  The gateway's pacer sets the rate (EC2's
+# 5 a second); several in flight keep that rate while some sleep off a
+# throttled or failed attempt (botocore backs off ~0.5 s, then ~1 s, …).  One
+# at a time, a 30% throttle share alone halves the rate (measured:
+# benchmarks/sweep_scale.py, docs/benchmarks.md).
+DELETERS_PER_REGION = 8
 
 
 def policy_regions(config: Config, policy: Policy) -> tuple[str, ...]:
@@ -303,12 +309,15 @@ def _delete_region(
             progress(r)
         return results
     backing = {s: image_id for image_id, image in images.items() for s in image.snapshot_ids}
-    results = []
-    for item in items:
+
+    def delete(item: PlanItem) -> ItemResult:
         result = _delete_item(gw, region, item, snaps, images, backing)
         progress(result)
-        results.append(result)
-    return results
+        return result
+
+    deleters = max(1, min(DELETERS_PER_REGION, len(items)))
+    with ThreadPoolExecutor(max_workers=deleters, thread_name_prefix=f"delete-{region}") as pool:
+        return list(pool.map(delete, items))
 
 
 def _delete_item(
