@@ -266,6 +266,8 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             if key not in allowed:
                 valid = ", ".join(f"`{k}=`" for k in allowed)
                 raise UsageError(f"unknown option `{key}=`. Valid options: {valid}.", verb.usage)
+            if key in options:  # `to=us-west-2 to=eu-west-1`: which one was meant is a guess, so ask
+                raise UsageError(f"`{key}=` is given twice; give it once.", verb.usage)
             try:
                 options[key] = allowed[key].check(value)
             except ValueError:

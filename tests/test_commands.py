@@ -276,6 +276,15 @@ def test_empty_option_value_is_refused(verb, key):
     assert f"`{key}=`: expected" in exc.message
 
 
+@pytest.mark.parametrize("verb, key", OPTIONS_OF, ids=lambda x: x if isinstance(x, str) else verb_id(x))
+def test_an_option_given_twice_is_refused(verb, key):
+    # `to=us-west-2 to=eu-west-1`: the bot does not guess which one was meant.
+    words = [w for w in valid_words(verb) if not w.startswith(f"{key}=")]
+    value = option_value(verb, key)
+    exc = usage_error(verb, " ".join([*words, f"{key}={value}", f"{key}={value}"]))
+    assert f"`{key}=` is given twice" in exc.message
+
+
 BAD_OPTION_VALUES = {
     "to": ["mars-north-1", "us-east-1a", "US-WEST-2"],
     "az": ["us-east-1", "useast1a", "us-east-1A"],
