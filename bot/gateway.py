@@ -53,6 +53,11 @@ _EXACT = {
     "InvalidParameter": errors.InvalidParameter,
     "InvalidParameterCombination": errors.InvalidParameter,
     "MissingParameter": errors.InvalidParameter,
+    # EC2's own trouble (500/503), left after botocore's retries: transient, so "try again".
+    "InternalError": errors.AwsUnavailable,
+    "InternalFailure": errors.AwsUnavailable,
+    "ServiceUnavailable": errors.AwsUnavailable,
+    "Unavailable": errors.AwsUnavailable,
     "InvalidAMIName.Malformed": errors.InvalidParameter,
     "InvalidKeyPair.NotFound": errors.InvalidParameter,
 }

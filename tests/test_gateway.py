@@ -330,6 +330,8 @@ ERROR_CODES = [
     ("InvalidSnapshot.InUse", errors.Conflict),
     ("VolumeInUse", errors.Conflict),
     ("IncorrectState", errors.Conflict),
+    ("InternalError", errors.AwsUnavailable),
+    ("Unavailable", errors.AwsUnavailable),
     ("SomethingNew", errors.AwsError),
 ]
 
@@ -356,6 +358,7 @@ def test_client_errors_become_bot_errors(gateway, stub, code, cls):
         ("UnauthorizedOperation", errors.AccessDenied),
         ("RequestLimitExceeded", errors.Throttled),
         ("SnapshotLimitExceeded", errors.LimitExceeded),
+        ("InternalError", errors.AwsUnavailable),
     ],
 )
 def test_mapped_errors_carry_a_next_step(gateway, stub, code, cls):
