@@ -173,7 +173,8 @@ def _execute_reboot_create(gw: Ec2Gateway, plan: Plan, progress: Progress) -> li
         result = ItemResult(
             p["instance_id"],
             "done",
-            f"rebooted; creating {image.id} ({image.state}); see `/ami list region={plan.region}`",
+            f"rebooted; creating {image.id} ({image.state}); progress in the thread",
+            started_image=image.id,
         )
     except errors.BotError as exc:
         result = ItemResult(p["instance_id"], "failed", exc.message)

@@ -141,7 +141,34 @@ def execute(deps: Deps, row: dict) -> str:
     deps.store.transition(approval_id, "executing", state, result=as_dicts)
     deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} executed", state, summarise(results))
     update_message(deps, deps.store.get_approval(approval_id), as_dicts)
+    source = plan.params.get("instance_id", "")
+    for result in results:
+        if result.started_image:
+            follow_image(deps, row, result.region or plan.region, result.started_image, source)
     return state
+
+
+def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str) -> None:
+    """Post an AMI an approved action started in the request's thread; a watch updates it when available."""
+    try:
+        image = deps.gateway.find_images(region, [image_id]).get(image_id)
+        if image is None:
+            return  # the result on the request already names it
+        thread = {"thread_ts": row["message_ts"]} if row.get("message_ts") else {}
+        msg = blocks.image_progress(image, deps.now(), requested_by=row["requester"], source=source)
+        posted = deps.slack.chat_postMessage(channel=row["channel"], **thread, **msg)
+    except BotError as exc:
+        log.warning("approval %s: could not look up %s: %s", row["id"], image_id, exc.message)
+        return
+    except SLACK_FAILURES:
+        log.exception("approval %s: could not post the progress of %s", row["id"], image_id)
+        return
+    if image.state == "pending":
+        deadline = deps.now() + deps.config.aws.poll_timeout
+        watched = {"verb": "AMI", "source": source}
+        deps.store.add_watch(
+            "image", region, [image_id], row["channel"], posted["ts"], row["requester"], deadline, watched
+        )
 
 
 # What a done item of each plan kind did to the inventory (for the digest).

@@ -63,6 +63,7 @@ class ItemResult:
     outcome: str  # done | skipped | failed
     reason: str = ""
     region: str = ""  # "" = the plan's region
+    started_image: str = ""  # an AMI the action started and that is still being made: followed in the thread
 
     @property
     def ok(self) -> bool:

@@ -105,6 +105,9 @@ def test_create_with_reboot_waits_for_approval(bot, ec2):
     assert image["Name"] == "db-consistent" and image["ImageId"] in final
     tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
     assert tags["chatops:requested-by"] == ALICE
+    # The new AMI's progress is followed in the request's thread, as `/ami create` without reboot does.
+    [progress] = [m for m in bot.posted() if m.get("thread_ts") == message["ts"]]
+    assert image["ImageId"] in progress["text"] and "available" in progress["text"]
 
 
 def test_create_without_reboot_needs_no_approval(bot, ec2):
