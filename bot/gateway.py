@@ -327,13 +327,16 @@ class Ec2Gateway:
                 client = self.session.client(service, region_name=region, config=self._client_config)
                 client.meta.events.register(f"before-send.{service}", self._count)
                 if service == "ec2":
-                    client.meta.events.register("before-call.ec2", self._pace_for(region))
+                    # Every attempt, retries included, spends a token: EC2 charges each request
+                    # that reaches it, so pacing only first attempts lets retries overdraw the
+                    # bucket and a throttle storm feed itself (benchmarks/sweep_scale.py).
+                    client.meta.events.register("before-send.ec2", self._pace_for(region))
                 self._clients[key] = client
             return self._clients[key]
 
     def _pace_for(self, region: str):
-        def pace(model, **_: object) -> None:  # a before-call handler must return None (else it is the response)
-            self.pacer.take(region, model.name)
+        def pace(event_name: str = "", **_: object) -> None:  # must return None (a value would be the response)
+            self.pacer.take(region, event_name.rsplit(".", 1)[-1])
 
         return pace
 

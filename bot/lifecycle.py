@@ -47,6 +47,12 @@ CREATE_RETRY_PAUSES = (15.0, 60.0)
 # at a time, a 30% throttle share alone halves the rate (measured:
 # benchmarks/sweep_scale.py, docs/benchmarks.md).
 DELETERS_PER_REGION = 8
+# A deletion still throttled (or EC2 still failing) after botocore's retries
+# goes again after the rest of the region, after each of these pauses: under
+# a long throttle storm botocore's retry quota runs dry and stops retrying,
+# and an expired snapshot must not be left behind for that.
+TRANSIENT = (errors.Throttled, errors.AwsUnavailable)
+DELETE_RETRY_PAUSES = (10.0, 60.0)
 
 
 def policy_regions(config: Config, policy: Policy) -> tuple[str, ...]:
@@ -300,6 +306,8 @@ def _delete_region(
     policy_name: str,
     progress: Progress,
     known: RegionState | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    pauses: Sequence[float] = DELETE_RETRY_PAUSES,
 ) -> list[ItemResult]:
     try:
         snaps, images = known or _region_state(gw, region, policy_name)
@@ -309,27 +317,56 @@ def _delete_region(
             progress(r)
         return results
     backing = {s: image_id for image_id, image in images.items() for s in image.snapshot_ids}
+    results: list[ItemResult | None] = [None] * len(items)
 
-    def delete(item: PlanItem) -> ItemResult:
-        result = _delete_item(gw, region, item, snaps, images, backing)
+    def attempt(index: int, final: bool) -> bool:
+        """Try one item; False: it failed for a passing reason and goes again in the next round."""
+        result = _delete_item(gw, region, items[index], snaps, images, backing, final)
+        if result is None:
+            return False
+        results[index] = result
         progress(result)
-        return result
+        return True
 
+    pending = list(range(len(items)))
+    rounds = (0.0, *pauses)
     deleters = max(1, min(DELETERS_PER_REGION, len(items)))
     with ThreadPoolExecutor(max_workers=deleters, thread_name_prefix=f"delete-{region}") as pool:
-        return list(pool.map(delete, items))
+        for number, pause in enumerate(rounds):
+            if not pending:
+                break
+            if pause:
+                log.warning("sweep: %d deletion(s) in %s to retry in %.0f s", len(pending), region, pause)
+                sleep(pause)
+            final = [number == len(rounds) - 1] * len(pending)
+            done = list(pool.map(attempt, pending, final))
+            pending = [i for i, ok in zip(pending, done, strict=True) if not ok]
+    return [r for r in results if r is not None]
 
 
 def _delete_item(
-    gw: Ec2Gateway, region: str, item: PlanItem, snaps: set[str], images: dict[str, Image], backing: dict[str, str]
-) -> ItemResult:
+    gw: Ec2Gateway,
+    region: str,
+    item: PlanItem,
+    snaps: set[str],
+    images: dict[str, Image],
+    backing: dict[str, str],
+    final: bool = True,
+) -> ItemResult | None:
+    """Delete one item; None when its first call failed for a passing reason and `final` is False.
+
+    Only the first call is tried again later: once an AMI is deregistered, a
+    failure deleting its snapshots is reported, since a second try would find
+    the AMI gone and could not tell which snapshots were its.
+    """
     rid = item.resource_id
     try:
         if item.kind == IMAGE:
             image = images.get(rid)
             if image is None:
                 return ItemResult(rid, "skipped", "no longer exists", region)
-            gw.deregister_image(region, rid)
+            if not _first_call(lambda: gw.deregister_image(region, rid), final):
+                return None
             kept = []
             for snap in image.snapshot_ids:
                 other = next((i for i, im in images.items() if i != rid and snap in im.snapshot_ids), None)
@@ -348,12 +385,24 @@ def _delete_item(
             return ItemResult(rid, "skipped", "no longer exists", region)
         if rid in backing:
             return ItemResult(rid, "failed", f"now backs {backing[rid]}; not deleted", region)
-        gw.delete_snapshot(region, rid)
+        if not _first_call(lambda: gw.delete_snapshot(region, rid), final):
+            return None
         return ItemResult(rid, "done", "deleted", region)
     except errors.NotFound:
         return ItemResult(rid, "skipped", "no longer exists", region)
     except errors.BotError as exc:
         return ItemResult(rid, "failed", exc.message, region)
+
+
+def _first_call(call: Callable[[], object], final: bool) -> bool:
+    """Make the call; False when it failed for a passing reason and a later round may try again."""
+    try:
+        call()
+    except TRANSIENT:
+        if final:
+            raise
+        return False
+    return True
 
 
 def _by_region(plan: Plan) -> dict[str, list[PlanItem]]:
@@ -384,7 +433,13 @@ def _reconcile_sweep(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 @executor("sweep-delete", reconcile=_reconcile_sweep)
 def execute_sweep(
-    gw: Ec2Gateway, plan: Plan, progress: Progress, known: dict[str, RegionState] | None = None
+    gw: Ec2Gateway,
+    plan: Plan,
+    progress: Progress,
+    known: dict[str, RegionState] | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    pauses: Sequence[float] = DELETE_RETRY_PAUSES,
 ) -> list[ItemResult]:
     """Delete a sweep's batch: regions in parallel, each paced by the gateway; every item gets a result.
 
@@ -394,7 +449,9 @@ def execute_sweep(
     groups = _by_region(plan)
     policy_name = plan.params.get("policy", "")
     known = known or {}
-    outcome = in_parallel(list(groups), lambda r: _delete_region(gw, r, groups[r], policy_name, progress, known.get(r)))
+    outcome = in_parallel(
+        list(groups), lambda r: _delete_region(gw, r, groups[r], policy_name, progress, known.get(r), sleep, pauses)
+    )
     results: list[ItemResult] = []
     for region, value in outcome.items():
         if isinstance(value, Exception):  # never drop a batch silently

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from benchmarks.fake_ec2 import AMAZON_ID, FakeEc2
 from bot import errors
 from bot.gateway import Ec2Gateway
+from bot.pacing import Pacer
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
@@ -485,6 +487,27 @@ def test_the_gateway_turns_lasting_throttling_into_throttled(make_fake):
 
     with pytest.raises(errors.Throttled):
         gateway.delete_snapshot("us-east-1", snaps[100])
+
+
+def test_the_gateway_paces_every_attempt_retries_included(fake):
+    # EC2 charges every request that reaches it; pacing only first attempts lets retries overdraw the bucket.
+    class CountingPacer(Pacer):
+        def __init__(self):
+            super().__init__()
+            self.taken: Counter[str] = Counter()
+
+        def take(self, region: str, action: str) -> float:
+            self.taken[action] += 1
+            return super().take(region, action)
+
+    [snap] = fake.seed_snapshots("us-east-1", 1)
+    fake.fail_next("DeleteSnapshot", "InternalError", times=2)
+    pacer = CountingPacer()
+    Ec2Gateway(session(), pacer=pacer).delete_snapshot("us-east-1", snap)
+
+    assert snap not in fake.ids("us-east-1")
+    assert fake.stats()["calls"]["DeleteSnapshot"] == 3
+    assert pacer.taken["DeleteSnapshot"] == 3
 
 
 # --- the command line -------------------------------------------------------------------------
