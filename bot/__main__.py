@@ -73,6 +73,19 @@ def _demo(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+@subcommand("sweep", "run one retention sweep now and print the report (exit 1 if anything failed)")
+def _sweep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", help="only this policy (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="decide and report; create and delete nothing")
+
+    def run(args: argparse.Namespace) -> int:
+        from bot.sweep_cli import run_sweep
+
+        return run_sweep(os.environ, args.policy, args.dry_run, print)
+
+    parser.set_defaults(run=run)
+
+
 @subcommand("manifest", "print the Slack app manifest (JSON) to paste into api.slack.com")
 def _manifest(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="https://YOUR-BOT-HOST", help="public base URL of the bot")

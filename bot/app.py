@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -39,6 +40,10 @@ def build_app(deps: Deps, signing_secret: str | None, *, token_verification: boo
         # answers Slack as soon as ack() is called.
         process_before_response=False,
         token_verification_enabled=token_verification,
+        # Bolt runs each listener in this pool and answers Slack as soon as it
+        # acks; a roomy pool keeps acks from queueing behind listeners' post-ack
+        # bookkeeping when many requests arrive at once.
+        listener_executor=ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt"),
         logger=logging.getLogger("slack_bolt"),
     )
     handlers.register_all(app, deps)

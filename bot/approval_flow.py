@@ -16,15 +16,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks
+from bot import ami_approvals, blocks  # noqa: F401  (ami_approvals registers the AMI executors)
 from bot.approvals import EXECUTORS, ItemResult, Plan, check_decider, summarise
 from bot.deps import Deps
 from bot.errors import BotError, NotAllowed
 from bot.store import from_iso
 
 log = logging.getLogger(__name__)
+
+# Slack refusing (SlackApiError), or not answering at all (connection errors).
+SLACK_FAILURES = (SlackClientError, OSError)
+
+
+def slack_error(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", "error"))
+    return f"Slack unreachable: {exc}"
+
 
 Tell = Callable[[blocks.Message], None]  # an ephemeral answer to the clicking user
 
@@ -37,16 +47,14 @@ def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
     row = deps.store.get_approval(approval_id)
     try:
         resp = deps.slack.chat_postMessage(channel=target, **blocks.approval_message(row, deps.now()))
-    except SlackApiError as exc:
+    except SLACK_FAILURES as exc:
         # Nobody could ever click it: close it rather than leave it pending.
         deps.store.transition(approval_id, "pending", "denied", decided_by="")
-        deps.store.audit(
-            requester, channel, f"approval {approval_id}: {plan.title}", "not-posted", exc.response.get("error", "")
-        )
+        why = slack_error(exc)
+        deps.store.audit(requester, channel, f"approval {approval_id}: {plan.title}", "not-posted", why)
         raise BotError(
-            f"I could not post the approval request in <#{target}> "
-            f"({exc.response.get('error')}); nothing will be done.",
-            "Invite me to that channel (`/invite @bot`) and ask again.",
+            f"I could not post the approval request in <#{target}> ({why}); nothing will be done.",
+            "Invite me to that channel (`/invite @bot`), check the Slack token, and ask again.",
         ) from exc
     deps.store.set_approval_message(approval_id, resp["channel"], resp["ts"])
     ids = ", ".join(i.resource_id for i in plan.items)
@@ -61,7 +69,7 @@ def update_message(deps: Deps, row: dict, results: list[dict] | None = None) -> 
         deps.slack.chat_update(
             channel=row["channel"], ts=row["message_ts"], **blocks.approval_message(row, deps.now(), results)
         )
-    except SlackApiError:
+    except SLACK_FAILURES:
         # The decision stands and is audited; only the message is stale.
         log.exception("could not update the message of approval %s", row["id"])
 
@@ -121,6 +129,7 @@ def execute(deps: Deps, row: dict) -> str:
             result.outcome,
             result.reason,
         )
+        record_event(deps, plan, result)
 
     try:
         results = EXECUTORS[plan.kind].execute(deps.gateway, plan, progress)
@@ -133,6 +142,26 @@ def execute(deps: Deps, row: dict) -> str:
     deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} executed", state, summarise(results))
     update_message(deps, deps.store.get_approval(approval_id), as_dicts)
     return state
+
+
+# What a done item of each plan kind did to the inventory (for the digest).
+EVENT_OF_KIND = {
+    "delete-snapshots": "deleted",
+    "deregister-image": "deleted",
+    "sweep-delete": "deleted",
+    "create-image-reboot": "created",
+}
+
+
+def record_event(deps: Deps, plan: Plan, result: ItemResult) -> None:
+    if result.outcome == "failed":
+        kind = "failed"
+    elif result.outcome == "done":
+        kind = EVENT_OF_KIND.get(plan.kind)
+    else:
+        return
+    if kind:
+        deps.store.record_event(result.region or plan.region, kind, result.resource_id, result.reason)
 
 
 def expire(deps: Deps, row: dict) -> bool:

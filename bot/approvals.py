@@ -19,6 +19,7 @@ from typing import Any
 
 from bot import errors
 from bot.config import AccessConfig
+from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway
 
 
@@ -31,6 +32,7 @@ class PlanItem:
     size_gib: int = 0
     detail: str = ""  # shown to the approver: "of vol-… (db-data), 12d old, 'nightly'"
     goes_with: tuple[str, ...] = ()  # e.g. an AMI's backing snapshots, deleted with it
+    region: str = ""  # for batches spanning regions (sweeps); "" = the plan's region
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ItemResult:
     resource_id: str
     outcome: str  # done | skipped | failed
     reason: str = ""
+    region: str = ""  # "" = the plan's region
 
     @property
     def ok(self) -> bool:
@@ -113,15 +116,6 @@ def summarise(results: Sequence[ItemResult]) -> str:
     return ", ".join(parts)
 
 
-def cost(gib: int, usd_per_gb_month: float) -> float:
-    """$/month for `gib` of snapshot storage at the standard-tier price.
-
-    Snapshots are incremental, so this is an upper bound on what deleting
-    them frees: blocks still referenced by a newer snapshot stay billed.
-    """
-    return round(gib * usd_per_gb_month, 2)
-
-
 # --- deleting snapshots ----------------------------------------------------------
 
 
@@ -169,7 +163,7 @@ def delete_snapshots_plan(
         title=title or f"Delete {len(items)} snapshot{'s' if len(items) != 1 else ''} in {region}",
         items=tuple(items),
         gib_freed=gib,
-        usd_month_freed=cost(gib, usd_per_gb_month),
+        usd_month_freed=monthly_usd(gib, usd_per_gb_month),
         warnings=warnings,
         params=dict(params or {}),
     )

@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
 from bot.commands import COMMAND_SUMMARIES, COMMANDS, Verb
+from bot.costs import monthly_usd, usd
+from bot.digest import Digest
 from bot.errors import BotError
-from bot.gateway import Image, Instance, Snapshot, Volume
+from bot.gateway import BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.sweep_report import PolicyReport, SweepReport
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -462,3 +466,408 @@ def approvals_list(rows: Sequence[Mapping], now: datetime) -> Message:
 
 def refusal(text: str) -> Message:
     return message(text, [section(f":no_entry: {escape(text)}")])
+
+
+# --- lifecycle: digest and sweep reports ------------------------------------------
+
+DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections
+ESTIMATE_NOTE = (
+    "Costs price every snapshot at its full volume size × ${price}/GB-month. EBS snapshots are incremental, "
+    "so the real bill (and what deleting frees) is usually lower: read them as upper bounds."
+)
+
+
+def _plural(count: int, noun: str, nouns: str = "") -> str:
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def _estimate_note(price: float) -> dict:
+    return context(ESTIMATE_NOTE.replace("{price}", f"{price:g}"))
+
+
+def _fit(head: Sequence[str], groups: Sequence[tuple], limit: int = MAX_SECTION) -> str:
+    """Head lines, then titled groups of lines, cut with "…and N more" to stay within `limit` characters.
+
+    A group is (title, lines, noun) or (title, lines, noun, total) when only
+    the first of `total` entries were passed in.
+    """
+    text = "\n".join(head)
+    reserve = 100  # room for the "…and N more" line
+    for title, lines, noun, *rest in groups:
+        total = rest[0] if rest else len(lines)
+        if not total:
+            continue
+        first = clip(lines[0], 500) if lines else ""
+        if len(text) + len(title) + len(first) + 2 > limit - reserve:
+            text += f"\n…{_plural(total, noun)} not listed"
+            continue
+        if title:
+            text += f"\n{title}" if text else title
+        shown = 0
+        for line in lines:
+            line = clip(line, 500)
+            if len(text) + len(line) + 1 > limit - reserve:
+                break
+            text += f"\n{line}"
+            shown += 1
+        if total > shown:
+            text += f"\n…and {total - shown:,} more"
+    return clip(text, limit)
+
+
+def digest_message(digest: Digest) -> Message:
+    """The daily digest: totals, one line per region, the top cleanup candidates."""
+    t = digest.totals
+    day = f"{digest.now:%Y-%m-%d}"
+    failed = f":x: {t.failed_24h:,} failed" if t.failed_24h else "0 failed"
+    summary = [
+        f"*{_plural(t.snapshots, 'snapshot')}* · {t.snapshot_gib:,} GiB · up to {usd(t.usd_month)}/month"
+        f" across {_plural(len(digest.regions), 'region')}",
+        f"Last 24 h: {t.created_24h:,} created · {t.deleted_24h:,} deleted · {failed}",
+    ]
+    if t.errors:
+        summary.append(f":x: {_plural(t.errors, 'snapshot')} in state error")
+    if digest.pending_approvals:
+        summary.append(
+            f":hourglass_flowing_sand: {_plural(digest.pending_approvals, 'approval')} pending — `/chatops approvals`"
+        )
+    else:
+        summary.append("No approvals pending.")
+    summary.append(
+        f":broom: {_plural(t.candidates, 'cleanup candidate')} ({t.candidate_gib:,} GiB, up to "
+        f"{usd(digest.candidate_usd_month)}/month): {_plural(t.orphaned, 'orphaned snapshot')}, "
+        f"{_plural(t.unused_images, 'AMI')} no instance uses"
+    )
+    blocks = [header(f"Snapshot & AMI digest — {day}"), section("\n".join(summary))]
+
+    region_lines = []
+    for r in digest.regions:
+        line = (
+            f"*{escape(r.region)}* — {_plural(r.snapshots, 'snapshot')} · {r.snapshot_gib:,} GiB · "
+            f"~{usd(r.usd_month)}/mo · 24 h: +{r.created_24h:,} / −{r.deleted_24h:,}"
+        )
+        if r.failed_24h:
+            line += f" · :x: {r.failed_24h:,} failed"
+        if r.unfinished:
+            line += f" · {r.unfinished:,} unfinished"
+        line += f" · {r.orphaned:,} orphaned ({r.orphaned_gib:,} GiB) · {_plural(r.unused_images, 'unused AMI')}"
+        region_lines.append(line)
+    region_blocks, shown = packed_sections(region_lines, DIGEST_REGION_SECTIONS)
+    blocks += region_blocks
+    if len(region_lines) > shown:
+        blocks.append(context(f"…and {len(region_lines) - shown:,} more regions"))
+
+    if digest.top_candidates:
+        lines = []
+        for c in digest.top_candidates:
+            label = f" “{escape(clip(c.label, 80))}”" if c.label else ""
+            kind = "AMI" if c.kind == "image" else "snapshot"
+            lines.append(
+                f"• {kind} `{escape(c.id)}`{label} ({escape(c.region)}) · {c.size_gib:,} GiB · "
+                f"~{usd(monthly_usd(c.size_gib, digest.price_gb_month))}/mo · {age(digest.now, c.created)} old"
+                f" — {escape(clip(c.reason, 200))}"
+            )
+        blocks.append(section(_fit([], [("*Top cleanup candidates*", lines, "candidate", t.candidates)])))
+    blocks.append(_estimate_note(digest.price_gb_month))
+    fallback = (
+        f"Digest {day}: {_plural(t.snapshots, 'snapshot')}, {t.snapshot_gib:,} GiB (up to {usd(t.usd_month)}/month), "
+        f"{_plural(t.candidates, 'cleanup candidate')}, {_plural(digest.pending_approvals, 'approval')} pending"
+    )
+    return message(fallback, blocks)
+
+
+SWEEP_POLICY_SECTIONS = MAX_BLOCKS - 5  # header, summary, "and N more", note
+
+
+def _ids(values: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(f"`{escape(v)}`" for v in values[:limit])
+    return shown + (f" and {len(values) - limit:,} more" if len(values) > limit else "")
+
+
+def _policy_text(p: PolicyReport, price: float) -> str:
+    """One policy's part of a sweep report or preview."""
+    icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":white_check_mark:"
+    mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
+    head = [f"{icon} *{escape(p.policy)}* ({mode})"]
+    if p.error:
+        head.append(f":x: Could not run: {escape(clip(p.error, 500))}")
+    if p.created:
+        copies = sum(bool(c.copy_of) for c in p.created)
+        extra = f" (incl. {_plural(copies, 'DR copy', 'DR copies')})" if copies else ""
+        if p.dry_run:
+            head.append(f"Would create {len(p.created):,}{extra} from {_ids([c.source_id for c in p.created])}")
+        else:
+            head.append(f"Created {len(p.created):,}{extra}: {_ids([c.id for c in p.created])}")
+    if p.expired:
+        stake = p.at_stake(price)
+        gross = f"{len(p.expired):,} expired ({stake.gib:,} GiB, up to {usd(stake.usd_month)}/month)"
+        if p.dry_run:
+            head.append(gross)
+        elif p.on_expired == "approve":
+            ref = f" (request `{escape(p.approval_id)}`)" if p.approval_id else ""
+            head.append(f"{gross}: awaiting approval{ref}")
+        elif p.on_expired == "report":
+            head.append(f"{gross}: reported only, nothing deleted")
+        else:
+            freed = p.freed(price)
+            head.append(
+                f"{gross}: deleted {len(p.deleted):,}, freeing {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+            )
+    elif not p.error:
+        head.append("Nothing expired.")
+    head.append(f"Kept {p.kept:,}.")
+    if p.failed or p.undone:
+        head.append(f":x: {len(p.failed) + len(p.undone):,} failed:")
+
+    failures = [
+        f"• :x: `{escape(f.id)}` ({escape(f.region)}) {escape(f.action)}: {escape(clip(f.reason, 300))}"
+        for f in p.failed
+    ]
+    failures += [f"• :x: `{escape(i.id)}` ({escape(i.region)}) delete: no outcome recorded" for i in p.undone]
+    listed = [] if p.deletes else list(p.expired)
+    expired_lines = [
+        f"• `{escape(d.item.id)}` of `{escape(d.item.source_id)}` ({escape(d.item.region)}) · "
+        f"{d.item.size_gib:,} GiB — {escape(d.reason)}"
+        for d in listed
+    ]
+    if p.dry_run:
+        title = "Would delete:"
+    elif p.on_expired == "approve":
+        title = "To delete once approved:"
+    else:
+        title = "Expired, not deleted:"
+    return _fit(head, [("", failures, "failure"), (title, expired_lines, "expired item")])
+
+
+def sweep_report_message(report: SweepReport) -> Message:
+    """A lifecycle run or preview: totals, then one section per policy, failing ones first."""
+    policies = list(report.policies)
+    ordered = [p for p in policies if not p.ok] + [p for p in policies if p.ok]
+    created = sum(len(p.created) for p in policies)
+    expired_count = sum(len(p.expired) for p in policies)
+    failed = sum(len(p.failed) + len(p.undone) + bool(p.error) for p in policies)
+    when = f"{report.now:%Y-%m-%d %H:%M} UTC"
+    if report.dry_run:
+        stake = report.at_stake()
+        title = f"Lifecycle preview — {when}"
+        summary = (
+            f":mag: {_plural(len(policies), 'policy', 'policies')}: would create {created:,}, "
+            f"would expire {expired_count:,}, freeing up to {stake.gib:,} GiB ({usd(stake.usd_month)}/month)"
+        )
+        if failed:
+            summary += f" · :x: {failed:,} failed"
+    else:
+        freed = report.freed()
+        deleted = sum(len(p.deleted) for p in policies)
+        icon = ":white_check_mark:" if report.ok else ":x:"
+        title = f"Lifecycle sweep — {when}"
+        summary = (
+            f"{icon} {_plural(len(policies), 'policy', 'policies')}: {created:,} created · "
+            f"{expired_count:,} expired · {deleted:,} deleted · {failed:,} failed"
+        )
+        if deleted:
+            summary += f" · freed {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+    blocks = [header(title), section(summary)]
+    if not policies:
+        blocks.append(section("No lifecycle policies ran. Add `[[policies]]` to config.toml."))
+    shown = ordered[:SWEEP_POLICY_SECTIONS]
+    blocks += [section(_policy_text(p, report.price_gb_month)) for p in shown]
+    hidden = ordered[len(shown) :]
+    if hidden:
+        bad = sum(not p.ok for p in hidden)
+        tail = f" ({bad:,} with failures)" if bad else ""
+        blocks.append(context(f"…and {len(hidden):,} more policies{tail}"))
+    blocks.append(_estimate_note(report.price_gb_month))
+    return message(f"{title}: {summary}", blocks)
+
+
+# --- AMIs: create, copy, list, launch, share, deregister ---------------------------------
+
+
+def backing_text(snaps: Sequence[BackingSnapshot]) -> str:
+    """`snap-…` 8 GiB, … (total): an AMI's backing snapshots."""
+    if not snaps:
+        return "no EBS snapshots"
+    shown = ", ".join(f"`{escape(b.id)}` {b.size_gib} GiB" for b in snaps[:10])
+    more = f", …and {len(snaps) - 10} more" if len(snaps) > 10 else ""
+    total = f" ({sum(b.size_gib for b in snaps)} GiB in all)" if len(snaps) > 1 else ""
+    return f"{shown}{more}{total}"
+
+
+def image_progress(image: Image, now: datetime, verb: str = "AMI", requested_by: str = "", source: str = "") -> Message:
+    """The message for an AMI being created or copied; updated when it is available (or failed)."""
+    who = f" requested by <@{escape(requested_by)}>" if requested_by else ""
+    src = f" from `{escape(source)}`" if source else ""
+    name = f" *{escape(image.name)}*" if image.name else ""
+    if image.state == "available":
+        head = f":white_check_mark: {verb} `{image.id}`{name}{src} is available"
+    elif image.state in ("failed", "error", "invalid", "deregistered"):
+        head = f":x: {verb} `{image.id}`{name}{src} is {escape(image.state)}"
+    else:
+        head = f":hourglass_flowing_sand: {verb} `{image.id}`{name}{src} is {escape(image.state or 'pending')}"
+    lines = [f"{head} in {image.region}{who}."]
+    if image.description:
+        lines.append(f"Description: {escape(clip(image.description, 500))}")
+    if image.state == "available":
+        lines.append(f"Backing snapshots: {backing_text(image.backing)}")
+    lines.append(f"Started {age(now, image.creation_date)} ago")
+    hint = (
+        f"Launch it: `/ami launch {image.id} region={image.region}`"
+        if image.state == "available"
+        else f"Check it: `/ami list region={image.region}`"
+    )
+    return message(lines[0], [section("\n".join(lines)), context(hint)])
+
+
+def ami_line(row: ImageRow, now: datetime) -> str:
+    image = row.image
+    if image.public:
+        shared = ":globe_with_meridians: public"
+    elif row.shared_with:
+        shared = "shared with " + ", ".join(f"`{escape(a)}`" for a in row.shared_with[:10])
+        if len(row.shared_with) > 10:
+            shared += f" …and {len(row.shared_with) - 10} more"
+    else:
+        shared = "not shared"
+    if row.in_use:
+        use = f":warning: *in use* by {row.instance_count} instance{'s' if row.instance_count != 1 else ''}"
+    else:
+        use = "no instances"
+    return (
+        f"*{escape(image.name) or '_unnamed_'}* `{image.id}` {state(image.state)} · {age(now, image.creation_date)} ago"
+        f"\n      snapshots {backing_text(image.backing)} · {shared} · {use}"
+    )
+
+
+def ami_list(rows: Sequence[ImageRow], total: int, region: str, now: datetime) -> Message:
+    return item_list(
+        f"AMIs in {region}, newest first",
+        [ami_line(r, now) for r in rows],
+        total,
+        "No AMIs of this account here. Create one with `/ami create i-… name=NAME`.",
+        "Show fewer or more with `limit=N`.",
+    )
+
+
+def launch_progress(
+    instances: Sequence[Instance], image_id: str, image_name: str, region: str, requested_by: str = ""
+) -> Message:
+    """The `/ami launch` message: instance IDs and states, updated until they are all running."""
+    who = f" requested by <@{escape(requested_by)}>" if requested_by else ""
+    count = len(instances)
+    noun = f"{count} instance{'s' if count != 1 else ''}"
+    name = f" *{escape(image_name)}*" if image_name else ""
+    states = {i.state for i in instances}
+    if states == {"running"}:
+        head = f":white_check_mark: {noun} running from `{escape(image_id)}`{name}"
+    elif states & {"terminated", "shutting-down", "stopped", "stopping"}:
+        head = f":warning: {noun} launched from `{escape(image_id)}`{name}; not all are running"
+    else:
+        head = f":rocket: Launching {noun} from `{escape(image_id)}`{name}"
+    lines = [
+        f"`{i.id}` {state(i.state)} · {escape(i.instance_type)} · {escape(i.az) or '—'}" for i in instances[:LIST_LIMIT]
+    ]
+    if count > LIST_LIMIT:
+        lines.append(f"…and {count - LIST_LIMIT} more")
+    blocks, _ = packed_sections([f"{head} in {region}{who}.", *lines], 3)
+    blocks.append(context(f"See them with `/instance list region={region}`"))
+    return message(head, blocks)
+
+
+def result_line(result: ResourceResult) -> str:
+    icon = ":white_check_mark:" if result.ok else ":x:"
+    return f"{icon} `{escape(result.resource_id)}` {escape(result.reason)}"
+
+
+def resource_results(title: str, results: Sequence[ResourceResult]) -> Message:
+    """Per-resource outcome of destructive work: every failure is listed with its reason."""
+    failed = sum(1 for r in results if not r.ok)
+    summary = f"{title}: {len(results) - failed} ok, {failed} failed" if failed else f"{title}: done"
+    lines = [f"*{escape(title)}*", *(result_line(r) for r in results)]
+    blocks, shown = packed_sections(lines, MAX_BLOCKS - 1)
+    if shown < len(lines):
+        blocks.append(context(f"…and {len(lines) - shown} more results (see `/chatops audit`)."))
+    return message(summary, blocks)
+
+
+def image_unshared(result: ResourceResult, region: str) -> Message:
+    return message(f"{result.resource_id}: {result.reason}", [section(f"{result_line(result)} ({region})")])
+
+
+def deregister_plan_lines(plan: DeregisterPlan) -> list[str]:
+    """What deregistering will do, one line per resource (for the approval message)."""
+    lines = [f"Deregister AMI `{plan.image_id}` *{escape(plan.name)}* in {plan.region}"]
+    verb = "Keep" if plan.keep_snapshots else "Delete"
+    lines += [f"{verb} snapshot `{escape(s.id)}` ({s.size_gib} GiB)" for s in plan.snapshots]
+    if plan.snapshots and not plan.keep_snapshots:
+        lines.append(f"Frees {plan.snapshot_gib} GiB of snapshot storage")
+    if plan.instances:
+        ids = ", ".join(f"`{escape(i)}`" for i in plan.instances[:10])
+        more = f" …and {len(plan.instances) - 10} more" if len(plan.instances) > 10 else ""
+        lines.append(
+            f":warning: {len(plan.instances)} instance(s) run from it ({ids}{more}); "
+            "they keep running but cannot be relaunched from this AMI"
+        )
+    return lines
+
+
+def share_plan_lines(plan: SharePlan) -> list[str]:
+    """What sharing will do (for the approval message)."""
+    lines = [f"Share AMI `{plan.image_id}` *{escape(plan.name)}* ({plan.region}) with account `{plan.account_id}`"]
+    if plan.shared_with:
+        lines.append("Already shared with " + ", ".join(f"`{escape(a)}`" for a in plan.shared_with))
+    if plan.encrypted_snapshots:
+        lines.append(
+            ":warning: encrypted snapshots "
+            + ", ".join(f"`{escape(s)}`" for s in plan.encrypted_snapshots)
+            + ": the account also needs use of their KMS key"
+        )
+    return lines
+
+
+# --- lifecycle policies -------------------------------------------------------------
+
+
+def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
+    """rows: (Policy, next run or None, last run row or None)."""
+    lines = []
+    for policy, next_at, last in rows:
+        schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
+        tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
+        keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
+        gfs = [
+            f"{n} {unit}"
+            for n, unit in (
+                (policy.keep_daily, "daily"),
+                (policy.keep_weekly, "weekly"),
+                (policy.keep_monthly, "monthly"),
+            )
+            if n
+        ]
+        if gfs:
+            keep += " + " + ", ".join(gfs)
+        nxt = f"next in {age(next_at, now)}" if next_at else "not scheduled"
+        if last:
+            s = last.get("summary") or {}
+            result = (
+                f"last run {age(now, datetime.fromisoformat(last['started_at']))} ago: *{escape(last['state'])}*"
+                + (
+                    f" ({s.get('created', 0)} created, {s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed)"
+                    if s
+                    else ""
+                )
+            )
+        else:
+            result = "never run"
+        lines.append(
+            f"*{escape(policy.name)}* · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
+            f"on expiry: {escape(policy.on_expired)}"
+            + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
+            + f"\n      {nxt} · {result}"
+        )
+    return item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
+
+
+def posted_elsewhere(what: str, channel: str) -> Message:
+    text = f":white_check_mark: {escape(what)} posted in <#{escape(channel)}>."
+    return message(text, [section(text)])

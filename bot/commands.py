@@ -11,7 +11,6 @@ manifest, so none of them can drift from what the parser accepts.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +33,7 @@ ID_EXAMPLES = {
     "instance": "i-0123456789abcdef0",
     "account": "123456789012",
 }
+POLICY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _OPTION_TOKEN = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.DOTALL)
 
 
@@ -50,7 +50,7 @@ def known_regions() -> frozenset[str]:
 
 
 def is_id(kind: str, text: str) -> bool:
-    return bool(ID_PATTERNS[kind].match(text))
+    return bool(ID_PATTERNS[kind].fullmatch(text))
 
 
 # --- option validators: value → normalised value, or ValueError ---------------
@@ -68,7 +68,7 @@ def _matches(pattern: str) -> Callable[[str], str]:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):
             raise ValueError
         return value
 
@@ -129,7 +129,7 @@ class Arg:
     """A positional argument: an AWS ID kind, or free `text` (the rest of the line)."""
 
     name: str
-    kind: str  # volume | snapshot | image | instance | account | text | number
+    kind: str  # volume | snapshot | image | instance | account | text | number | policy
     many: bool = False
     optional: bool = False
 
@@ -190,12 +190,35 @@ def _opts(*names: str, **extra: Option) -> dict[str, Option]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Shell-style words; an unbalanced quote (e.g. an apostrophe) falls back to spaces."""
+    """Shell-style words, forgiving of chat text.
+
+    A quote opens a quoted span only at the start of a word or right after
+    `key=`, so apostrophes (`Bob's backup`) stay as typed; a quote that is
+    never closed is kept as a literal character; backslashes are literal
+    (shlex would eat them, and the apostrophes, from a description).
+    """
     text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+    words: list[str] = []
+    word: list[str] | None = None  # the word being read; None between words
+    i = 0
+    while i < len(text):
+        char = text[i]
+        end = text.find(char, i + 1) if char in "\"'" else -1
+        if char.isspace():
+            if word is not None:
+                words.append("".join(word))
+            word = None
+        elif end > 0 and (word is None or word[-1].endswith("=")):
+            word = word if word is not None else []
+            word.append(text[i + 1 : end])
+            i = end
+        else:
+            word = word if word is not None else []
+            word.append(char)
+        i += 1
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def verbs_line(command: str) -> str:
@@ -258,9 +281,17 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             positional = []
             continue
         if arg.kind == "number":
-            if positional and not (positional[0].isdigit() and 1 <= int(positional[0]) <= 200):
+            # ASCII digits only, and few of them: int() refuses '²' and 5000-digit strings.
+            if positional and not (re.fullmatch("[0-9]{1,9}", positional[0]) and 1 <= int(positional[0]) <= 200):
                 raise UsageError(f"`{positional[0]}` is not a number from 1 to 200.", verb.usage)
             args[arg.name] = int(positional.pop(0)) if positional else None
+            continue
+        if arg.kind == "policy":
+            if not positional:
+                raise UsageError("missing policy name (see `/lifecycle list`).", verb.usage)
+            if not POLICY_NAME.fullmatch(positional[0]):
+                raise UsageError(f"`{positional[0]}` is not a policy name (lowercase, like `daily-db`).", verb.usage)
+            args[arg.name] = positional.pop(0)
             continue
         taken: list[str] = []
         while positional and (arg.many or not taken):
@@ -371,4 +402,110 @@ register(
         args=(Arg("count", "number", optional=True),),
     ),
     Verb("chatops", "approvals", "/chatops approvals", "Requests waiting for an approver."),
+)
+
+
+# --- /ami ---------------------------------------------------------------------------
+
+# AWS's rule for AMI names, checked before any call: 3–128 characters of
+# letters, numbers, ( ) [ ] space . / - ' @ _
+AMI_NAME_PATTERN = re.compile(r"^[A-Za-z0-9()\[\] ./'@_-]{3,128}$")
+AMI_NAME = Option(
+    "an AMI name: 3–128 letters, numbers, spaces or ( ) [ ] . / - ' @ _ (quote it if it has spaces)",
+    _matches(AMI_NAME_PATTERN.pattern),
+)
+# `type=` here is an instance type (the shared OPTIONS["type"] is a volume type).
+INSTANCE_TYPE = Option(
+    "an instance type like t3.micro or m7g.2xlarge", _matches(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9-]+$")
+)
+KEY_NAME = Option("a key pair name (printable ASCII, up to 255 characters)", _matches(r"^[\x20-\x7e]{1,255}$"))
+# The hard ceiling of the grammar; the real per-request cap is aws.launch_max_count.
+LAUNCH_COUNT = Option("a number of instances from 1 to 1000", _int_range(1, 1000))
+
+COMMAND_SUMMARIES["ami"] = "Create, list, launch, copy and share AMIs"
+
+register(
+    Verb(
+        "ami",
+        "create",
+        "/ami create i-… name=NAME [description=…] [reboot]",
+        "Create an AMI of an instance; no reboot unless `reboot` is given (which needs an approver).",
+        args=(Arg("instance_id", "instance"),),
+        options=_opts("description", name=AMI_NAME),
+        flags=frozenset({"reboot"}),
+        required=frozenset({"name"}),
+    ),
+    Verb(
+        "ami",
+        "list",
+        "/ami list [limit=N]",
+        "Own AMIs, newest first: state, age, backing snapshots, accounts shared with, instances using it.",
+        options=_opts("limit"),
+    ),
+    Verb(
+        "ami",
+        "launch",
+        "/ami launch ami-… [type=t3.micro] [key=NAME] [count=1]",
+        "Run instances from an AMI; the message updates when they are running.",
+        args=(Arg("image_id", "image"),),
+        options=_opts(type=INSTANCE_TYPE, key=KEY_NAME, count=LAUNCH_COUNT),
+    ),
+    Verb(
+        "ami",
+        "copy",
+        "/ami copy ami-… to=REGION [name=…]",
+        "Copy an AMI (and its snapshots) to another region, tags included.",
+        args=(Arg("image_id", "image"),),
+        options=_opts("to", "description", name=AMI_NAME),
+        required=frozenset({"to"}),
+    ),
+    Verb(
+        "ami",
+        "unshare",
+        "/ami unshare ami-… ACCOUNT",
+        "Remove an account's launch permission on an AMI.",
+        args=(Arg("image_id", "image"), Arg("account_id", "account")),
+    ),
+)
+
+# Destructive /ami verbs: they post an approval request instead of acting.
+register(
+    Verb(
+        "ami",
+        "share",
+        "/ami share ami-… ACCOUNT",
+        "Give another account launch permission on an AMI, once an approver approves.",
+        args=(Arg("image_id", "image"), Arg("account_id", "account")),
+        destructive=True,
+    ),
+    Verb(
+        "ami",
+        "deregister",
+        "/ami deregister ami-… [keep-snapshots]",
+        "Deregister an AMI and delete its backing snapshots (unless keep-snapshots), once an approver approves.",
+        args=(Arg("image_id", "image"),),
+        flags=frozenset({"keep-snapshots"}),
+        destructive=True,
+    ),
+)
+
+COMMAND_SUMMARIES["lifecycle"] = "Lifecycle policies: list, preview, run, digest"
+
+register(
+    Verb("lifecycle", "list", "/lifecycle list", "Policies, their next run and last result."),
+    Verb(
+        "lifecycle",
+        "preview",
+        "/lifecycle preview NAME|all",
+        "Dry run: what would be created and deleted, GiB and $/month freed. Changes nothing.",
+        args=(Arg("policy", "policy"),),
+    ),
+    Verb(
+        "lifecycle",
+        "run",
+        "/lifecycle run NAME",
+        "Run a policy now: create, copy, then sweep (deletions per its on_expired).",
+        args=(Arg("policy", "policy"),),
+    ),
+    Verb("lifecycle", "digest", "/lifecycle digest", "Post the digest to the digest channel now."),
 )

@@ -9,6 +9,7 @@ expected.  Secrets never live here; they come only from the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -36,7 +37,10 @@ def parse_duration(value: Any) -> timedelta:
     match = _DURATION.match(value.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:  # "99999999999d" is a bad value, not a crash at start-up
+        raise ValueError from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -55,7 +59,7 @@ def _string(pattern: re.Pattern | None = None, expect: str = "a string", allow_e
     def parse(value: Any) -> str:
         if not isinstance(value, str) or (not allow_empty and not value):
             raise ValueError
-        if value and pattern is not None and not pattern.match(value):
+        if value and pattern is not None and not pattern.fullmatch(value):
             raise ValueError
         return value
 
@@ -66,7 +70,7 @@ def _string_list(pattern: re.Pattern, expect: str, non_empty: bool = False) -> d
     def parse(value: Any) -> tuple[str, ...]:
         if not isinstance(value, list) or (non_empty and not value):
             raise ValueError
-        if not all(isinstance(v, str) and pattern.match(v) for v in value):
+        if not all(isinstance(v, str) and pattern.fullmatch(v) for v in value):
             raise ValueError
         return tuple(dict.fromkeys(value))
 
@@ -88,7 +92,7 @@ def _number(minimum: float = 0, integer: bool = False, expect: str = "a number")
             raise ValueError
         if integer and not isinstance(value, int):
             raise ValueError
-        if value < minimum:
+        if not math.isfinite(value) or value < minimum:  # TOML allows nan and inf
             raise ValueError
         return value
 
@@ -164,6 +168,8 @@ class AwsConfig:
     poll_timeout: timedelta = _spec(timedelta(hours=6), **_duration())
     # Bounded pool for AWS work done after the Slack ack.
     workers: int = _spec(8, **_number(1, True, "a whole number of worker threads, at least 1"))
+    # `/ami launch count=N` refuses more than this many instances in one request.
+    launch_max_count: int = _spec(5, **_number(1, True, "a whole number of instances, at least 1"))
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,12 @@ class Policy:
     cron: str | None = _spec(None, **_cron())
     keep: int = _spec(7, **_number(1, True, "a whole number, at least 1"))
     max_age: timedelta | None = _spec(None, **_duration())
+    # Grandfather-father-son retention (bot/retention.py): besides the newest
+    # `keep`, also keep the newest item of each of the newest N days / ISO weeks
+    # / months that have one.  0 turns a tier off.
+    keep_daily: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))
+    keep_weekly: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))
+    keep_monthly: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))
     copy_to: tuple[str, ...] = _spec((), **_string_list(_REGION, "a list of AWS regions"))
     on_expired: str = _spec("approve", **_choice("approve", "delete", "report"))
 
@@ -244,7 +256,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     for name, f in fields.items():
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where}.{name}", f"required: {f.metadata['expect']}")
+                raise ConfigError(f"{where}.{name}", f"{f.metadata['expect']} (required, but missing)")
             continue
         try:
             values[name] = f.metadata["parse"](raw[name])

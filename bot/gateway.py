@@ -26,6 +26,7 @@ import botocore.config
 import botocore.exceptions
 
 from bot import errors
+from bot.pacing import Pacer
 
 PAGE_SIZE = 1000
 
@@ -224,6 +225,16 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class BackingSnapshot:
+    """One EBS snapshot behind an AMI, as its block device mapping describes it."""
+
+    id: str
+    size_gib: int
+    device: str = ""
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
 class Image:
     id: str
     region: str
@@ -235,24 +246,35 @@ class Image:
     tags: Mapping[str, str] = field(default_factory=dict)
     public: bool = False
     owner_id: str = ""
+    backing: tuple[BackingSnapshot, ...] = ()
+
+    @property
+    def backing_gib(self) -> int:
+        return sum(b.size_gib for b in self.backing)
 
     @classmethod
     def from_api(cls, raw: Mapping, region: str) -> Image:
+        ebs = [m for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs") and m["Ebs"].get("SnapshotId")]
         return cls(
             id=raw["ImageId"],
             region=region,
             name=raw.get("Name", "") or "",
             state=raw.get("State", ""),
             creation_date=_utc(raw.get("CreationDate")) or datetime.now(UTC),
-            snapshot_ids=tuple(
-                m["Ebs"]["SnapshotId"]
-                for m in raw.get("BlockDeviceMappings", ()) or ()
-                if m.get("Ebs") and m["Ebs"].get("SnapshotId")
-            ),
+            snapshot_ids=tuple(m["Ebs"]["SnapshotId"] for m in ebs),
             description=raw.get("Description", "") or "",
             tags=_tags(raw.get("Tags")),
             public=bool(raw.get("Public", False)),
             owner_id=raw.get("OwnerId", "") or "",
+            backing=tuple(
+                BackingSnapshot(
+                    id=m["Ebs"]["SnapshotId"],
+                    size_gib=int(m["Ebs"].get("VolumeSize", 0) or 0),
+                    device=m.get("DeviceName", "") or "",
+                    encrypted=bool(m["Ebs"].get("Encrypted", False)),
+                )
+                for m in ebs
+            ),
         )
 
 
@@ -275,10 +297,14 @@ class Ec2Gateway:
         connect_timeout: float = 5,
         read_timeout: float = 30,
         max_pool_connections: int = 20,
+        pacer: Pacer | None = None,
     ):
         self.session = session or boto3.session.Session()
+        # Every EC2 call first spends a token of its (region, action) bucket.
+        self.pacer = pacer or Pacer()
         self._client_config = botocore.config.Config(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            # botocore's "max_attempts" counts retries only; "total_max_attempts" counts every attempt.
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,
@@ -295,8 +321,16 @@ class Ec2Gateway:
             if key not in self._clients:
                 client = self.session.client(service, region_name=region, config=self._client_config)
                 client.meta.events.register(f"before-send.{service}", self._count)
+                if service == "ec2":
+                    client.meta.events.register("before-call.ec2", self._pace_for(region))
                 self._clients[key] = client
             return self._clients[key]
+
+    def _pace_for(self, region: str):
+        def pace(model, **_: object) -> None:  # a before-call handler must return None (else it is the response)
+            self.pacer.take(region, model.name)
+
+        return pace
 
     def _count(self, event_name: str = "", **_: object) -> None:
         action = event_name.rsplit(".", 1)[-1]
@@ -455,3 +489,145 @@ class Ec2Gateway:
                 if snap in wanted:
                     backing[snap] = image.id
         return backing
+
+    # -- images: create, copy, share, deregister, launch --
+
+    def create_image(
+        self,
+        region: str,
+        instance_id: str,
+        name: str,
+        description: str,
+        tags: Mapping[str, str],
+        *,
+        no_reboot: bool = True,
+    ) -> str:
+        """Start CreateImage; returns the new AMI ID.
+
+        Only the image is tagged here: a *snapshot* TagSpecification is valid in
+        AWS but fails in moto, so the backing snapshots are tagged with CreateTags
+        once they are known (bot.amis.tag_backing_snapshots).
+        """
+        with aws_errors(f"CreateImage of {instance_id}"):
+            raw = self.client(region).create_image(
+                InstanceId=instance_id,
+                Name=name,
+                Description=description,
+                NoReboot=no_reboot,
+                TagSpecifications=[{"ResourceType": "image", "Tags": tag_list(tags)}],
+            )
+        return raw["ImageId"]
+
+    def copy_image(
+        self,
+        source_region: str,
+        image_id: str,
+        dest_region: str,
+        name: str,
+        description: str,
+        client_token: str = "",
+    ) -> str:
+        """Start a cross-region AMI copy; the call goes to the destination region. Returns the new AMI ID."""
+        params = {"SourceRegion": source_region, "SourceImageId": image_id, "Name": name, "Description": description}
+        if client_token:
+            params["ClientToken"] = client_token
+        with aws_errors(f"CopyImage of {image_id} to {dest_region}"):
+            return self.client(dest_region).copy_image(**params)["ImageId"]
+
+    def deregister_image(self, region: str, image_id: str) -> None:
+        with aws_errors(f"DeregisterImage {image_id}"):
+            self.client(region).deregister_image(ImageId=image_id)
+
+    def image_launch_permissions(self, region: str, image_id: str) -> tuple[str, ...]:
+        """Account IDs the AMI is explicitly shared with (public sharing shows as Image.public)."""
+        with aws_errors(f"DescribeImageAttribute of {image_id}"):
+            raw = self.client(region).describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+        return tuple(sorted(p["UserId"] for p in raw.get("LaunchPermissions", ()) if p.get("UserId")))
+
+    def add_launch_permission(self, region: str, image_id: str, account_id: str) -> None:
+        with aws_errors(f"ModifyImageAttribute (share {image_id} with {account_id})"):
+            self.client(region).modify_image_attribute(
+                ImageId=image_id, LaunchPermission={"Add": [{"UserId": account_id}]}
+            )
+
+    def remove_launch_permission(self, region: str, image_id: str, account_id: str) -> None:
+        with aws_errors(f"ModifyImageAttribute (unshare {image_id} from {account_id})"):
+            self.client(region).modify_image_attribute(
+                ImageId=image_id, LaunchPermission={"Remove": [{"UserId": account_id}]}
+            )
+
+    def executable_images(self, region: str, image_ids: Sequence[str]) -> set[str]:
+        """Which of these AMIs this account has an explicit launch permission for (shared with it)."""
+        if not image_ids:
+            return set()
+        with aws_errors("DescribeImages"):
+            raw = self.client(region).describe_images(
+                Filters=[{"Name": "image-id", "Values": list(image_ids)}], ExecutableUsers=["self"]
+            )
+        return {i["ImageId"] for i in raw.get("Images", ())}
+
+    def find_images(self, region: str, image_ids: Iterable[str]) -> dict[str, Image]:
+        """The AMIs among `image_ids` that exist and are visible, by ID; missing ones are simply absent.
+
+        DescribeImages with ImageIds fails as a whole on one unknown ID, so this
+        filters on image-id instead (200 values a filter).
+        """
+        ids = sorted(set(image_ids))
+        found: dict[str, Image] = {}
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            for image in self.describe_images(region, filters=[{"Name": "image-id", "Values": chunk}], owners=()):
+                found[image.id] = image
+        return found
+
+    def key_pair_exists(self, region: str, key_name: str) -> bool:
+        with aws_errors(f"DescribeKeyPairs {key_name}"):
+            try:
+                raw = self.client(region).describe_key_pairs(KeyNames=[key_name])
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidKeyPair.NotFound":
+                    return False
+                raise
+        return any(k.get("KeyName") == key_name for k in raw.get("KeyPairs", ()))
+
+    def run_instances(
+        self,
+        region: str,
+        image_id: str,
+        instance_type: str,
+        count: int,
+        client_token: str,
+        tags: Mapping[str, str],
+        key_name: str | None = None,
+    ) -> list[Instance]:
+        """Launch exactly `count` instances (MinCount = MaxCount).
+
+        AWS treats a repeated ClientToken as the same request and returns the
+        original reservation, so a retry (botocore's or ours) never launches twice.
+        """
+        params: dict = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": count,
+            "MaxCount": count,
+            "ClientToken": client_token,
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list(tags)}],
+        }
+        if key_name:
+            params["KeyName"] = key_name
+        with aws_errors(f"RunInstances from {image_id}"):
+            raw = self.client(region).run_instances(**params)
+        return [Instance.from_api(i, region) for i in raw.get("Instances", ())]
+
+    def count_instances_by_image(self, region: str) -> Counter[str]:
+        """AMI ID → how many instances not terminated were launched from it (one paginated pass)."""
+        filters = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        return Counter(i.image_id for i in self.describe_instances(region, filters=filters))
+
+    def instances_using_image(self, region: str, image_id: str) -> tuple[str, ...]:
+        """IDs of the instances (not terminated) launched from the AMI."""
+        filters = [
+            {"Name": "image-id", "Values": [image_id]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+        return tuple(sorted(i.id for i in self.describe_instances(region, filters=filters)))

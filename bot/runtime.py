@@ -21,6 +21,7 @@ from bot.gateway import Ec2Gateway
 from bot.store import Store, utcnow
 from bot.worker import Worker
 from scheduler import build_scheduler
+from scheduler.jobs import add_lifecycle_jobs
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,23 @@ class SlackSettings:
         )
 
 
+def build_deps(
+    config: Config,
+    slack: SlackSettings,
+    session: boto3.session.Session | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Deps:
+    """Store, gateway, worker pool and Slack client, as every entry point builds them."""
+    return Deps(
+        config=config,
+        gateway=Ec2Gateway(session),
+        store=Store(config.store.path, clock),
+        worker=Worker(config.aws.workers),
+        slack=make_slack_client(slack.bot_token, slack.api_url),
+        clock=clock,
+    )
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -52,15 +70,7 @@ class Runtime:
     deps: Deps = field(init=False)
 
     def __post_init__(self) -> None:
-        store = Store(self.config.store.path, self.clock)
-        self.deps = Deps(
-            config=self.config,
-            gateway=Ec2Gateway(self.session),
-            store=store,
-            worker=Worker(self.config.aws.workers),
-            slack=make_slack_client(self.slack.bot_token, self.slack.api_url),
-            clock=self.clock,
-        )
+        self.deps = build_deps(self.config, self.slack, self.session, self.clock)
         self.app = build_app(self.deps, self.slack.signing_secret, token_verification=self.slack.token_verification)
         self.scheduler = build_scheduler(self.deps)
 
@@ -70,6 +80,11 @@ class Runtime:
         if reconciled:
             log.warning("reconciled %d approval request(s) left unfinished by a restart", reconciled)
         expire_due(self.deps)
+        # One server process per store: a run it left "running" died with it.
+        self.deps.store.interrupt_runs()
+        caught_up = add_lifecycle_jobs(self.scheduler, self.deps)
+        if caught_up:
+            log.warning("running missed jobs once now: %s", ", ".join(caught_up))
         self.scheduler.start()
         log.info("scheduler started with jobs %s", [j.id for j in self.scheduler.get_jobs()])
 

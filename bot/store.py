@@ -103,7 +103,15 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["jobs_seen"].create({"job": str, "first_seen": str}, pk="job")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # What happened to AWS resources, per region: the digest's "created,
+    # deleted, failed in the last 24 h" come from here.
+    db["events"].create({"id": int, "at": str, "region": str, "kind": str, "resource_id": str, "detail": str}, pk="id")
+    db["events"].create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+EVENT_KINDS = ("created", "deleted", "failed")
 
 APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
 # The only moves a request can make; done/failed/denied/expired are final.
@@ -133,12 +141,21 @@ class Store:
     def migrate(self) -> int:
         """Apply the numbered migrations not yet applied; returns the schema version."""
         with self._lock:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for number, migration in enumerate(MIGRATIONS, start=1):
-                if number > version:
-                    with self.transaction():
-                        migration(self.db)
-                        self.db.execute(f"PRAGMA user_version = {number}")
+            # Take SQLite's write lock before reading the version: two processes
+            # opening a new file together then migrate it once, in turn (in a
+            # deferred transaction the second fails with "database is locked").
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                for number, migration in enumerate(MIGRATIONS, start=1):
+                    if number > version:
+                        with self.transaction():
+                            migration(self.db)
+                            self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
             return len(MIGRATIONS)
 
     @contextmanager
@@ -300,6 +317,28 @@ class Store:
         with self._lock:
             rows = list(self.db["approvals"].rows_where("state = 'pending' AND expires_at <= ?", [self.now()]))
         return [_approval(r) for r in rows]
+
+    # -- resource events --
+
+    def record_event(self, region: str, kind: str, resource_id: str, detail: str = "") -> None:
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO events (at, region, kind, resource_id, detail) VALUES (?, ?, ?, ?, ?)",
+                [self.now(), region, kind, resource_id, detail[:500]],
+            )
+
+    def event_counts(self, since: datetime) -> dict[str, dict[str, int]]:
+        """region → {created, deleted, failed} counts since `since`."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT region, kind, count(*) FROM events WHERE at >= ? GROUP BY region, kind", [iso(since)]
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for region, kind, n in rows:
+            counts.setdefault(region, dict.fromkeys(EVENT_KINDS, 0))[kind] = n
+        return counts
 
     # -- scheduled runs --
 

@@ -18,6 +18,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     ts = reply.post(blocks.snapshot_progress(snap, deps.now(), requested_by=reply.user))
     if snap.state == "pending":
         reply.watch("snapshot", inv.region, [snap.id], ts, {"verb": "Snapshot"})
+    deps.store.record_event(inv.region, "created", snap.id, f"by {reply.user}")
     return f"created {snap.id} of {snap.volume_id}"
 
 
@@ -65,6 +66,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
         blocks.snapshot_progress(snap, deps.now(), verb=f"Copy of {inv.args['snapshot_id']}:", requested_by=reply.user)
     )
     reply.watch("snapshot", to, [new_id], ts, {"verb": f"Copy of {inv.args['snapshot_id']}:"})
+    deps.store.record_event(to, "created", new_id, f"copy of {inv.args['snapshot_id']} by {reply.user}")
     return f"copying {inv.args['snapshot_id']} to {to} as {new_id}"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import blocks, snapshots
+from bot import amis, blocks, snapshots
 from bot.commands import Invocation
 from bot.snapshots import DEFAULT_DEVICE
 from handlers.respond import SlackReply
@@ -27,7 +27,8 @@ def attach(reply: SlackReply, inv: Invocation) -> str:
 def list_instances(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     page = snapshots.list_instances(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
-    reply.ephemeral(blocks.instance_list(page.items, page.total, inv.region, deps.now()))
+    names = amis.image_names(deps.gateway, inv.region, [i.image_id for i in page.items])
+    reply.ephemeral(blocks.instance_list(page.items, page.total, inv.region, deps.now(), names))
     return f"{page.total} instances"
 
 

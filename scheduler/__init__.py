@@ -6,11 +6,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.approval_flow import expire_due
 from bot.deps import Deps
+from scheduler import ami_watches  # noqa: F401  (registers the "image" and "instances" watchers)
 from scheduler.watches import poll_watches
 
 
 def build_scheduler(deps: Deps) -> BackgroundScheduler:
-    """Every recurring job of the bot (not started: the caller starts it)."""
+    """The bot's housekeeping jobs (not started: the caller starts it; Runtime.start adds the lifecycle jobs)."""
     scheduler = BackgroundScheduler(timezone=deps.config.schedule.timezone)
     scheduler.add_job(
         poll_watches,

@@ -33,6 +33,10 @@ def test_snapshot_create_is_visible_in_aws_with_description_and_tags(bot, ec2):
     assert posted["channel"] == "C0OPS"
     audit = bot.deps.store.recent_audit(5)
     assert audit[0]["outcome"] == "ok" and snap["SnapshotId"] in audit[0]["detail"]
+    from datetime import UTC, datetime, timedelta
+
+    counts = bot.deps.store.event_counts(datetime.now(UTC) - timedelta(hours=24))
+    assert counts["us-east-1"]["created"] == 1  # the digest's "created in the last 24 h"
 
 
 def test_description_is_escaped_so_it_pings_no_one(bot, ec2):

@@ -1,0 +1,490 @@
+"""Domain functions for AMIs: create, list, launch, copy, share, unshare, deregister.
+
+Plain functions over the gateway: no Slack here.  Everything that can be
+checked is checked before acting (the AMI is available and ours or shared with
+us, the key pair exists, the count is within the cap), so the user gets a clear
+refusal rather than half-done work or a raw AWS error.
+
+The destructive operations (share, deregister) come in two halves so the
+approval flow can sit between them: `*_plan` describes exactly what will
+happen and is what the approver sees; `execute_*` re-checks that the plan
+still holds, acts, and returns one `ResourceResult` per resource, failures
+included, never hidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import errors
+from bot.commands import AMI_NAME_PATTERN
+from bot.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
+from bot.snapshots import Page
+from bot.tags import SOURCE, carried_over, managed_tags
+
+DEFAULT_INSTANCE_TYPE = "t3.micro"
+MAX_DESCRIPTION = 255
+
+
+def check_ami_name(name: str) -> str:
+    """AWS's AMI name rule (3–128 letters, numbers, ( ) [ ] space . / - ' @ _); raises InvalidParameter."""
+    if not AMI_NAME_PATTERN.match(name or ""):
+        raise errors.InvalidParameter(
+            f"{name!r} is not a valid AMI name.",
+            "Use 3–128 letters, numbers, spaces or ( ) [ ] . / - ' @ _",
+        )
+    return name
+
+
+def _require_own(gw: Ec2Gateway, image: Image, what: str) -> None:
+    if image.owner_id and image.owner_id != gw.account_id(image.region):
+        raise errors.NotAllowed(
+            f"{image.id} belongs to account {image.owner_id}; only its owner can {what} it.",
+            "See your own AMIs with `/ami list`.",
+        )
+
+
+# --- create ---------------------------------------------------------------------------
+
+
+def create_image(
+    gw: Ec2Gateway,
+    region: str,
+    instance_id: str,
+    name: str,
+    description: str,
+    user: str,
+    *,
+    reboot: bool = False,
+) -> Image:
+    """Create an AMI of `instance_id`, without a reboot unless asked; returns the (usually pending) image.
+
+    The image gets the managed tags, its source instance and the instance's
+    Name; its backing snapshots get the same tags as soon as they are known
+    (here for those already listed, and again by the watch once the image is
+    available).
+    """
+    check_ami_name(name)
+    instance = gw.get_instance(region, instance_id)
+    if instance.state not in ("running", "stopped"):
+        raise errors.Conflict(f"{instance_id} is {instance.state}; an AMI needs a running or stopped instance.")
+    tags = managed_tags(user, **{SOURCE: instance.id})
+    if instance.name:
+        tags["Name"] = instance.name
+    description = description or f"AMI of {instance_id}" + (f" ({instance.name})" if instance.name else "")
+    image_id = gw.create_image(region, instance.id, name, description[:MAX_DESCRIPTION], tags, no_reboot=not reboot)
+    image = gw.get_image(region, image_id)
+    # Snapshots already listed are tagged now (even while pending): if the
+    # progress message cannot be posted there is no watch to do it later.
+    tag_backing_snapshots(gw, image)
+    return image
+
+
+def tag_backing_snapshots(gw: Ec2Gateway, image: Image) -> None:
+    """Give an AMI's backing snapshots the AMI's own tags (what the bot made, for whom, from what)."""
+    tags = carried_over(image.tags)
+    if image.snapshot_ids and tags:
+        gw.create_tags(image.region, image.snapshot_ids, tags)
+
+
+# --- list -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One line of `/ami list`: the AMI, who it is shared with, and how many instances run from it."""
+
+    image: Image
+    shared_with: tuple[str, ...]
+    instance_count: int
+
+    @property
+    def in_use(self) -> bool:
+        return self.instance_count > 0
+
+
+def list_images(gw: Ec2Gateway, region: str, limit: int) -> Page[ImageRow]:
+    """Own AMIs, newest first, with sharing and usage for the ones shown.
+
+    One paginated DescribeImages, one paginated DescribeInstances for the
+    usage counts, and one DescribeImageAttribute per AMI shown (AWS has no
+    batch form), so the cost is bounded by `limit`, not by the inventory.
+    """
+    images = sorted(gw.describe_images(region), key=lambda i: i.creation_date, reverse=True)
+    shown = images[:limit]
+    counts = gw.count_instances_by_image(region) if shown else {}
+    rows = [ImageRow(img, gw.image_launch_permissions(region, img.id), counts.get(img.id, 0)) for img in shown]
+    return Page(rows, len(images))
+
+
+def image_names(gw: Ec2Gateway, region: str, image_ids: Sequence[str]) -> dict[str, str]:
+    """AMI ID → name for the AMIs that still exist and are visible (for `/instance list`)."""
+    ids = [i for i in dict.fromkeys(image_ids) if i]
+    if not ids:
+        return {}
+    return {image_id: image.name for image_id, image in gw.find_images(region, ids).items() if image.name}
+
+
+# --- launch ---------------------------------------------------------------------------
+
+
+def request_token(request_id: str, *parts: object) -> str:
+    """An idempotency ClientToken for one Slack request: the same request always gives the same token.
+
+    `request_id` identifies the Slack request (its response_url), so a retry
+    of that request is deduplicated by AWS while a new, identical command
+    acts anew; `parts` are what the request asks for.  ClientToken allows 64
+    ASCII characters.
+    """
+    raw = "\n".join([request_id, *("" if p is None else str(p) for p in parts)])
+    return "chatops-" + hashlib.sha256(raw.encode()).hexdigest()[:56]
+
+
+def launch_token(request_id: str, region: str, image_id: str, instance_type: str, key: str | None, count: int) -> str:
+    """The RunInstances ClientToken of a `/ami launch` request (see request_token)."""
+    return request_token(request_id, "launch", region, image_id, instance_type, key, count)
+
+
+def launchable_image(gw: Ec2Gateway, region: str, image_id: str) -> Image:
+    """The AMI, if it is available and owned by or shared with this account; else a clear refusal."""
+    image = gw.get_image(region, image_id)
+    if image.state != "available":
+        raise errors.Conflict(
+            f"{image_id} is {image.state}; only available AMIs can be launched.",
+            f"Check it with `/ami list region={region}`.",
+        )
+    if image.owner_id and image.owner_id != gw.account_id(region):
+        if image_id not in gw.executable_images(region, [image_id]):
+            raise errors.NotAllowed(
+                f"{image_id} is neither owned by nor shared with this account.",
+                "Launch your own AMIs (`/ami list`) or ask the owner to share it.",
+            )
+    return image
+
+
+def launch_instances(
+    gw: Ec2Gateway,
+    region: str,
+    image_id: str,
+    user: str,
+    *,
+    client_token: str,
+    max_count: int,
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    key_name: str | None = None,
+    count: int = 1,
+) -> tuple[Image, list[Instance]]:
+    """Run `count` identical instances from an AMI, tagged with the requester; returns (image, instances).
+
+    Checks, in order and before launching: the count against `max_count`
+    (no AWS call at all), the AMI, the key pair.  `client_token` (see
+    launch_token) makes a retried request return the first launch instead of
+    starting more instances.
+    """
+    if count > max_count:
+        raise errors.NotAllowed(
+            f"count={count} is more than the {max_count} instances one request may launch.",
+            "Launch fewer, or raise aws.launch_max_count in config.toml.",
+        )
+    image = launchable_image(gw, region, image_id)
+    if key_name and not gw.key_pair_exists(region, key_name):
+        raise errors.InvalidParameter(
+            f"key pair {key_name!r} does not exist in {region}.",
+            "Check the name in the EC2 console (key pairs are per region), or omit key=.",
+        )
+    tags = managed_tags(user, **{SOURCE: image.id})
+    instances = gw.run_instances(region, image.id, instance_type, count, client_token, tags, key_name)
+    return image, instances
+
+
+# --- copy -----------------------------------------------------------------------------
+
+
+def copy_image(
+    gw: Ec2Gateway,
+    region: str,
+    image_id: str,
+    to_region: str,
+    user: str,
+    name: str | None = None,
+    description: str | None = None,
+    client_token: str = "",
+) -> str:
+    """Start a cross-region copy of an available AMI (DR); returns the new AMI ID in `to_region`.
+
+    The copy keeps the source's tags (but `aws:` ones) plus the managed tags
+    and its source; CopyImage's own tag options are not portable (moto ignores
+    them), so the copy is tagged with CreateTags right after the call, and its
+    backing snapshots when it becomes available.  `client_token` (see
+    request_token) keeps a retried request from making a second copy.
+    """
+    if to_region == region:
+        raise errors.InvalidParameter(f"{image_id} is already in {region}.", "Pick another region with to=….")
+    if name is not None:
+        check_ami_name(name)
+    image = gw.get_image(region, image_id)
+    if image.state != "available":
+        raise errors.Conflict(
+            f"{image_id} is {image.state}; only available AMIs can be copied.",
+            f"Check it with `/ami list region={region}`.",
+        )
+    name = name or image.name
+    description = description or f"Copy of {image_id} from {region}" + (
+        f": {image.description}" if image.description else ""
+    )
+    new_id = gw.copy_image(region, image.id, to_region, name, description[:MAX_DESCRIPTION], client_token)
+    tags = {**carried_over(image.tags), **managed_tags(user, **{SOURCE: f"{region}/{image_id}"})}
+    gw.create_tags(to_region, [new_id], tags)
+    return new_id
+
+
+# --- results of destructive work ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    """What happened to one resource: `ok`, and why (always said, failures especially)."""
+
+    resource_id: str
+    ok: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resource_id": self.resource_id, "ok": self.ok, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ResourceResult:
+        return cls(raw["resource_id"], bool(raw["ok"]), raw["reason"])
+
+
+def _snapshots_to_dicts(snaps: Sequence[BackingSnapshot]) -> list[dict[str, Any]]:
+    return [{"id": s.id, "size_gib": s.size_gib, "device": s.device, "encrypted": s.encrypted} for s in snaps]
+
+
+def _snapshots_from_dicts(raw: Sequence[Mapping[str, Any]]) -> tuple[BackingSnapshot, ...]:
+    return tuple(
+        BackingSnapshot(s["id"], int(s["size_gib"]), s.get("device", ""), bool(s.get("encrypted"))) for s in raw
+    )
+
+
+# --- deregister -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeregisterPlan:
+    """Exactly what `/ami deregister` will do; what the approver sees, and what is re-checked at execution."""
+
+    region: str
+    image_id: str
+    name: str
+    snapshots: tuple[BackingSnapshot, ...]
+    keep_snapshots: bool
+    instances: tuple[str, ...] = ()  # instances launched from it (a warning: they keep running)
+
+    @property
+    def snapshot_gib(self) -> int:
+        return sum(s.size_gib for s in self.snapshots)
+
+    @property
+    def snapshot_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.snapshots)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for storing a pending approval."""
+        return {
+            "region": self.region,
+            "image_id": self.image_id,
+            "name": self.name,
+            "snapshots": _snapshots_to_dicts(self.snapshots),
+            "keep_snapshots": self.keep_snapshots,
+            "instances": list(self.instances),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> DeregisterPlan:
+        return cls(
+            region=raw["region"],
+            image_id=raw["image_id"],
+            name=raw["name"],
+            snapshots=_snapshots_from_dicts(raw["snapshots"]),
+            keep_snapshots=bool(raw["keep_snapshots"]),
+            instances=tuple(raw.get("instances", ())),
+        )
+
+
+def deregister_plan(gw: Ec2Gateway, region: str, image_id: str, keep_snapshots: bool = False) -> DeregisterPlan:
+    """Describe what deregistering `image_id` would do (no change to AWS).
+
+    Refuses AMIs of other accounts.  Lists each backing snapshot with its
+    size, and the instances still running from the AMI (they keep running,
+    but cannot be relaunched from it).
+    """
+    image = gw.get_image(region, image_id)
+    _require_own(gw, image, "deregister")
+    return DeregisterPlan(
+        region=region,
+        image_id=image.id,
+        name=image.name,
+        snapshots=image.backing,
+        keep_snapshots=keep_snapshots,
+        instances=gw.instances_using_image(region, image.id),
+    )
+
+
+def execute_deregister(gw: Ec2Gateway, plan: DeregisterPlan) -> tuple[ResourceResult, ...]:
+    """Carry out an approved DeregisterPlan; one result per resource, the image first.
+
+    Re-checks first: the AMI must still exist with the same backing snapshots,
+    otherwise nothing is done and the image's result says why.  A snapshot that
+    also backs another registered AMI is never deleted.  One failed snapshot
+    does not stop the others; a snapshot already gone counts as deleted.
+    """
+    try:
+        image = _current_image(gw, plan.region, plan.image_id)
+    except errors.BotError as exc:
+        return (ResourceResult(plan.image_id, False, f"could not re-check the AMI: {exc.message}"),)
+    if image is None:
+        return (ResourceResult(plan.image_id, False, "no longer exists; nothing was done"),)
+    if set(image.snapshot_ids) != set(plan.snapshot_ids):
+        return (
+            ResourceResult(plan.image_id, False, "its backing snapshots changed since the request; nothing was done"),
+        )
+    try:
+        gw.deregister_image(plan.region, plan.image_id)
+    except errors.BotError as exc:
+        results = [ResourceResult(plan.image_id, False, exc.message)]
+        results += [ResourceResult(s, False, "not deleted: the AMI was not deregistered") for s in plan.snapshot_ids]
+        return tuple(results)
+    results = [ResourceResult(plan.image_id, True, "deregistered")]
+    if plan.keep_snapshots:
+        return tuple(results + [ResourceResult(s, True, "kept (keep-snapshots)") for s in plan.snapshot_ids])
+    try:
+        still_backing = _other_images_using(gw, plan.region, plan.image_id, plan.snapshot_ids)
+    except errors.BotError as exc:
+        reason = f"not deleted: could not check other AMIs using it ({exc.message})"
+        return tuple(results + [ResourceResult(s, False, reason) for s in plan.snapshot_ids])
+    for snapshot_id in plan.snapshot_ids:
+        results.append(_delete_snapshot(gw, plan.region, snapshot_id, still_backing.get(snapshot_id)))
+    return tuple(results)
+
+
+def _current_image(gw: Ec2Gateway, region: str, image_id: str) -> Image | None:
+    """The AMI as it is now, or None once it is gone (a just-deregistered AMI may still be listed a while)."""
+    image = gw.find_images(region, [image_id]).get(image_id)
+    return None if image is None or image.state == "deregistered" else image
+
+
+def _other_images_using(gw: Ec2Gateway, region: str, image_id: str, snapshot_ids: Sequence[str]) -> dict[str, str]:
+    """snapshot ID → another registered AMI it backs (AWS lists a just-deregistered AMI for a while: skip it)."""
+    wanted = set(snapshot_ids)
+    backing: dict[str, str] = {}
+    for image in gw.describe_images(region):
+        if image.id == image_id or image.state == "deregistered":
+            continue
+        for snapshot_id in wanted.intersection(image.snapshot_ids):
+            backing[snapshot_id] = image.id
+    return backing
+
+
+def _delete_snapshot(gw: Ec2Gateway, region: str, snapshot_id: str, other_image: str | None) -> ResourceResult:
+    if other_image:
+        return ResourceResult(snapshot_id, False, f"kept: it also backs {other_image}")
+    try:
+        gw.delete_snapshot(region, snapshot_id)
+    except errors.NotFound:
+        return ResourceResult(snapshot_id, True, "already deleted")
+    except errors.BotError as exc:
+        return ResourceResult(snapshot_id, False, exc.message)
+    return ResourceResult(snapshot_id, True, "deleted")
+
+
+# --- share / unshare ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharePlan:
+    """Exactly what `/ami share` will do: give `account_id` launch permission on the AMI."""
+
+    region: str
+    image_id: str
+    name: str
+    account_id: str
+    shared_with: tuple[str, ...]  # accounts it is already shared with
+    snapshots: tuple[BackingSnapshot, ...]
+
+    @property
+    def encrypted_snapshots(self) -> tuple[str, ...]:
+        """Encrypted backing snapshots: the account also needs use of their KMS key to launch."""
+        return tuple(s.id for s in self.snapshots if s.encrypted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "image_id": self.image_id,
+            "name": self.name,
+            "account_id": self.account_id,
+            "shared_with": list(self.shared_with),
+            "snapshots": _snapshots_to_dicts(self.snapshots),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SharePlan:
+        return cls(
+            region=raw["region"],
+            image_id=raw["image_id"],
+            name=raw["name"],
+            account_id=raw["account_id"],
+            shared_with=tuple(raw.get("shared_with", ())),
+            snapshots=_snapshots_from_dicts(raw["snapshots"]),
+        )
+
+
+def share_plan(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> SharePlan:
+    """Describe sharing `image_id` with `account_id` (no change to AWS).
+
+    Refuses an AMI of another account, one that is not available, sharing
+    with this very account, and an account it is already shared with.
+    """
+    image = gw.get_image(region, image_id)
+    _require_own(gw, image, "share")
+    if account_id == gw.account_id(region):
+        raise errors.InvalidParameter(f"{account_id} is this bot's own account; it can already launch {image_id}.")
+    if image.state != "available":
+        raise errors.Conflict(f"{image_id} is {image.state}; only available AMIs can be shared.")
+    shared_with = gw.image_launch_permissions(region, image_id)
+    if account_id in shared_with:
+        raise errors.Conflict(f"{image_id} is already shared with {account_id}.", "Nothing to do.")
+    return SharePlan(region, image.id, image.name, account_id, shared_with, image.backing)
+
+
+def execute_share(gw: Ec2Gateway, plan: SharePlan) -> tuple[ResourceResult, ...]:
+    """Carry out an approved SharePlan after re-checking the AMI still exists and is available."""
+    try:
+        image = _current_image(gw, plan.region, plan.image_id)
+        if image is None:
+            return (ResourceResult(plan.image_id, False, "no longer exists; nothing was done"),)
+        if image.state != "available":
+            return (ResourceResult(plan.image_id, False, f"is {image.state} now; nothing was done"),)
+        if plan.account_id in gw.image_launch_permissions(plan.region, plan.image_id):
+            return (ResourceResult(plan.image_id, True, f"was already shared with {plan.account_id}"),)
+        gw.add_launch_permission(plan.region, plan.image_id, plan.account_id)
+    except errors.BotError as exc:
+        return (ResourceResult(plan.image_id, False, exc.message),)
+    return (ResourceResult(plan.image_id, True, f"shared with {plan.account_id}"),)
+
+
+def unshare_image(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> ResourceResult:
+    """Remove `account_id`'s launch permission (no approval: it only takes access away).
+
+    Returns ok with "was not shared" when there was nothing to remove.
+    Instances the account already launched keep running.
+    """
+    image = gw.get_image(region, image_id)
+    _require_own(gw, image, "unshare")
+    if account_id not in gw.image_launch_permissions(region, image_id):
+        return ResourceResult(image_id, True, f"was not shared with {account_id}; nothing to do")
+    gw.remove_launch_permission(region, image_id, account_id)
+    return ResourceResult(image_id, True, f"no longer shared with {account_id}")

@@ -1,0 +1,218 @@
+"""Running policies for real: create, copy, sweep, then tell the channel.
+
+The glue between the lifecycle domain (bot/lifecycle.py), the store (run
+leases, events, audit), approvals (one request per sweep batch) and Slack (the
+summary in `slack.digest_channel`).  The scheduler, `/lifecycle run|preview`
+and `python -m bot sweep` all come through here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import timedelta
+
+from bot import approval_flow, blocks, lifecycle
+from bot.approval_flow import SLACK_FAILURES
+from bot.approvals import ItemResult
+from bot.config import Policy
+from bot.deps import Deps
+from bot.digest import Activity, RegionInventory, build_digest
+from bot.errors import BotError
+from bot.sweep_report import Created, PolicyReport, SweepReport, policy_report
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(BotError):
+    outcome = "busy"
+
+
+def job_name(policy: Policy) -> str:
+    return f"policy:{policy.name}"
+
+
+def run_policy(
+    deps: Deps,
+    policy: Policy,
+    *,
+    user: str = lifecycle.SCHEDULER_USER,
+    create: bool = True,
+    dry_run: bool = False,
+    trigger: str = "manual",
+) -> PolicyReport:
+    """One run of a policy under its lease: create + copy (unless create=False), then sweep.
+
+    Raises AlreadyRunning when a run of this policy is under way (in this
+    process or another), so two runs never overlap.
+    """
+    if dry_run:
+        return preview_policy(deps, policy)
+    run_id = deps.store.start_run(job_name(policy), trigger)
+    if run_id is None:
+        raise AlreadyRunning(
+            f"policy {policy.name} is running right now; not started again.",
+            "See `/lifecycle list` for its last result.",
+        )
+    report = None
+    try:
+        report = _run(deps, policy, user=user, create=create)
+        return report
+    finally:
+        state = "ok" if report is not None and report.ok else "failed"
+        summary = _summary(report) if report is not None else {"error": "crashed; see the logs"}
+        deps.store.finish_run(run_id, state, summary)
+
+
+def _summary(report: PolicyReport) -> dict:
+    return {
+        "created": len(report.created),
+        "expired": len(report.expired),
+        "deleted": len(report.deleted),
+        "failed": len(report.failed),
+        "approval_id": report.approval_id,
+        "error": report.error,
+    }
+
+
+def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport:
+    gw, config, now = deps.gateway, deps.config, deps.now()
+    created, failed = lifecycle.create_backups(gw, config, policy, now, user) if create else ([], [])
+    for c in created:
+        deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}")
+    decisions, list_failed, listings = lifecycle.decide_policy(gw, config, policy, now)
+    failed += list_failed
+    if create:
+        copies, copy_failed = lifecycle.copy_to_dr(gw, config, policy, decisions, user)
+        for c in copies:
+            deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} copy of {c.copy_of}")
+        created += copies
+        failed += copy_failed
+    for f in failed:
+        deps.store.record_event(f.region, "failed", f.id, f"{f.action}: {f.reason}")
+    expired = [d for d in decisions if d.action == "expire"]
+    price = config.pricing.snapshot_gb_month
+    if not expired or policy.on_expired == "report":
+        report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed)
+    elif policy.on_expired == "delete":
+        plan = lifecycle.sweep_plan(policy, expired, price)
+
+        def progress(result: ItemResult) -> None:
+            deps.store.audit(
+                "",
+                config.slack.digest_channel,
+                f"sweep {policy.name} delete {result.resource_id}",
+                result.outcome,
+                result.reason,
+            )
+            approval_flow.record_event(deps, plan, result)
+
+        known = {region: lifecycle.state_of(listing) for region, listing in listings.items()}
+        results = lifecycle.execute_sweep(gw, plan, progress, known)
+        report = lifecycle.report_from_results(policy, decisions, results, created, failed)
+    else:
+        plan = lifecycle.sweep_plan(policy, expired, price)
+        try:
+            row = approval_flow.open_request(deps, plan, user, config.slack.digest_channel)
+            approval_id = row["id"]
+        except BotError as exc:
+            report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed)
+            return _with_error(report, f"could not ask for approval: {exc.message}")
+        report = policy_report(
+            policy.name, policy.on_expired, decisions, created=created, failed=failed, approval_id=approval_id
+        )
+    deps.store.audit(
+        user if user != lifecycle.SCHEDULER_USER else "",
+        config.slack.digest_channel,
+        f"lifecycle run {policy.name}",
+        "ok" if report.ok else "failed",
+        f"{len(report.created)} created, {len(report.expired)} expired, {len(report.deleted)} deleted, "
+        f"{len(report.failed)} failed",
+    )
+    return report
+
+
+def _with_error(report: PolicyReport, error: str) -> PolicyReport:
+    return replace(report, error=error)
+
+
+def preview_policy(deps: Deps, policy: Policy) -> PolicyReport:
+    """Dry run: what the policy would create and delete now. Reads only."""
+    gw, config, now = deps.gateway, deps.config, deps.now()
+    would_create = []
+    for region in lifecycle.policy_regions(config, policy):
+        try:
+            would_create += [Created(region, s.id) for s in lifecycle.matching_sources(gw, policy, region)]
+        except BotError as exc:
+            log.warning("preview of %s in %s: %s", policy.name, region, exc)
+    decisions, failed, _ = lifecycle.decide_policy(gw, config, policy, now)
+    return policy_report(policy.name, policy.on_expired, decisions, dry_run=True, created=would_create, failed=failed)
+
+
+def sweep_report(deps: Deps, reports: list[PolicyReport]) -> SweepReport:
+    return SweepReport(tuple(reports), deps.now(), deps.config.pricing.snapshot_gb_month)
+
+
+def post_report(deps: Deps, report: SweepReport, channel: str | None = None) -> None:
+    """Post a run's summary to the digest channel (a Slack failure is logged, the run stands)."""
+    channel = channel or deps.config.slack.digest_channel
+    if not channel:
+        return
+    try:
+        deps.slack.chat_postMessage(channel=channel, **blocks.sweep_report_message(report))
+    except SLACK_FAILURES:
+        log.exception("could not post the sweep report to %s", channel)
+
+
+# --- digest ---------------------------------------------------------------------------------
+
+
+def build_region_digest(deps: Deps):
+    """The digest: every covered region listed once, in parallel; activity from the events table."""
+    gw, config, now = deps.gateway, deps.config, deps.now()
+
+    def listing(region: str) -> RegionInventory:
+        # Volumes, instances and AMIs are few and listed now (regions in parallel);
+        # snapshots, the bulk, stream page by page into the digest, never all held.
+        return RegionInventory(
+            region,
+            snapshots=_counted_failures(deps, region, gw.describe_snapshots(region)),
+            images=list(gw.describe_images(region)),
+            volumes=list(gw.describe_volumes(region)),
+            instances=list(gw.describe_instances(region)),
+        )
+
+    results = lifecycle.in_parallel(list(config.aws.regions), listing)
+    inventories = []
+    for region, value in results.items():
+        if isinstance(value, Exception):
+            log.error("digest: listing %s failed: %s", region, value)
+            deps.store.record_event(region, "failed", region, f"digest listing: {value}")
+            inventories.append(RegionInventory(region))
+        else:
+            inventories.append(value)
+    counts = deps.store.event_counts(now - timedelta(hours=24))
+    activity = {r: Activity(**c) for r, c in counts.items()}
+    pending = len(deps.store.approvals_in("pending"))
+    return build_digest(inventories, activity, pending, now, config.pricing.snapshot_gb_month)
+
+
+def _counted_failures(deps: Deps, region: str, snapshots: Iterable):
+    """Stream snapshots; a listing that breaks off is logged and counted as a failure in the digest."""
+    try:
+        yield from snapshots
+    except BotError as exc:
+        log.error("digest: listing snapshots in %s failed: %s", region, exc)
+        deps.store.record_event(region, "failed", region, f"digest listing: {exc.message}")
+
+
+def post_digest(deps: Deps, channel: str | None = None) -> str:
+    """Build and post the digest to `slack.digest_channel`; returns the posted message's ts."""
+    channel = channel or deps.config.slack.digest_channel
+    if not channel:
+        raise BotError("no digest channel is configured.", "Set slack.digest_channel in config.toml.")
+    digest = build_region_digest(deps)
+    resp = deps.slack.chat_postMessage(channel=channel, **blocks.digest_message(digest))
+    deps.store.audit("", channel, "digest", "ok", f"{digest.totals.snapshots} snapshots")
+    return resp["ts"]

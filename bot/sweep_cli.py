@@ -1,0 +1,44 @@
+"""`python -m bot sweep [--policy NAME] [--dry-run]`: one retention sweep from the shell.
+
+Runs the same sweep as the scheduler (without creating new backups), prints
+the report as text, posts it to the digest channel when Slack is configured,
+and exits non-zero when anything failed or was left undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from bot import blocks, lifecycle_flow
+from bot.config import load_config
+from bot.console import render_blocks
+from bot.errors import ConfigError
+from bot.runtime import SlackSettings, build_deps
+
+
+def report_text(msg: blocks.Message) -> str:
+    lines = render_blocks(msg["blocks"], lambda _: 0, {})
+    return "\n".join(line.replace("*", "") for line in lines)
+
+
+def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, say: Callable[[str], None]) -> int:
+    config = load_config(env=env)
+    if policy_name and config.policy(policy_name) is None:
+        known = ", ".join(p.name for p in config.policies) or "none"
+        raise ConfigError("--policy", f"one of the configured policies ({known}), not {policy_name!r}")
+    policies = [config.policy(policy_name)] if policy_name else list(config.policies)
+    slack = SlackSettings.from_env(env)
+    deps = build_deps(config, slack)
+    try:
+        if dry_run:
+            reports = [lifecycle_flow.preview_policy(deps, p) for p in policies]
+        else:
+            reports = [lifecycle_flow.run_policy(deps, p, create=False, trigger="cli") for p in policies]
+        report = lifecycle_flow.sweep_report(deps, reports)
+        say(report_text(blocks.sweep_report_message(report)))
+        if slack.bot_token and not dry_run:
+            lifecycle_flow.post_report(deps, report)
+        return 0 if report.ok else 1
+    finally:
+        deps.worker.shutdown()
+        deps.store.close()

@@ -1,0 +1,126 @@
+"""/ami: create, list, launch, copy, unshare; share, deregister and create … reboot ask an approver."""
+
+from __future__ import annotations
+
+from bot import ami_approvals, amis, blocks
+from bot.commands import Invocation
+from handlers.approvals import request_approval
+from handlers.respond import SlackReply
+from handlers.slash import register_command
+
+
+def _request_id(reply: SlackReply) -> str:
+    """The response_url is unique to one slash command, and the same on any retry of it."""
+    return reply.response_url or f"audit-{reply.audit_id}"
+
+
+def create(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    instance_id = inv.args["instance_id"]
+    if "reboot" in inv.flags:
+        plan = ami_approvals.reboot_create_request(
+            deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
+        )
+        return request_approval(reply, plan)
+    image = amis.create_image(
+        deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
+    )
+    ts = reply.post(blocks.image_progress(image, deps.now(), requested_by=reply.user, source=instance_id))
+    if image.state == "pending":
+        reply.watch("image", inv.region, [image.id], ts, {"verb": "AMI", "source": instance_id})
+    deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}")
+    return f"created {image.id} ({image.name}) of {instance_id}, no reboot"
+
+
+def list_(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    page = amis.list_images(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
+    reply.ephemeral(blocks.ami_list(page.items, page.total, inv.region, deps.now()))
+    return f"{page.total} AMIs"
+
+
+def launch(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    image_id = inv.args["image_id"]
+    instance_type = inv.options.get("type", amis.DEFAULT_INSTANCE_TYPE)
+    key, count = inv.options.get("key"), inv.options.get("count", 1)
+    request_id = _request_id(reply)
+    image, instances = amis.launch_instances(
+        deps.gateway,
+        inv.region,
+        image_id,
+        reply.user,
+        client_token=amis.launch_token(request_id, inv.region, image_id, instance_type, key, count),
+        max_count=deps.config.aws.launch_max_count,
+        instance_type=instance_type,
+        key_name=key,
+        count=count,
+    )
+    ts = reply.post(blocks.launch_progress(instances, image.id, image.name, inv.region, reply.user))
+    ids = [i.id for i in instances]
+    if any(i.state != "running" for i in instances):
+        reply.watch("instances", inv.region, ids, ts, {"image_id": image.id, "image_name": image.name})
+    return f"launched {', '.join(ids)} from {image.id}"
+
+
+def copy(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    image_id, to = inv.args["image_id"], inv.options["to"]
+    name = inv.options.get("name")
+    new_id = amis.copy_image(
+        deps.gateway,
+        inv.region,
+        image_id,
+        to,
+        reply.user,
+        name,
+        inv.options.get("description"),
+        client_token=amis.request_token(_request_id(reply), "copy", inv.region, image_id, to, name),
+    )
+    image = deps.gateway.get_image(to, new_id)
+    verb = f"Copy of {image_id} ({inv.region}):"
+    if image.state == "available":
+        amis.tag_backing_snapshots(deps.gateway, image)
+    ts = reply.post(blocks.image_progress(image, deps.now(), verb=verb, requested_by=reply.user))
+    if image.state == "pending":
+        reply.watch("image", to, [new_id], ts, {"verb": verb})
+    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
+    return f"copying {image_id} to {to} as {new_id}"
+
+
+def unshare(reply: SlackReply, inv: Invocation) -> str:
+    result = amis.unshare_image(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    reply.post(blocks.image_unshared(result, inv.region))
+    return result.reason
+
+
+def share(reply: SlackReply, inv: Invocation) -> str:
+    plan = ami_approvals.share_request(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    return request_approval(reply, plan)
+
+
+def deregister(reply: SlackReply, inv: Invocation) -> str:
+    deps = reply.deps
+    plan = ami_approvals.deregister_request(
+        deps.gateway,
+        inv.region,
+        inv.args["image_id"],
+        "keep-snapshots" in inv.flags,
+        deps.config.pricing.snapshot_gb_month,
+    )
+    return request_approval(reply, plan)
+
+
+RUNNERS = {
+    "create": create,
+    "list": list_,
+    "launch": launch,
+    "copy": copy,
+    "unshare": unshare,
+    "share": share,
+    "deregister": deregister,
+}
+
+
+def register(app, deps) -> None:
+    register_command(app, deps, "ami", RUNNERS)

@@ -1,0 +1,54 @@
+"""Watches for AMI work: an image being created or copied, instances being launched.
+
+Registered in scheduler.watches.WATCHERS on import (scheduler/__init__.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot import amis, blocks
+from bot.deps import Deps
+from scheduler.watches import finish, give_up, timed_out, update_message, watcher
+
+_IMAGE_FAILED = ("failed", "error", "invalid", "deregistered")
+_INSTANCE_SETTLED = ("running", "stopped", "stopping", "shutting-down", "terminated")
+
+
+@watcher("image")
+def watch_image(deps: Deps, row: Mapping) -> None:
+    """AMI creation or copy: tag its backing snapshots and update the message when it is available or failed."""
+    region, (image_id,) = row["region"], row["resource_ids"]
+    data = row["data"]
+    image = deps.gateway.find_images(region, [image_id]).get(image_id)
+    render = lambda img: blocks.image_progress(  # noqa: E731
+        img, deps.now(), verb=data.get("verb", "AMI"), requested_by=row["user"], source=data.get("source", "")
+    )
+    if image is None:
+        text = f":x: AMI `{image_id}` no longer exists in {region} (it failed or was deregistered)."
+        finish(deps, row, blocks.message(text, [blocks.section(text)]), "failed")
+    elif image.state == "available":
+        amis.tag_backing_snapshots(deps.gateway, image)
+        finish(deps, row, render(image))
+    elif image.state in _IMAGE_FAILED:
+        finish(deps, row, render(image), "failed")
+    elif timed_out(deps, row):
+        give_up(deps, row, f"/ami list region={region}")
+
+
+@watcher("instances")
+def watch_instances(deps: Deps, row: Mapping) -> None:
+    """`/ami launch`: show each instance's state until all are running (or stopped/terminated)."""
+    region, ids = row["region"], row["resource_ids"]
+    data = row["data"]
+    found = {i.id: i for i in deps.gateway.describe_instances(region, ids)}
+    instances = [found[i] for i in ids if i in found]
+    msg = blocks.launch_progress(instances, data.get("image_id", ""), data.get("image_name", ""), region, row["user"])
+    states = [i.state for i in instances]
+    if len(instances) == len(ids) and all(s in _INSTANCE_SETTLED for s in states):
+        finish(deps, row, msg)
+    elif timed_out(deps, row):
+        give_up(deps, row, f"/instance list region={region}")
+    elif states != data.get("states"):
+        update_message(deps, row, msg)
+        deps.store.update_watch(row["id"], data={**data, "states": states})

@@ -1,0 +1,117 @@
+"""Policy and digest jobs: stable IDs, one run at a time, a missed run made up once at start.
+
+APScheduler decides *when*; the store remembers what ran (`runs`), which is
+how a slot missed while the bot was down is noticed at start and run once —
+not once per missed slot.  A policy never seen before is not "missed": it
+first runs at its first slot (or now, with `/lifecycle run`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import lifecycle_flow
+from bot.config import Policy
+from bot.deps import Deps
+from bot.store import from_iso
+
+log = logging.getLogger(__name__)
+
+DIGEST_JOB = "digest"
+
+
+def policy_trigger(policy: Policy, timezone: str, start: datetime | None = None) -> BaseTrigger:
+    if policy.every is not None:
+        return IntervalTrigger(seconds=policy.every.total_seconds(), start_date=start, timezone=timezone)
+    return CronTrigger.from_crontab(policy.cron, timezone=timezone)
+
+
+def missed(deps: Deps, job: str, trigger: BaseTrigger) -> bool:
+    """Was a slot of `job` due, since its last run (or since the bot first saw it), before now?"""
+    last = deps.store.last_run(job)
+    since = from_iso(last["started_at"]) if last else deps.store.first_seen(job)
+    nxt = trigger.get_next_fire_time(None, since + timedelta(seconds=1))
+    return nxt is not None and nxt <= deps.now()
+
+
+def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
+    """The job body: run the policy and post its summary; never raises into APScheduler."""
+    policy = deps.config.policy(policy_name)
+    try:
+        report = lifecycle_flow.run_policy(deps, policy, trigger=trigger)
+    except lifecycle_flow.AlreadyRunning:
+        log.info("policy %s is already running; this slot is skipped", policy_name)
+        return
+    except Exception:
+        log.exception("policy %s failed", policy_name)
+        return
+    lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, [report]))
+
+
+def scheduled_digest(deps: Deps, trigger: str) -> None:
+    run_id = deps.store.start_run(DIGEST_JOB, trigger)
+    if run_id is None:
+        return
+    state, summary = "failed", {}
+    try:
+        summary = {"ts": lifecycle_flow.post_digest(deps)}
+        state = "ok"
+    except Exception:
+        log.exception("the digest failed")
+    finally:
+        deps.store.finish_run(run_id, state, summary)
+
+
+def _trigger_for(deps: Deps, policy: Policy) -> BaseTrigger:
+    last = deps.store.last_run(lifecycle_flow.job_name(policy))
+    anchor = from_iso(last["started_at"]) if last else deps.store.first_seen(lifecycle_flow.job_name(policy))
+    # Interval slots continue from the last run, so a restart does not reset the clock.
+    return policy_trigger(policy, deps.config.schedule.timezone, start=anchor + policy.every if policy.every else None)
+
+
+def next_run(deps: Deps, policy: Policy) -> datetime | None:
+    """When the policy runs next (from config and the store; no scheduler needed)."""
+    return _trigger_for(deps, policy).get_next_fire_time(None, deps.now())
+
+
+def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
+    """Add one job per policy and the digest; returns the IDs of jobs caught up at start."""
+    tz = deps.config.schedule.timezone
+    caught_up = []
+    specs: list[tuple[str, BaseTrigger, Callable, list]] = []
+    for policy in deps.config.policies:
+        specs.append(
+            (lifecycle_flow.job_name(policy), _trigger_for(deps, policy), scheduled_policy_run, [deps, policy.name])
+        )
+    digest_trigger = CronTrigger.from_crontab(deps.config.schedule.digest, timezone=tz)
+    specs.append((DIGEST_JOB, digest_trigger, scheduled_digest, [deps]))
+    for job, trigger, func, args in specs:
+        scheduler.add_job(
+            func,
+            trigger,
+            args=[*args, "schedule"],
+            id=job,
+            name=job,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+        if missed(deps, job, trigger):
+            scheduler.add_job(
+                func,
+                "date",
+                args=[*args, "missed-at-start"],
+                id=f"{job}:catch-up",
+                max_instances=1,
+                replace_existing=True,
+            )
+            caught_up.append(job)
+    return caught_up
