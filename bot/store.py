@@ -12,6 +12,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,26 @@ APPROVAL_MOVES = {
 }
 
 
+def _enable_wal(db: sqlite_utils.Database, wait: float = 30.0) -> None:
+    """Switch a file to WAL, waiting out another connection doing the same.
+
+    SQLite answers "database is locked" at once, without its busy handler, when
+    two connections change the journal mode of a new file together (the server
+    and `python -m bot sweep` starting at the same time), so wait here instead.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 class Store:
     """The bot's state.  Every public method is atomic and thread-safe."""
 
@@ -132,7 +153,7 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         if path != ":memory:":
-            self.db.enable_wal()
+            _enable_wal(self.db)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.migrate()
 
