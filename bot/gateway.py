@@ -326,6 +326,16 @@ class Ec2Gateway:
                 self._clients[key] = client
             return self._clients[key]
 
+    def warm_up(self, regions: Iterable[str]) -> None:
+        """Build the EC2 clients and load their paginator models now, without calling AWS.
+
+        botocore does both lazily, parsing its large JSON models while holding
+        the GIL (about 150 ms for the first client); done on the first Slack
+        command instead of at start, that stalls every ack in flight.
+        """
+        for region in regions:
+            self.client(region).can_paginate("describe_snapshots")
+
     def _pace_for(self, region: str):
         def pace(model, **_: object) -> None:  # a before-call handler must return None (else it is the response)
             self.pacer.take(region, model.name)

@@ -76,6 +76,7 @@ class Runtime:
 
     def start(self) -> None:
         """Settle what a crash left half-done, then start the background jobs."""
+        self.deps.gateway.warm_up(self.config.aws.regions)
         reconciled = reconcile_unfinished(self.deps)
         if reconciled:
             log.warning("reconciled %d approval request(s) left unfinished by a restart", reconciled)
