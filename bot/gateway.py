@@ -334,7 +334,8 @@ class Ec2Gateway:
         command instead of at start, that stalls every ack in flight.
         """
         for region in regions:
-            self.client(region).can_paginate("describe_snapshots")
+            client = self.client(region)
+            client.can_paginate("describe_snapshots")  # a local lookup (not an AWS action) that loads the models
 
     def _pace_for(self, region: str):
         def pace(model, **_: object) -> None:  # a before-call handler must return None (else it is the response)
