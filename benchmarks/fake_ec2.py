@@ -719,6 +719,8 @@ class FakeEc2:
     InternalError, or a dropped connection; `fault_after` is the share of the
     500s and drops that strike after the action took effect.  `pending_for`
     is how long (simulated seconds) created snapshots and images stay pending.
+    `latency` is wall-clock seconds added to every API response (not scaled by
+    `speedup`): a slow EC2, as seen by a client waiting on its answer.
     `clock` (monotonic seconds) drives the token buckets; tests pass a frozen
     one to make throttling deterministic.
     """
@@ -734,11 +736,14 @@ class FakeEc2:
         drop_share: float = 0.0,
         fault_after: float = 0.0,
         pending_for: float = 0.0,
+        latency: float = 0.0,
         seed: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
     ):
         if speedup <= 0:
             raise ValueError("speedup must be positive")
+        if latency < 0:
+            raise ValueError("latency must not be negative")
         if throttle_share + error_share + drop_share > 1:
             raise ValueError("fault shares add up to more than 1")
         self.speedup = speedup
@@ -747,6 +752,7 @@ class FakeEc2:
         self.throttle_share, self.error_share, self.drop_share = throttle_share, error_share, drop_share
         self.fault_after = fault_after
         self.pending_for = pending_for
+        self.latency = latency
         self._clock = clock
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats, buckets, rng, region map
@@ -1498,6 +1504,10 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
         def do_GET(self):
             if self.path.startswith("/_fake/stats"):
                 self._send(200, json.dumps(fake.stats()), "application/json")
+            elif self.path.startswith("/_fake/ids"):
+                query = dict(parse_qsl(self.path.partition("?")[2]))
+                ids = sorted(fake.ids(query.get("region", DEFAULT_REGION), query.get("kind", "snapshot")))
+                self._send(200, json.dumps(ids), "application/json")
             else:
                 self._send(*_error("InvalidAction", "The fake serves POST requests only", 400))
 
@@ -1513,12 +1523,26 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
             if service == "sts" or params.get("Version") == "2011-06-15":
                 service = "sts"
             status, body = fake.handle(region, service, params)
+            if fake.latency:
+                # Each request has its own server thread, so a slow answer holds up no other.
+                time.sleep(fake.latency)
             if (status, body) == _DROP:
                 self.close_connection = True  # hang up without a word, as a dead connection does
                 return
             self._send(status, body)
 
     return Handler
+
+
+def _seed(
+    fake: FakeEc2, region: str, *, snapshots: int, images: int, volumes: int, instances: int, tags
+) -> dict[str, list[str]]:
+    """Seed a region; the snapshots are of the seeded volumes when there are any (else of synthetic ones)."""
+    made = {"volumes": fake.seed_volumes(region, volumes, tags=tags)}
+    made["snapshots"] = fake.seed_snapshots(region, snapshots, tags=tags, volumes=made["volumes"] or 100)
+    made["images"] = fake.seed_images(region, images, tags=tags, snapshot_tags=tags)
+    made["instances"] = fake.seed_instances(region, instances, tags=tags)
+    return made
 
 
 def _control(fake: FakeEc2, path: str, raw: str) -> dict:
@@ -1532,12 +1556,15 @@ def _control(fake: FakeEc2, path: str, raw: str) -> dict:
     if path.startswith("/_fake/seed"):
         spec = json.loads(raw or "{}")
         region = spec.get("region", DEFAULT_REGION)
-        made = {
-            "snapshots": fake.seed_snapshots(region, int(spec.get("snapshots", 0)), tags=spec.get("tags")),
-            "images": fake.seed_images(region, int(spec.get("images", 0)), tags=spec.get("tags")),
-            "volumes": fake.seed_volumes(region, int(spec.get("volumes", 0)), tags=spec.get("tags")),
-            "instances": fake.seed_instances(region, int(spec.get("instances", 0)), tags=spec.get("tags")),
-        }
+        made = _seed(
+            fake,
+            region,
+            snapshots=int(spec.get("snapshots", 0)),
+            images=int(spec.get("images", 0)),
+            volumes=int(spec.get("volumes", 0)),
+            instances=int(spec.get("instances", 0)),
+            tags=spec.get("tags"),
+        )
         return {k: len(v) for k, v in made.items()}
     return {"error": f"unknown control path {path}"}
 
@@ -1567,9 +1594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
     parser.add_argument("--pending-for", type=float, default=0.0, help="seconds new snapshots/images stay pending")
+    parser.add_argument("--latency", type=float, default=0.0, help="wall-clock seconds added to every API response")
     parser.add_argument("--seed", type=int, default=0, help="random seed for fault injection")
     parser.add_argument("--regions", default=DEFAULT_REGION, help="comma-separated regions to seed")
-    parser.add_argument("--snapshots", type=int, default=0, help="snapshots to seed per region")
+    parser.add_argument(
+        "--snapshots", type=int, default=0, help="snapshots to seed per region (of the seeded volumes, if any)"
+    )
     parser.add_argument("--images", type=int, default=0, help="images (each with a backing snapshot) per region")
     parser.add_argument("--volumes", type=int, default=0, help="volumes to seed per region")
     parser.add_argument("--instances", type=int, default=0, help="instances (each with a volume) per region")
@@ -1584,14 +1614,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         drop_share=args.drop_share,
         fault_after=args.fault_after,
         pending_for=args.pending_for,
+        latency=args.latency,
         seed=args.seed,
     )
     tags = dict(args.tag)
     for region in filter(None, (r.strip() for r in args.regions.split(","))):
-        fake.seed_snapshots(region, args.snapshots, tags=tags)
-        fake.seed_images(region, args.images, tags=tags, snapshot_tags=tags)
-        fake.seed_volumes(region, args.volumes, tags=tags)
-        fake.seed_instances(region, args.instances, tags=tags)
+        _seed(
+            fake,
+            region,
+            snapshots=args.snapshots,
+            images=args.images,
+            volumes=args.volumes,
+            instances=args.instances,
+            tags=tags,
+        )
     url = fake.start(args.host, args.port)
     print(url, flush=True)
 

@@ -31,8 +31,17 @@ def make_slack_client(token: str | None, base_url: str | None = None) -> WebClie
     return client
 
 
-def build_app(deps: Deps, signing_secret: str | None, *, token_verification: bool = True) -> App:
-    """Build the Bolt App and register every listener (handlers/)."""
+LISTENER_THREADS = 64
+
+
+def build_app(
+    deps: Deps,
+    signing_secret: str | None,
+    *,
+    token_verification: bool = True,
+    listener_executor: ThreadPoolExecutor | None = None,
+) -> App:
+    """Build the Bolt App and register every listener (handlers/); Bolt runs them in `listener_executor`."""
     app = App(
         client=deps.slack,
         signing_secret=signing_secret,
@@ -43,8 +52,12 @@ def build_app(deps: Deps, signing_secret: str | None, *, token_verification: boo
         # Bolt runs each listener in this pool and answers Slack as soon as it
         # acks; a roomy pool keeps acks from queueing behind listeners' post-ack
         # bookkeeping when many requests arrive at once.
-        listener_executor=ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt"),
+        listener_executor=listener_executor or listener_pool(),
         logger=logging.getLogger("slack_bolt"),
     )
     handlers.register_all(app, deps)
     return app
+
+
+def listener_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt")

@@ -334,6 +334,17 @@ class Ec2Gateway:
                 self._clients[key] = client
             return self._clients[key]
 
+    def warm_up(self, regions: Iterable[str]) -> None:
+        """Build the EC2 clients and load their paginator models now, without calling AWS.
+
+        botocore does both lazily, parsing its large JSON models while holding
+        the GIL (about 150 ms for the first client); done on the first Slack
+        command instead of at start, that stalls every ack in flight.
+        """
+        for region in regions:
+            client = self.client(region)
+            client.can_paginate("describe_snapshots")  # a local lookup (not an AWS action) that loads the models
+
     def _pace_for(self, region: str):
         def pace(event_name: str = "", **_: object) -> None:  # must return None (a value would be the response)
             self.pacer.take(region, event_name.rsplit(".", 1)[-1])

@@ -13,14 +13,14 @@ from datetime import datetime
 
 import boto3
 
-from bot.app import build_app, make_slack_client
+from bot.app import LISTENER_THREADS, build_app, listener_pool, make_slack_client
 from bot.approval_flow import expire_due, reconcile_unfinished
 from bot.config import Config
 from bot.deps import Deps
 from bot.gateway import Ec2Gateway
 from bot.pacing import Pacer
 from bot.store import Store, utcnow
-from bot.worker import Worker
+from bot.worker import Worker, start_threads
 from scheduler import build_scheduler
 from scheduler.jobs import add_lifecycle_jobs
 
@@ -72,11 +72,22 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.deps = build_deps(self.config, self.slack, self.session, self.clock)
-        self.app = build_app(self.deps, self.slack.signing_secret, token_verification=self.slack.token_verification)
+        self.listener_pool = listener_pool()
+        self.app = build_app(
+            self.deps,
+            self.slack.signing_secret,
+            token_verification=self.slack.token_verification,
+            listener_executor=self.listener_pool,
+        )
         self.scheduler = build_scheduler(self.deps)
 
     def start(self) -> None:
         """Settle what a crash left half-done, then start the background jobs."""
+        # Load botocore's models and start the thread pools now: done lazily,
+        # both stall the acks of the first burst of commands (benchmarks/ack_latency.py).
+        self.deps.gateway.warm_up(self.config.aws.regions)
+        start_threads(self.listener_pool, LISTENER_THREADS)
+        self.deps.worker.start_threads()
         reconciled = reconcile_unfinished(self.deps)
         if reconciled:
             log.warning("reconciled %d approval request(s) left unfinished by a restart", reconciled)

@@ -18,8 +18,24 @@ from bot.errors import Busy
 log = logging.getLogger(__name__)
 
 
+def start_threads(pool: ThreadPoolExecutor, n: int) -> None:
+    """Start n of the pool's threads now, not one by one during the first burst of work.
+
+    ThreadPoolExecutor starts a thread inside submit() whenever none is idle
+    and waits until it runs; under a burst of Slack requests each such start
+    costs the submitting request milliseconds of contended GIL
+    (benchmarks/ack_latency.py).  Here n tasks wait for each other, so no
+    thread is idle until all n run, and each submit starts one.  n must not
+    exceed the pool's max_workers (the barrier would time out, harmlessly).
+    """
+    barrier = threading.Barrier(n)
+    for _ in range(n):
+        pool.submit(barrier.wait, 10)
+
+
 class Worker:
     def __init__(self, max_workers: int = 8, max_pending: int = 1000, name: str = "aws"):
+        self.max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._max_pending = max_pending
         self._pending = 0
@@ -44,6 +60,10 @@ class Worker:
             raise
         future.add_done_callback(self._done)
         return future
+
+    def start_threads(self) -> None:
+        """Start every worker thread now (the server does at start; see start_threads)."""
+        start_threads(self._pool, self.max_workers)
 
     def _done(self, future: Future | None) -> None:
         if future is not None and not future.cancelled() and future.exception() is not None:

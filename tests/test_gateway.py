@@ -552,3 +552,14 @@ def test_one_client_per_region_and_service(aws):
     assert gateway.client(REGION) is not gateway.client("us-west-2")
     assert gateway.client(REGION, "sts") is not gateway.client(REGION)
     assert gateway.client("us-west-2").meta.region_name == "us-west-2"
+
+
+def test_warm_up_loads_the_clients_without_calling_aws(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    session = boto3.session.Session(region_name=REGION)  # fresh: nothing loaded yet
+    sent = []
+    session.events.register("before-send", lambda request, **_: sent.append(request.url))
+    gateway = Ec2Gateway(session)
+    gateway.warm_up([REGION, "eu-west-1"])
+    assert sent == []
+    assert not gateway.calls
