@@ -42,7 +42,7 @@ from bot.lifecycle_flow import build_region_digest
 from bot.pacing import Pacer
 from bot.retention import PLACEHOLDER_VOLUME
 from bot.runtime import SlackSettings, build_deps
-from bot.tags import KEEP, POLICY, SOURCE, managed_tags
+from bot.tags import KEEP, SOURCE, managed_tags
 from tests.slack_limits import assert_within_limits, texts
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "sa-east-1")
@@ -59,107 +59,114 @@ def _gone_volume(region_index: int, i: int) -> str:
     return f"vol-0dead{region_index:02x}{i:010x}"
 
 
-def seed_inventory(fake: FakeEc2, regions: Sequence[str], per_region: int, now: datetime) -> dict[str, dict]:
+def seed_inventory(
+    fake: FakeEc2, regions: Sequence[str], per_region: int, now: datetime, world: int | None = None
+) -> dict[str, dict]:
     """Seed `per_region` snapshots (AMI backing ones included) and their world into every region.
 
-    Returns, per region, the figures a correct digest reports.  Per region:
-    AMIs are 3% of the snapshots (one backing snapshot each); 60% of them run
-    an instance, 10% more only have a terminated one, 5% of the unused ones are
-    pinned.  Live volumes hold ~50 snapshots each; 10% of the snapshots come
-    from volumes that are gone (orphans), some of them pinned or in error.
-    5% are DR copies whose `chatops:source` volume lives in the next region.
-    1% are still pending, 1% pinned with a live source, the rest a mix of
-    policy-made (daily/weekly), user-made and unmanaged snapshots.
+    Returns, per region, the figures a correct digest reports.  The world
+    (volumes, AMIs, instances) is sized for `world` snapshots a region
+    (default `per_region`): AMIs are 3% of that, one backing snapshot each;
+    60% of them run an instance, 10% more only have a terminated one, 5% are
+    pinned; there is one live volume per 50.  Of the other snapshots: 10%
+    come from volumes that are gone (orphans), some of them pinned or in
+    error; 5% are DR copies whose `chatops:source` volume lives in the next
+    region; 1% are still pending, 1% pinned with a live source, the rest a
+    mix of policy-made (daily/weekly), user-made and unmanaged snapshots.
     """
-    live = {}
-    for r in regions:
-        live[r] = fake.seed_volumes(r, max(2, per_region // 50), size_gib=100)
+    world = world or per_region
+    live = {r: fake.seed_volumes(r, max(2, world // 50), size_gib=100) for r in regions}
     expected = {}
     for ri, region in enumerate(regions):
         other = live[regions[(ri + 1) % len(regions)]]
-        n_images = max(3, per_region * 3 // 100)
-        plain = per_region - n_images
-        gone = [_gone_volume(ri, i) for i in range(max(2, per_region // 200))]
-        e = dict(snapshots=0, snapshot_gib=0, orphaned=0, orphaned_gib=0, unfinished=0, errors=0, candidates=0)
-        e["candidate_gib"] = 0
-
-        def batch(share, size, tags, pool, *, orphan=False, candidate=False, pending=False, failed=False, last=False):
-            count = plain - e["snapshots"] if last else int(plain * share)
-            if count <= 0:
-                return
-            fake.seed_snapshots(
-                region,
-                count,
-                tags=tags,
-                volumes=pool,
-                size_gib=size,
-                failed=failed,
-                # A pending snapshot started moments ago; "newest" in the future keeps it pending all run.
-                newest=now + timedelta(days=1) if pending else now - timedelta(hours=1),
-                spacing=timedelta(seconds=1) if pending else timedelta(minutes=10),
-                description=lambda i: f"backup {i} of a volume",
-            )
-            e["snapshots"] += count
-            e["snapshot_gib"] += count * size
-            e["unfinished"] += count * (pending or failed)
-            e["errors"] += count * failed
-            e["orphaned"] += count * orphan
-            e["orphaned_gib"] += count * size * orphan
-            e["candidates"] += count * candidate
-            e["candidate_gib"] += count * size * candidate
-
-        user = managed_tags("U0BENCH")
-
-        def policy(name):
-            return lambda i: {**managed_tags("", name), "Name": f"{name} backup {i % 97}"}
-
-        batch(0.50, 50, policy("daily"), live[region])
-        batch(0.15, 200, policy("weekly"), live[region])
-        # DR copies: VolumeId is EC2's placeholder on a copy; the source tag names the live volume elsewhere.
-        batch(0.05, 50, lambda i: {**managed_tags("", "daily"), SOURCE: other[i % len(other)]}, [PLACEHOLDER_VOLUME])
-        batch(0.10, 100, user, live[region])
-        batch(0.07, 500, lambda i: {"Name": f"<!here> manual *{i % 13}*"}, live[region])
-        batch(0.07, 100, policy("daily"), gone, orphan=True, candidate=True)
-        batch(0.01, 1000, {**user, KEEP: "true"}, gone, orphan=True)
-        batch(0.01, 8, {**user, KEEP: "true"}, live[region])
-        batch(0.01, 20, policy("hourly"), live[region], pending=True)
-        batch(0.01, 30, policy("hourly"), gone, orphan=True, failed=True)
-        batch(0, 50, policy("daily"), live[region], last=True)  # the rounding remainder
-
-        images = fake.seed_images(
-            region,
-            n_images,
-            tags=lambda i: {**user, KEEP: "true"} if i % 20 == 19 else user,
-            snapshot_tags=user,
-            newest=now - timedelta(days=2),
-        )
-        e["snapshots"] += n_images
-        e["snapshot_gib"] += n_images * 8
-        used = images[: n_images * 6 // 10]
-        ghosts = images[len(used) : len(used) + n_images // 10]
-        for image_id in used:
-            fake.seed_instances(region, 1, image_id=image_id)
-        for image_id in ghosts:
-            fake.seed_instances(region, 1, image_id=image_id, state="terminated")
-        unused = [i for n, i in enumerate(images) if n >= len(used)]
-        unpinned = [i for n, i in enumerate(images) if n >= len(used) and n % 20 != 19]
-        e["images"] = n_images
-        e["unused_images"] = len(unused)
-        e["candidates"] += len(unpinned)
-        e["candidate_gib"] += 8 * len(unpinned)
-        e["volumes"] = len(live[region]) + len(used) + len(ghosts)  # every instance has its own volume
-        e["instances"] = len(used) + len(ghosts)
-        expected[region] = e
+        expected[region] = _seed_region(fake, region, ri, per_region, world, live[region], other, now)
     return expected
+
+
+def _seed_region(
+    fake: FakeEc2, region: str, ri: int, per_region: int, world: int, live: list[str], other: list[str], now: datetime
+) -> dict:
+    n_images = min(per_region, max(3, world * 3 // 100))
+    plain = per_region - n_images
+    gone = [_gone_volume(ri, i) for i in range(max(2, per_region // 200))]
+    e = dict.fromkeys(("snapshots", "snapshot_gib", "orphaned", "orphaned_gib", "unfinished", "errors"), 0)
+    e["candidates"] = e["candidate_gib"] = 0
+    user = managed_tags("U0BENCH")
+
+    def batch(share, size, tags, pool, *, orphan=False, candidate=False, pending=False, failed=False, last=False):
+        count = plain - e["snapshots"] if last else int(plain * share)
+        if count <= 0:
+            return
+        fake.seed_snapshots(
+            region,
+            count,
+            tags=tags,
+            volumes=pool,
+            size_gib=size,
+            failed=failed,
+            # A pending snapshot started moments ago; "newest" in the future keeps it pending all run.
+            newest=now + timedelta(days=1) if pending else now - timedelta(hours=1),
+            spacing=timedelta(seconds=1) if pending else timedelta(minutes=10),
+            description=lambda i: f"backup {i} of a volume",
+        )
+        e["snapshots"] += count
+        e["snapshot_gib"] += count * size
+        e["unfinished"] += count * (pending or failed)
+        e["errors"] += count * failed
+        e["orphaned"] += count * orphan
+        e["orphaned_gib"] += count * size * orphan
+        e["candidates"] += count * candidate
+        e["candidate_gib"] += count * size * candidate
+
+    def policy(name):
+        return lambda i: {**managed_tags("", name), "Name": f"{name} backup {i % 97}"}
+
+    batch(0.50, 50, policy("daily"), live)
+    batch(0.15, 200, policy("weekly"), live)
+    # DR copies: VolumeId is EC2's placeholder on a copy; the source tag names the live volume elsewhere.
+    batch(0.05, 50, lambda i: {**managed_tags("", "daily"), SOURCE: other[i % len(other)]}, [PLACEHOLDER_VOLUME])
+    batch(0.10, 100, user, live)
+    batch(0.07, 500, lambda i: {"Name": f"<!here> manual *{i % 13}*"}, live)
+    batch(0.07, 100, policy("daily"), gone, orphan=True, candidate=True)
+    batch(0.01, 1000, {**user, KEEP: "true"}, gone, orphan=True)
+    batch(0.01, 8, {**user, KEEP: "true"}, live)
+    batch(0.01, 20, policy("hourly"), live, pending=True)
+    batch(0.01, 30, policy("hourly"), gone, orphan=True, failed=True)
+    batch(0, 50, policy("daily"), live, last=True)  # the rounding remainder
+
+    pinned = {**user, KEEP: "true"}
+    images = fake.seed_images(
+        region,
+        n_images,
+        tags=lambda i: pinned if i % 20 == 19 else user,
+        snapshot_tags=user,
+        newest=now - timedelta(days=2),
+    )
+    e["snapshots"] += n_images
+    e["snapshot_gib"] += n_images * 8  # the fake's default size of a backing snapshot
+    used = images[: n_images * 6 // 10]
+    ghosts = images[len(used) : len(used) + n_images // 10]
+    for image_id in used:
+        fake.seed_instances(region, 1, image_id=image_id)
+    for image_id in ghosts:
+        fake.seed_instances(region, 1, image_id=image_id, state="terminated")
+    unpinned = [image for n, image in enumerate(images) if n >= len(used) and n % 20 != 19]
+    e["images"] = n_images
+    e["unused_images"] = n_images - len(used)
+    e["candidates"] += len(unpinned)
+    e["candidate_gib"] += 8 * len(unpinned)
+    e["volumes"] = len(live) + len(used) + len(ghosts)  # every instance has a volume of its own
+    e["instances"] = len(used) + len(ghosts)
+    return e
 
 
 # --- the fake, in its own process ----------------------------------------------------------------
 
 
-def _serve(conn, regions: Sequence[str], per_region: int, speedup: float, throttling: bool, now: float) -> None:
+def _serve(conn, regions: Sequence[str], per_region: int, world: int, speedup: float, throttling: bool, now: float):
     fake = FakeEc2(speedup=speedup, throttling=throttling)
     started = time.perf_counter()
-    expected = seed_inventory(fake, regions, per_region, datetime.fromtimestamp(now, UTC))
+    expected = seed_inventory(fake, regions, per_region, datetime.fromtimestamp(now, UTC), world)
     seed_s = time.perf_counter() - started
     conn.send({"url": fake.start(), "expected": expected, "seed_s": seed_s})
     conn.recv()  # told to stop
@@ -169,11 +176,15 @@ def _serve(conn, regions: Sequence[str], per_region: int, speedup: float, thrott
 class FakeProcess:
     """FakeEc2 seeded and served by a child process; talk to it over HTTP."""
 
-    def __init__(self, regions: Sequence[str], per_region: int, speedup: float, throttling: bool, now: datetime):
+    def __init__(
+        self, regions: Sequence[str], per_region: int, world: int, speedup: float, throttling: bool, now: datetime
+    ):
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent (pytest, boto3)
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_serve, args=(child, list(regions), per_region, speedup, throttling, now.timestamp()), daemon=True
+            target=_serve,
+            args=(child, list(regions), per_region, world, speedup, throttling, now.timestamp()),
+            daemon=True,
         )
         self._proc.start()
         ready = self._conn.recv()
@@ -230,17 +241,21 @@ def measure(
     speedup: float = 1.0,
     throttling: bool = True,
     trace: bool = True,
+    world: int | None = None,
 ) -> dict:
     """Seed a fake EC2 (in a child process), build and render the digest, and report.
 
-    `snapshots` is the total, split evenly over `regions`.  Returns the
+    `snapshots` is the total, split evenly over `regions`; `world` (a total
+    too, default `snapshots`) sizes the volumes, AMIs and instances, so the
+    snapshot count can grow alone.  Returns the
     figures as a JSON-able dict; `digest` holds the digest's totals and
     `expected` what was seeded, for a caller to compare.
     """
     names = list(REGIONS[:regions])
     per_region = snapshots // regions
     now = datetime.now(UTC)
-    fake = FakeProcess(names, per_region, speedup, throttling, now)
+    world_per_region = (world or snapshots) // regions
+    fake = FakeProcess(names, per_region, world_per_region, speedup, throttling, now)
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -280,9 +295,9 @@ def _measure(
         fake.reset()
 
         rss_before = _max_rss_mib()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         digest = build_region_digest(deps)
-        build_s = time.perf_counter() - started
+        build_s, build_cpu_s = time.perf_counter() - started, time.process_time() - cpu
         rss_after = _max_rss_mib()
         started = time.perf_counter()
         message = digest_message(digest)
@@ -345,6 +360,7 @@ def _measure(
         "speedup": speedup,
         "throttling": throttling,
         "build_s": round(build_s, 3),
+        "build_cpu_s": round(build_cpu_s, 3),
         "render_s": round(render_s, 4),
         "warmup_s": round(warmup_s, 3),
         "seed_s": round(fake.seed_s, 2),
@@ -384,7 +400,8 @@ def summary(report: dict) -> str:
     lines = [
         f"digest of {report['snapshots']:,} snapshots over {len(report['regions'])} regions "
         f"({report['per_region']:,} each: {', '.join(report['regions'])}); speedup {report['speedup']:g}",
-        f"  build_region_digest: {report['build_s']:.2f} s (target < 5 s); digest_message: "
+        f"  build_region_digest: {report['build_s']:.2f} s wall, {report['build_cpu_s']:.2f} s CPU of the bot "
+        f"process (target < 5 s); digest_message: "
         f"{1000 * report['render_s']:.1f} ms",
         f"  memory: max RSS {report['max_rss_before_mib']:.0f} → {report['max_rss_after_mib']:.0f} MiB "
         f"(+{report['max_rss_growth_mib']:.1f}); tracemalloc peak {report['tracemalloc_peak_mib']} MiB",
@@ -407,12 +424,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speedup", type=float, default=1.0, help="scale the fake's and the bot's refill rates")
     parser.add_argument("--no-throttling", action="store_true", help="turn the fake's token buckets off")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument("--world", type=int, help="size volumes/AMIs/instances for this many snapshots in all")
     parser.add_argument("--sizes", help="comma-separated totals, each measured in a fresh process")
     args = parser.parse_args(argv)
     if args.sizes:
         return _sizes(args)
     report = measure(
-        args.snapshots, args.regions, speedup=args.speedup, throttling=not args.no_throttling, trace=not args.no_trace
+        args.snapshots,
+        args.regions,
+        speedup=args.speedup,
+        throttling=not args.no_throttling,
+        trace=not args.no_trace,
+        world=args.world,
     )
     print(summary(report))
     print(json.dumps(report, sort_keys=True))
@@ -423,8 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _sizes(args) -> int:
     status = 0
     for size in (int(s) for s in args.sizes.split(",")):
-        cmd = [sys.executable, "-m", "benchmarks.digest_scale", "--snapshots", str(size), "--regions", str(args.regions)]
-        cmd += ["--speedup", str(args.speedup)]
+        cmd = [sys.executable, "-m", "benchmarks.digest_scale", "--snapshots", str(size)]
+        cmd += ["--regions", str(args.regions), "--speedup", str(args.speedup)]
+        cmd += ["--world", str(args.world)] if args.world else []
         cmd += ["--no-throttling"] * args.no_throttling + ["--no-trace"] * args.no_trace
         done = subprocess.run(cmd, capture_output=True, text=True)
         sys.stdout.write(done.stdout)
