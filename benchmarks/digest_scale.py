@@ -41,7 +41,7 @@ from bot.config import Config, with_overrides
 from bot.lifecycle_flow import build_region_digest
 from bot.pacing import Pacer
 from bot.retention import PLACEHOLDER_VOLUME
-from bot.runtime import SlackSettings, build_deps
+from bot.runtime import SlackSettings, build_deps, settle_heap
 from bot.tags import KEEP, SOURCE, managed_tags
 from tests.slack_limits import assert_within_limits, texts
 
@@ -242,12 +242,15 @@ def measure(
     throttling: bool = True,
     trace: bool = True,
     world: int | None = None,
+    latency: float = 0.0,
 ) -> dict:
     """Seed a fake EC2 (in a child process), build and render the digest, and report.
 
     `snapshots` is the total, split evenly over `regions`; `world` (a total
     too, default `snapshots`) sizes the volumes, AMIs and instances, so the
-    snapshot count can grow alone.  Returns the
+    snapshot count can grow alone.  `latency` (seconds) is added to every
+    EC2 request, as EC2's own response time (the fake answers in ~10 ms).
+    Returns the
     figures as a JSON-able dict; `digest` holds the digest's totals and
     `expected` what was seeded, for a caller to compare.
     """
@@ -266,7 +269,7 @@ def measure(
                 store={"path": str(Path(tmp) / "chatops.db")},
                 slack={"digest_channel": "C0DIGEST"},
             )
-            return _measure(config, fake, names, per_region, speedup, throttling, trace)
+            return _measure(config, fake, names, per_region, speedup, throttling, trace, latency)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -277,16 +280,28 @@ def measure(
 
 
 def _measure(
-    config: Config, fake: FakeProcess, names: list[str], per_region: int, speedup: float, throttling: bool, trace: bool
+    config: Config,
+    fake: FakeProcess,
+    names: list[str],
+    per_region: int,
+    speedup: float,
+    throttling: bool,
+    trace: bool,
+    latency: float,
 ) -> dict:
-    deps = build_deps(config, SlackSettings(), boto3.session.Session())
+    session = boto3.session.Session()
+    if latency:
+        # Sleeping releases the GIL, as waiting on EC2's answer does.
+        session.events.register("before-send.ec2", lambda **_: time.sleep(latency))
+    deps = build_deps(config, SlackSettings(), session)
     try:
         for region in names:
             for kind, n in ACTIVITY.items():
                 for i in range(n):
                     deps.store.record_event(region, kind, f"snap-{i:017x}", "benchmark")
-        # Warm up as a long-running bot is: EC2 clients made, botocore's models loaded.
+        # Start up as `python -m bot` does (clients built, start-up heap frozen), then one call a region.
         started = time.perf_counter()
+        settle_heap(deps)
         for region in names:
             deps.gateway.availability_zones(region)
         warmup_s = time.perf_counter() - started
@@ -359,6 +374,7 @@ def _measure(
         "per_region": per_region,
         "speedup": speedup,
         "throttling": throttling,
+        "latency_s": latency,
         "build_s": round(build_s, 3),
         "build_cpu_s": round(build_cpu_s, 3),
         "render_s": round(render_s, 4),
@@ -399,7 +415,9 @@ def summary(report: dict) -> str:
     )
     lines = [
         f"digest of {report['snapshots']:,} snapshots over {len(report['regions'])} regions "
-        f"({report['per_region']:,} each: {', '.join(report['regions'])}); speedup {report['speedup']:g}",
+        f"({report['per_region']:,} each: {', '.join(report['regions'])}); speedup {report['speedup']:g}, "
+        f"{'EC2 limits on' if report['throttling'] else 'no throttling'}, "
+        f"+{1000 * report['latency_s']:g} ms a request",
         f"  build_region_digest: {report['build_s']:.2f} s wall, {report['build_cpu_s']:.2f} s CPU of the bot "
         f"process (target < 5 s); digest_message: "
         f"{1000 * report['render_s']:.1f} ms",
@@ -424,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speedup", type=float, default=1.0, help="scale the fake's and the bot's refill rates")
     parser.add_argument("--no-throttling", action="store_true", help="turn the fake's token buckets off")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every EC2 request")
     parser.add_argument("--world", type=int, help="size volumes/AMIs/instances for this many snapshots in all")
     parser.add_argument("--sizes", help="comma-separated totals, each measured in a fresh process")
     args = parser.parse_args(argv)
@@ -436,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         throttling=not args.no_throttling,
         trace=not args.no_trace,
         world=args.world,
+        latency=args.latency,
     )
     print(summary(report))
     print(json.dumps(report, sort_keys=True))
@@ -449,6 +469,7 @@ def _sizes(args) -> int:
         cmd = [sys.executable, "-m", "benchmarks.digest_scale", "--snapshots", str(size)]
         cmd += ["--regions", str(args.regions), "--speedup", str(args.speedup)]
         cmd += ["--world", str(args.world)] if args.world else []
+        cmd += ["--latency", str(args.latency)]
         cmd += ["--no-throttling"] * args.no_throttling + ["--no-trace"] * args.no_trace
         done = subprocess.run(cmd, capture_output=True, text=True)
         sys.stdout.write(done.stdout)
