@@ -31,7 +31,7 @@ def _interrupt(*_: object) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Serve Slack: HTTP on $PORT (SLACK_SIGNING_SECRET) or Socket Mode (SLACK_APP_TOKEN)."""
     from bot.config import load_config
-    from bot.runtime import Runtime, SlackSettings
+    from bot.runtime import Runtime, SlackSettings, settle_heap
 
     config = load_config()
     slack = SlackSettings.from_env(os.environ)
@@ -40,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
     if not slack.signing_secret and not slack.app_token:
         raise ConfigError("SLACK_SIGNING_SECRET", "a signing secret (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
     runtime = Runtime(config, slack)
+    settle_heap(runtime.deps)
     signal.signal(signal.SIGTERM, _interrupt)
     runtime.start()
     try:

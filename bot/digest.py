@@ -22,7 +22,7 @@ Costs are upper-bound estimates (see bot.costs): full volume size × price.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,29 +114,82 @@ def build_digest(
     Volumes, instances and images of all regions are read first (so a DR copy
     whose source volume lives in another covered region is not called
     orphaned), then each region's snapshots are streamed once.  `activity`
-    maps region → Activity; regions missing from it count zero.
+    maps region → Activity; regions missing from it count zero.  The steps
+    are public (`live_volumes`, `summarise_region`, `combine`) so a caller may
+    stream the regions' snapshots in parallel.
     """
     inventories = list(inventories)
-    volumes: set[str] = set()
-    volume_counts: dict[str, int] = {}
+    volumes = live_volumes(inventories)
+    summaries = [summarise_region(inv, volumes, activity, price_gb_month, top=top) for inv in inventories]
+    return combine(summaries, pending_approvals, now, price_gb_month, top=top)
+
+
+@dataclass(frozen=True)
+class LiveVolumes:
+    """The IDs of every covered region's volumes, and how many each region has."""
+
+    ids: frozenset[str]
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class RegionSummary:
+    """One region's figures and its own `top` cleanup candidates (any order)."""
+
+    digest: RegionDigest
+    candidates: tuple[Candidate, ...]
+
+
+def live_volumes(inventories: Iterable[RegionInventory]) -> LiveVolumes:
+    """Consume every region's volumes; call before streaming any region's snapshots."""
+    ids: set[str] = set()
+    counts: dict[str, int] = {}
     for inv in inventories:
         count = 0
         for vol in inv.volumes:
-            volumes.add(vol.id)
+            ids.add(vol.id)
             count += 1
-        volume_counts[inv.region] = count
+        counts[inv.region] = count
+    return LiveVolumes(frozenset(ids), counts)
+
+
+def summarise_region(
+    inv: RegionInventory,
+    volumes: LiveVolumes,
+    activity: Mapping[str, Activity],
+    price: float,
+    *,
+    top: int = TOP_CANDIDATES,
+) -> RegionSummary:
+    """One region's pass: its images and instances, then its snapshots streamed once.
+
+    Touches nothing shared, so regions may be summarised in parallel; each
+    keeps its own `top` candidates, which is enough for `combine` to find the
+    overall `top` exactly.
+    """
     heap: list[tuple[tuple, Candidate]] = []
-    regions = []
-    for inv in inventories:
-        regions.append(_region(inv, volumes, volume_counts[inv.region], activity, price_gb_month, heap, top))
-    totals = _sum(regions, price_gb_month)
-    best = tuple(c for _, c in sorted(heap, key=lambda entry: entry[0], reverse=True))
-    return Digest(now, price_gb_month, tuple(regions), pending_approvals, best, totals)
+    digest = _region(inv, volumes.ids, volumes.counts.get(inv.region, 0), activity, price, heap, top)
+    return RegionSummary(digest, tuple(c for _, c in heap))
+
+
+def combine(
+    summaries: Iterable[RegionSummary],
+    pending_approvals: int,
+    now: datetime,
+    price_gb_month: float,
+    *,
+    top: int = TOP_CANDIDATES,
+) -> Digest:
+    """The Digest from every region's summary (in the order given): totals and the overall top candidates."""
+    summaries = list(summaries)
+    regions = [s.digest for s in summaries]
+    best = heapq.nlargest(top, (c for s in summaries for c in s.candidates), key=_rank)
+    return Digest(now, price_gb_month, tuple(regions), pending_approvals, tuple(best), _sum(regions, price_gb_month))
 
 
 def _region(
     inv: RegionInventory,
-    volumes: set[str],
+    volumes: Set[str],
     volume_count: int,
     activity: Mapping[str, Activity],
     price: float,
@@ -210,12 +263,17 @@ def _region(
     )
 
 
+def _rank(candidate: Candidate) -> tuple:
+    # Biggest, then oldest, then by region and ID: a total order, so the
+    # result depends neither on the order of the listing nor on the threads.
+    return (candidate.size_gib, -candidate.created.timestamp(), candidate.region, candidate.id)
+
+
 def _offer(heap: list, top: int, candidate: Candidate) -> None:
-    """Keep the `top` biggest candidates (then oldest, then by ID) in a min-heap."""
+    """Keep the `top` biggest candidates (by `_rank`) in a min-heap."""
     if top <= 0:
         return
-    # A total order, so the result does not depend on the order of the listing.
-    key = (candidate.size_gib, -candidate.created.timestamp(), candidate.region, candidate.id)
+    key = _rank(candidate)
     if len(heap) < top:
         heapq.heappush(heap, (key, candidate))
     elif key > heap[0][0]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.utils
 
 from bot import errors
 from bot.pacing import Pacer
@@ -115,6 +116,23 @@ def _tags(raw: Iterable[Mapping] | None) -> dict[str, str]:
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def parse_timestamp(value: str | float) -> datetime:
+    """A timestamp from an AWS response; ISO 8601 with a zone the fast way, anything else as botocore does.
+
+    botocore reads every timestamp with dateutil, about 50 µs each: nearly half
+    the CPU a page of 1000 snapshots costs.  EC2 sends ISO 8601 in UTC, which
+    `datetime.fromisoformat` reads in 1 µs.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return botocore.utils.parse_timestamp(value)
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -305,6 +323,11 @@ class Ec2Gateway:
         pacer: Pacer | None = None,
     ):
         self.session = session or boto3.session.Session()
+        # Parsers are made per response from the session's factory, so this
+        # reaches every client of the session, made before or after.
+        self.session._session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
         # Every EC2 call first spends a token of its (region, action) bucket.
         self.pacer = pacer or Pacer()
         self._client_config = botocore.config.Config(

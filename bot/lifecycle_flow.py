@@ -18,7 +18,7 @@ from bot.approval_flow import SLACK_FAILURES
 from bot.approvals import ItemResult
 from bot.config import Policy
 from bot.deps import Deps
-from bot.digest import Activity, RegionInventory, build_digest
+from bot.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
 from bot.errors import BotError
 from bot.sweep_report import Created, PolicyReport, SweepReport, policy_report
 
@@ -168,9 +168,10 @@ def post_report(deps: Deps, report: SweepReport, channel: str | None = None) -> 
 # --- digest ---------------------------------------------------------------------------------
 
 
-def build_region_digest(deps: Deps):
+def build_region_digest(deps: Deps) -> Digest:
     """The digest: every covered region listed once, in parallel; activity from the events table."""
     gw, config, now = deps.gateway, deps.config, deps.now()
+    price = config.pricing.snapshot_gb_month
 
     def listing(region: str) -> RegionInventory:
         # Volumes, instances and AMIs are few and listed now (regions in parallel);
@@ -183,19 +184,31 @@ def build_region_digest(deps: Deps):
             instances=list(gw.describe_instances(region)),
         )
 
-    results = lifecycle.in_parallel(list(config.aws.regions), listing)
-    inventories = []
-    for region, value in results.items():
+    regions = list(config.aws.regions)
+    inventories = {}
+    for region, value in lifecycle.in_parallel(regions, listing).items():
         if isinstance(value, Exception):
             log.error("digest: listing %s failed: %s", region, value)
             deps.store.record_event(region, "failed", region, f"digest listing: {value}")
-            inventories.append(RegionInventory(region))
+            inventories[region] = RegionInventory(region)
         else:
-            inventories.append(value)
+            inventories[region] = value
     counts = deps.store.event_counts(now - timedelta(hours=24))
     activity = {r: Activity(**c) for r, c in counts.items()}
+    volumes = live_volumes(inventories.values())
+
+    # Every region's snapshots stream at once: while one region waits for its
+    # next page from EC2, another parses its own (regions one after the other
+    # would add up every region's wait).
+    def summary(region: str) -> RegionSummary:
+        return summarise_region(inventories[region], volumes, activity, price)
+
+    summaries = lifecycle.in_parallel(regions, summary)
+    for value in summaries.values():
+        if isinstance(value, Exception):
+            raise value
     pending = len(deps.store.approvals_in("pending"))
-    return build_digest(inventories, activity, pending, now, config.pricing.snapshot_gb_month)
+    return combine((summaries[r] for r in regions), pending, now, price)
 
 
 def _counted_failures(deps: Deps, region: str, snapshots: Iterable):

@@ -13,7 +13,7 @@ from bot import blocks, lifecycle_flow
 from bot.config import load_config
 from bot.console import render_blocks
 from bot.errors import ConfigError
-from bot.runtime import SlackSettings, build_deps
+from bot.runtime import SlackSettings, build_deps, settle_heap
 
 
 def report_text(msg: blocks.Message) -> str:
@@ -29,6 +29,7 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
     policies = [config.policy(policy_name)] if policy_name else list(config.policies)
     slack = SlackSettings.from_env(env)
     deps = build_deps(config, slack)
+    settle_heap(deps)
     try:
         if dry_run:
             reports = [lifecycle_flow.preview_policy(deps, p) for p in policies]

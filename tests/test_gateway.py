@@ -20,7 +20,17 @@ import pytest
 from botocore.stub import Stubber
 
 from bot import errors
-from bot.gateway import PAGE_SIZE, Attachment, BackingSnapshot, Ec2Gateway, Image, Instance, Snapshot, Volume
+from bot.gateway import (
+    PAGE_SIZE,
+    Attachment,
+    BackingSnapshot,
+    Ec2Gateway,
+    Image,
+    Instance,
+    Snapshot,
+    Volume,
+    parse_timestamp,
+)
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -563,3 +573,28 @@ def test_warm_up_loads_the_clients_without_calling_aws(monkeypatch):
     gateway.warm_up([REGION, "eu-west-1"])
     assert sent == []
     assert not gateway.calls
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-06-15T09:00:00.000Z", "2024-06-15T09:00:00Z", "2024-06-15T11:00:00+02:00", "Sat, 15 Jun 2024 09:00:00 GMT"],
+)
+def test_timestamps_parse_to_the_same_instant_as_botocore(text):
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    assert parse_timestamp(text) == botocore_parse(text) == datetime(2024, 6, 15, 9, tzinfo=UTC)
+    assert parse_timestamp(text).tzinfo is not None
+
+
+def test_the_gateway_reads_response_timestamps_with_the_fast_parser(monkeypatch):
+    from benchmarks.fake_ec2 import FakeEc2
+
+    with FakeEc2(throttling=False) as fake:
+        fake.seed_snapshots(REGION, 2, newest=datetime(2024, 6, 15, 9, tzinfo=UTC))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        snaps = list(Ec2Gateway(boto3.session.Session(region_name=REGION)).describe_snapshots(REGION))
+    assert snaps[-1].start_time == datetime(2024, 6, 15, 9, tzinfo=UTC)
+    # botocore's own parser would have given dateutil's tzutc().
+    assert all(s.start_time.tzinfo is UTC for s in snaps)
