@@ -329,9 +329,26 @@ class Store:
         if unexpired:
             sql += " AND expires_at > ?"
             params.append(now)
-        with self._lock:
+        with self._lock, self._durable():
             cursor = self.db.execute(sql, params)
             return cursor.rowcount == 1
+
+    @contextmanager
+    def _durable(self) -> Iterator[None]:
+        """Commit the block with a full sync: an approval's move must survive a power cut too.
+
+        The store otherwise runs `synchronous = NORMAL` (see __init__), where a
+        power cut can take back the last commits; for a request's state that
+        could make an executed request approvable again.
+        """
+        if self.path == ":memory:" or self.db.conn.in_transaction:
+            yield  # in memory nothing is durable; inside a transaction its outermost commit decides
+            return
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
 
     def approvals_in(self, *states: str) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in states)

@@ -82,6 +82,21 @@ def test_concurrent_transitions_have_one_winner(tmp_path):
     assert wins.count(True) == 1
 
 
+def test_a_state_move_is_committed_with_a_full_sync(store):
+    # The store runs synchronous=NORMAL (fast audit writes); a request's move must survive a power cut.
+    rid = new_request(store)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert store.transition(rid, "pending", "approved", decided_by="U2")
+    finally:
+        store.db.conn.set_trace_callback(None)
+    [update] = [i for i, sql in enumerate(statements) if sql.startswith("UPDATE approvals")]
+    assert statements[update - 1] == "PRAGMA synchronous = FULL"
+    assert statements[update + 1] == "PRAGMA synchronous = NORMAL"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again for everything else
+
+
 @pytest.mark.parametrize(
     "approvers,requester,user,approve,allowed,self_ok",
     [
