@@ -31,8 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.fake_ec2 import FakeEc2
-from benchmarks.inventory import seed_sweep_inventory, snapshot_ids, sweep_outcome, sweep_policy
+from benchmarks.inventory import add_scenario_arguments, scenario_options, seed_scenario, sweep_outcome, sweep_policy
 from benchmarks.measure import deletion_floor, fake_stats, machine_load, stats_delta
 from bot.config import Policy
 from bot.tags import KEEP, POLICY
@@ -219,73 +218,36 @@ def run_custodian(
     }
 
 
-def benchmark(
-    snapshots: int,
-    *,
-    regions: Sequence[str] = ("us-east-1", "us-west-2"),
-    expired_share: float = 0.3,
-    speedup: float = 1.0,
-    throttle_share: float = 0.0,
-    error_share: float = 0.0,
-    drop_share: float = 0.0,
-    fault_after: float = 0.0,
-    parallel: bool = False,
-    outage: int = 0,
-    reruns: int = 0,
-    seed: int = 0,
-) -> dict:
+def benchmark(snapshots: int, *, parallel: bool = False, reruns: int = 0, **scenario) -> dict:
     """Seed the sweep inventory into a fresh fake, run Custodian on it, and judge the result.
 
-    `outage` makes the first that many DeleteSnapshot requests (any region)
-    answer 500 InternalError: a short EC2 brownout.  `reruns` runs Custodian
-    again, up to that many times, while snapshots it should have deleted
-    remain (what an operator would have to do: c7n exits 0 regardless), so
-    `wall_to_correct_s` is the time to a correct result.
+    `scenario` takes `inventory.seed_scenario`'s options (regions, faults,
+    speedup, outage, …).  `reruns` runs Custodian again, up to that many
+    times, while snapshots it should have deleted remain (what an operator
+    would have to do: c7n exits 0 regardless), so `wall_to_correct_s` is the
+    time to a correct result.
     """
     python = ensure_c7n()
     load_before = machine_load()
     policy = sweep_policy()
-    fake = FakeEc2(
-        speedup=speedup,
-        throttle_share=throttle_share,
-        error_share=error_share,
-        drop_share=drop_share,
-        fault_after=fault_after,
-        seed=seed,
-    )
-    expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
-    before = snapshot_ids(fake, regions)
-    if outage:
-        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
+    seeded = seed_scenario(snapshots, **scenario)
+    fake, regions = seeded.fake, seeded.setup["regions"]
     runs: list[dict] = []
     with fake:
         for _ in range(1 + max(0, reruns)):
             runs.append(run_custodian(fake.url, regions, policy, parallel=parallel, python=python))
-            outcome = sweep_outcome(fake, before, expected)
+            outcome = sweep_outcome(fake, seeded.before, seeded.expected)
             runs[-1]["correct_after"] = outcome["correct"]
             runs[-1]["missed_after"] = outcome["missed"]
             if outcome["correct"] or outcome["wrongly_deleted"]:
                 break
     run, later = runs[0], runs[1:]
-    load_after = machine_load()
     return {
         "tool": f"Cloud Custodian (c7n {c7n_version(python)})",
-        "setup": {
-            "policy_snapshots": snapshots,
-            "snapshots_in_fake": sum(len(ids) for ids in before.values()),
-            "regions": list(regions),
-            "expired_share": expired_share,
-            "speedup": speedup,
-            "throttle_share": throttle_share,
-            "error_share": error_share,
-            "drop_share": drop_share,
-            "fault_after": fault_after,
-            "outage": outage,
-            "cpus": os.cpu_count(),
-        },
+        "setup": seeded.setup,
         "machine_before": load_before,
-        "machine_after": load_after,
-        "floor": deletion_floor(expected, speedup),
+        "machine_after": machine_load(),
+        "floor": deletion_floor(seeded.expected, seeded.setup["speedup"]),
         **run,
         "reruns": [
             {k: r[k] for k in ("wall_s", "exit_codes", "regions", "fake", "correct_after", "missed_after")}
@@ -302,33 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.custodian",
         description="Run Cloud Custodian's age-based snapshot cleanup against the fake EC2 and print a JSON report.",
     )
-    parser.add_argument("--snapshots", type=int, default=2000, help="the policy's snapshots, over all regions")
-    parser.add_argument("--regions", default="us-east-1,us-west-2")
-    parser.add_argument("--expired-share", type=float, default=0.3)
-    parser.add_argument("--speedup", type=float, default=1.0, help="scale EC2's refill rates (not c7n's sleeps)")
-    parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
-    parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
-    parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
-    parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
-    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
+    add_scenario_arguments(parser, snapshots=2000, speedup_help="scale EC2's refill rates (not c7n's sleeps)")
     parser.add_argument("--reruns", type=int, default=0, help="run c7n again while expired snapshots remain")
     parser.add_argument("--parallel", action="store_true", help="one custodian process per region, at once")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    report = benchmark(
-        args.snapshots,
-        regions=[r.strip() for r in args.regions.split(",") if r.strip()],
-        expired_share=args.expired_share,
-        speedup=args.speedup,
-        throttle_share=args.throttle_share,
-        error_share=args.error_share,
-        drop_share=args.drop_share,
-        fault_after=args.fault_after,
-        parallel=args.parallel,
-        outage=args.outage,
-        reruns=args.reruns,
-        seed=args.seed,
-    )
+    report = benchmark(args.snapshots, parallel=args.parallel, reruns=args.reruns, **scenario_options(args))
     print(json.dumps(report, indent=2))
     return 0 if report["correct"] else 1
 

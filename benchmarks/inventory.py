@@ -18,8 +18,11 @@ bot/retention.py), which the layout respects by keeping them all old.
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from benchmarks.fake_ec2 import FakeEc2
@@ -201,4 +204,93 @@ def sweep_outcome(
         "missed": sum(r["missed"] for r in regions.values()),
         "wrongly_deleted": sum(r["wrongly_deleted"] for r in regions.values()),
         "regions": regions,
+    }
+
+
+# --- one scenario, shared by the bot's sweep benchmark and Cloud Custodian's ----------------
+
+
+@dataclass
+class SweepScenario:
+    """A fresh fake holding the sweep inventory, its faults armed; what a correct sweep deletes."""
+
+    fake: FakeEc2
+    expected: dict[str, set[str]]  # per region, the IDs a correct sweep deletes
+    before: dict[str, set[str]]  # per region, every snapshot ID before the sweep
+    setup: dict  # the scenario, JSON-able, for the report
+
+
+def seed_scenario(
+    snapshots: int,
+    *,
+    regions: Sequence[str] = ("us-east-1", "us-west-2"),
+    expired_share: float = 0.3,
+    speedup: float = 1.0,
+    throttle_share: float = 0.0,
+    error_share: float = 0.0,
+    drop_share: float = 0.0,
+    fault_after: float = 0.0,
+    outage: int = 0,
+    seed: int = 0,
+) -> SweepScenario:
+    """Seed `snapshots` of the sweep policy into a new FakeEc2 with these faults (not started yet).
+
+    `outage` makes the first that many DeleteSnapshot requests (any region)
+    answer 500 InternalError: a short EC2 brownout.
+    """
+    fake = FakeEc2(
+        speedup=speedup,
+        throttle_share=throttle_share,
+        error_share=error_share,
+        drop_share=drop_share,
+        fault_after=fault_after,
+        seed=seed,
+    )
+    expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
+    before = snapshot_ids(fake, regions)
+    if outage:
+        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
+    setup = {
+        "policy_snapshots": snapshots,
+        "snapshots_in_fake": sum(len(ids) for ids in before.values()),
+        "regions": list(regions),
+        "expired_share": expired_share,
+        "speedup": speedup,
+        "throttle_share": throttle_share,
+        "error_share": error_share,
+        "drop_share": drop_share,
+        "fault_after": fault_after,
+        "outage": outage,
+        "seed": seed,
+        "cpus": os.cpu_count(),
+    }
+    return SweepScenario(fake, expected, before, setup)
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser, *, snapshots: int, speedup_help: str) -> None:
+    """The command-line options of `seed_scenario`."""
+    parser.add_argument("--snapshots", type=int, default=snapshots, help="the policy's snapshots, over all regions")
+    parser.add_argument("--regions", default="us-east-1,us-west-2")
+    parser.add_argument("--expired-share", type=float, default=0.3)
+    parser.add_argument("--speedup", type=float, default=1.0, help=speedup_help)
+    parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
+    parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
+    parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
+    parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
+    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def scenario_options(args: argparse.Namespace) -> dict:
+    """`seed_scenario`'s keyword arguments (all but `snapshots`) from parsed `add_scenario_arguments` options."""
+    return {
+        "regions": [r.strip() for r in args.regions.split(",") if r.strip()],
+        "expired_share": args.expired_share,
+        "speedup": args.speedup,
+        "throttle_share": args.throttle_share,
+        "error_share": args.error_share,
+        "drop_share": args.drop_share,
+        "fault_after": args.fault_after,
+        "outage": args.outage,
+        "seed": args.seed,
     }

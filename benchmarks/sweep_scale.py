@@ -33,7 +33,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.fake_ec2 import FakeEc2
-from benchmarks.inventory import POLICY_NAME, seed_sweep_inventory, snapshot_ids, sweep_outcome, sweep_policy
+from benchmarks.inventory import (
+    POLICY_NAME,
+    add_scenario_arguments,
+    scenario_options,
+    seed_scenario,
+    sweep_outcome,
+    sweep_policy,
+)
 from benchmarks.measure import call_floor, deletion_floor, fake_stats, machine_load, stats_delta
 from bot.config import format_duration
 from bot.tags import POLICY
@@ -118,34 +125,16 @@ def _listed(fake: FakeEc2, regions: Sequence[str]) -> dict[str, int]:
     return listed
 
 
-def benchmark(
-    snapshots: int,
-    *,
-    regions: Sequence[str] = ("us-east-1", "us-west-2"),
-    expired_share: float = 0.3,
-    speedup: float = 1.0,
-    throttle_share: float = 0.0,
-    error_share: float = 0.0,
-    drop_share: float = 0.0,
-    fault_after: float = 0.0,
-    outage: int = 0,
-    seed: int = 0,
-) -> dict:
-    """Seed the sweep inventory into a fresh fake, run the bot's sweep on it, and judge the result."""
+def benchmark(snapshots: int, **scenario) -> dict:
+    """Seed the sweep inventory into a fresh fake, run the bot's sweep on it, and judge the result.
+
+    `scenario` takes `inventory.seed_scenario`'s options (regions, faults, speedup, …).
+    """
     load_before = machine_load()
-    fake = FakeEc2(
-        speedup=speedup,
-        throttle_share=throttle_share,
-        error_share=error_share,
-        drop_share=drop_share,
-        fault_after=fault_after,
-        seed=seed,
-    )
-    expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
-    before = snapshot_ids(fake, regions)
+    seeded = seed_scenario(snapshots, **scenario)
+    fake, expected, regions = seeded.fake, seeded.expected, seeded.setup["regions"]
+    speedup = seeded.setup["speedup"]
     floor_calls = call_floor(_listed(fake, regions), {r: fake.count(r, "image") for r in regions}, expected)
-    if outage:
-        fake.fail_next("DeleteSnapshot", "InternalError", times=outage)
     workdir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     try:
         with fake:
@@ -154,35 +143,23 @@ def benchmark(
             stats = stats_delta(stats_before, fake_stats(fake.url))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    outcome = sweep_outcome(fake, before, expected)
+    outcome = sweep_outcome(fake, seeded.before, expected)
     calls = stats["calls"]
     floor = deletion_floor(expected, speedup)
-    deletions = len(expected and set().union(*expected.values()))
+    at_once = floor["regions_at_once_s"]
     return {
         "tool": "chatops bot (python -m bot sweep)",
-        "setup": {
-            "policy_snapshots": snapshots,
-            "snapshots_in_fake": sum(len(ids) for ids in before.values()),
-            "regions": list(regions),
-            "expired_share": expired_share,
-            "speedup": speedup,
-            "throttle_share": throttle_share,
-            "error_share": error_share,
-            "drop_share": drop_share,
-            "fault_after": fault_after,
-            "outage": outage,
-            "seed": seed,
-            "cpus": os.cpu_count(),
-        },
+        "setup": seeded.setup,
         "machine_before": load_before,
         "machine_after": machine_load(),
         "floor": floor,
-        "wall_over_floor": round(run["wall_s"] / floor["regions_at_once_s"], 3) if floor["regions_at_once_s"] else None,
-        "delete_rate_share": _rate_share(run["wall_s"], expected, speedup),
+        "wall_over_floor": round(run["wall_s"] / at_once, 3) if at_once else None,
+        # 1.0: the slowest region deleted at the bucket's refill rate.
+        "delete_rate_share": round(at_once / run["wall_s"], 3) if at_once and run["wall_s"] else None,
         "calls_floor": floor_calls,
         "calls_over_floor": {action: calls.get(action, 0) - need for action, need in floor_calls.items()},
         "calls_total_over_floor": sum(v for k, v in calls.items() if k in floor_calls) - sum(floor_calls.values()),
-        "deletions_expected": deletions,
+        "deletions_expected": sum(len(ids) for ids in expected.values()),
         **run,
         "fake": stats,
         "correct": outcome["correct"] and run["exit_code"] == 0,
@@ -190,40 +167,15 @@ def benchmark(
     }
 
 
-def _rate_share(wall_s: float, expected: dict[str, set[str]], speedup: float) -> float | None:
-    """How close the slowest region's deletions came to the bucket's refill rate (1.0 = at the floor)."""
-    floor = deletion_floor(expected, speedup)["regions_at_once_s"]
-    return round(floor / wall_s, 3) if wall_s and floor else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.sweep_scale",
         description="Run the bot's retention sweep against the fake EC2 at scale and print a JSON report.",
     )
-    parser.add_argument("--snapshots", type=int, default=10_000, help="the policy's snapshots, over all regions")
-    parser.add_argument("--regions", default="us-east-1,us-west-2")
-    parser.add_argument("--expired-share", type=float, default=0.3)
-    parser.add_argument("--speedup", type=float, default=1.0, help="scale EC2's refill rates (and the bot's pacing)")
-    parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
-    parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
-    parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
-    parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
-    parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
-    parser.add_argument("--seed", type=int, default=0)
+    add_scenario_arguments(parser, snapshots=10_000, speedup_help="scale EC2's refill rates (and the bot's pacing)")
     parser.add_argument("--against-custodian", action="store_true", help="then Cloud Custodian, one process per region")
     args = parser.parse_args(argv)
-    options = dict(
-        regions=[r.strip() for r in args.regions.split(",") if r.strip()],
-        expired_share=args.expired_share,
-        speedup=args.speedup,
-        throttle_share=args.throttle_share,
-        error_share=args.error_share,
-        drop_share=args.drop_share,
-        fault_after=args.fault_after,
-        outage=args.outage,
-        seed=args.seed,
-    )
+    options = scenario_options(args)
     report = {"bot": benchmark(args.snapshots, **options)}
     if args.against_custodian:
         from benchmarks import custodian
