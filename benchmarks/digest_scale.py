@@ -301,7 +301,8 @@ def _measure(
                     deps.store.record_event(region, kind, f"snap-{i:017x}", "benchmark")
         # Start up as `python -m bot` does (clients built, start-up heap frozen), then one call a region.
         started = time.perf_counter()
-        settle_heap(deps)
+        deps.gateway.warm_up(config.aws.regions)
+        settle_heap()
         for region in names:
             deps.gateway.availability_zones(region)
         warmup_s = time.perf_counter() - started

@@ -40,9 +40,9 @@ def serve(args: argparse.Namespace) -> int:
     if not slack.signing_secret and not slack.app_token:
         raise ConfigError("SLACK_SIGNING_SECRET", "a signing secret (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
     runtime = Runtime(config, slack)
-    settle_heap(runtime.deps)
     signal.signal(signal.SIGTERM, _interrupt)
-    runtime.start()
+    runtime.start()  # builds the EC2 clients, among other things
+    settle_heap()
     try:
         if slack.app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler

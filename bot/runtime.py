@@ -63,8 +63,8 @@ def build_deps(
     )
 
 
-def settle_heap(deps: Deps) -> None:
-    """Build the EC2 client of every covered region now, then keep the startup heap out of the collector's way.
+def settle_heap() -> None:
+    """Keep the start-up heap out of the garbage collector's way; call once start-up built the EC2 clients.
 
     A client loads botocore's service model: over 100,000 objects that live as
     long as the process.  Every full garbage collection rescans them, and a
@@ -75,7 +75,6 @@ def settle_heap(deps: Deps) -> None:
     skip; `gc.collect()` first, so no garbage is frozen with it.  For long
     processes (the server, `python -m bot sweep`), once, after start-up.
     """
-    deps.gateway.warm_up(deps.config.aws.regions)
     gc.collect()
     gc.freeze()
 

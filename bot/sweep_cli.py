@@ -29,7 +29,8 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
     policies = [config.policy(policy_name)] if policy_name else list(config.policies)
     slack = SlackSettings.from_env(env)
     deps = build_deps(config, slack)
-    settle_heap(deps)
+    deps.gateway.warm_up(config.aws.regions)
+    settle_heap()
     try:
         if dry_run:
             reports = [lifecycle_flow.preview_policy(deps, p) for p in policies]
