@@ -36,6 +36,26 @@ def store(clock):
     s.close()
 
 
+def at_once(work, n: int) -> list[BaseException]:
+    """Run work(0) … work(n-1) in n threads released together; the exceptions they raised."""
+    barrier = threading.Barrier(n)
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # returned for the caller's assertion
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
+
+
 def user_version(store: Store) -> int:
     return store.db.execute("PRAGMA user_version").fetchone()[0]
 
@@ -69,22 +89,8 @@ def test_migrations_are_idempotent_when_opened_twice(tmp_path, clock):
 def test_two_stores_opening_a_fresh_file_at_once(tmp_path):
     # The server and `python -m bot sweep` may start together on a new database.
     path = str(tmp_path / "fresh.db")
-    barrier = threading.Barrier(4)
     opened: list[Store] = []
-    failures: list[BaseException] = []
-
-    def open_store() -> None:
-        barrier.wait()
-        try:
-            opened.append(Store(path))
-        except BaseException as exc:  # recorded for the assertion below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    failures = at_once(lambda _: opened.append(Store(path)), 4)
     try:
         assert failures == []
         assert all(user_version(s) == len(MIGRATIONS) for s in opened)
@@ -240,29 +246,17 @@ def test_update_watch_with_nothing_to_change_is_harmless(store):
 @pytest.mark.parametrize("where", ["memory", "file"])
 def test_concurrent_audit_inserts_from_20_threads_all_land(tmp_path, where):
     store = Store(":memory:" if where == "memory" else str(tmp_path / "busy.db"))
-    barrier = threading.Barrier(20)
     ids: list[int] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
     def work(n: int) -> None:
-        barrier.wait()
-        try:
-            for i in range(25):
-                audit_id = store.audit(f"U0T{n:02d}", "C0OPS", f"t{n}-{i}", "accepted")
-                store.set_audit_outcome(audit_id, "ok", f"done {n}-{i}")
-                with lock:
-                    ids.append(audit_id)
-        except BaseException as exc:  # recorded for the assertion below
-            errors.append(exc)
+        for i in range(25):
+            audit_id = store.audit(f"U0T{n:02d}", "C0OPS", f"t{n}-{i}", "accepted")
+            store.set_audit_outcome(audit_id, "ok", f"done {n}-{i}")
+            with lock:
+                ids.append(audit_id)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
+    assert at_once(work, 20) == []
     assert len(ids) == len(set(ids)) == 500
     rows = store.recent_audit(1000)
     assert len(rows) == 500
@@ -275,24 +269,12 @@ def test_two_connections_write_the_same_wal_file(tmp_path):
     # The server and `python -m bot sweep` each hold a connection to one WAL file.
     path = str(tmp_path / "two.db")
     stores = [Store(path), Store(path)]
-    barrier = threading.Barrier(20)
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        barrier.wait()
-        try:
-            for i in range(20):
-                stores[n % 2].audit("U0X", "C0OPS", f"c{n % 2}-t{n}-{i}", "ok")
-        except BaseException as exc:  # recorded for the assertion below
-            errors.append(exc)
+        for i in range(20):
+            stores[n % 2].audit("U0X", "C0OPS", f"c{n % 2}-t{n}-{i}", "ok")
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
+    assert at_once(work, 20) == []
     assert len(stores[0].recent_audit(1000)) == len(stores[1].recent_audit(1000)) == 400
     for s in stores:
         s.close()
