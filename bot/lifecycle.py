@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot import errors
@@ -338,8 +339,7 @@ def _delete_region(
             if pause:
                 log.warning("sweep: %d deletion(s) in %s to retry in %.0f s", len(pending), region, pause)
                 sleep(pause)
-            final = [number == len(rounds) - 1] * len(pending)
-            done = list(pool.map(attempt, pending, final))
+            done = list(pool.map(partial(attempt, final=number == len(rounds) - 1), pending))
             pending = [i for i, ok in zip(pending, done, strict=True) if not ok]
     return [r for r in results if r is not None]
 
