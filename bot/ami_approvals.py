@@ -8,15 +8,16 @@ and the reconcile that tells, after a crash, what AWS shows as done.
 from __future__ import annotations
 
 from bot import amis, errors
-from bot.approvals import ItemResult, Plan, PlanItem, Progress, executor
+from bot.approvals import Context, ItemResult, Plan, PlanItem, Progress, executor
 from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway
+from bot.tags import KEEP
 
 
 def _item_results(results, progress: Progress) -> list[ItemResult]:
     out = []
     for r in results:
-        item = ItemResult(r.resource_id, "done" if r.ok else "failed", r.reason)
+        item = ItemResult(r.resource_id, "spared" if r.kept else "done" if r.ok else "failed", r.reason)
         progress(item)
         out.append(item)
     return out
@@ -32,15 +33,25 @@ def deregister_request(gw: Ec2Gateway, region: str, image_id: str, keep_snapshot
     fate = "kept" if keep_snapshots else "deleted"
     items = [PlanItem(dp.image_id, "image", dp.snapshot_gib, f"“{dp.name}”; backing snapshots {fate}: {snaps}")]
     if not keep_snapshots:
-        items += [PlanItem(s.id, "snapshot", s.size_gib, f"backs {dp.image_id}") for s in dp.snapshots]
+        items += [
+            PlanItem(
+                s.id,
+                "snapshot",
+                s.size_gib,
+                f"backs {dp.image_id}" + (f"; kept: pinned with {KEEP}=true" if s.id in dp.pinned_snapshots else ""),
+            )
+            for s in dp.snapshots
+        ]
     warnings = []
+    if dp.pinned:
+        warnings.append(f"{dp.image_id} is tagged {KEEP}=true: approving deregisters it anyway")
     if dp.instances:
         shown = ", ".join(dp.instances[:10]) + (" …" if len(dp.instances) > 10 else "")
         warnings.append(
             f"{len(dp.instances)} instance(s) were launched from it and keep running, "
             f"but cannot be relaunched from it: {shown}"
         )
-    gib = 0 if keep_snapshots else dp.snapshot_gib
+    gib = 0 if keep_snapshots else sum(s.size_gib for s in dp.snapshots if s.id not in dp.pinned_snapshots)
     return Plan(
         kind="deregister-image",
         region=region,
@@ -53,7 +64,8 @@ def deregister_request(gw: Ec2Gateway, region: str, image_id: str, keep_snapshot
     )
 
 
-def _reconcile_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def _reconcile_deregister(ctx: Context, plan: Plan) -> list[ItemResult]:
+    gw = ctx.gateway
     dp = amis.DeregisterPlan.from_dict(plan.params)
     image = gw.find_images(plan.region, [dp.image_id]).get(dp.image_id)
     if image is not None and image.state != "deregistered":
@@ -83,8 +95,8 @@ def _reconcile_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 
 @executor("deregister-image", reconcile=_reconcile_deregister)
-def _execute_deregister(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
-    return _item_results(amis.execute_deregister(gw, amis.DeregisterPlan.from_dict(plan.params)), progress)
+def _execute_deregister(ctx: Context, plan: Plan, progress: Progress) -> list[ItemResult]:
+    return _item_results(amis.execute_deregister(ctx.gateway, amis.DeregisterPlan.from_dict(plan.params)), progress)
 
 
 # --- share ----------------------------------------------------------------------------------
@@ -113,16 +125,16 @@ def share_request(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -
     )
 
 
-def _reconcile_share(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def _reconcile_share(ctx: Context, plan: Plan) -> list[ItemResult]:
     sp = amis.SharePlan.from_dict(plan.params)
-    if sp.account_id in gw.image_launch_permissions(plan.region, sp.image_id):
+    if sp.account_id in ctx.gateway.image_launch_permissions(plan.region, sp.image_id):
         return [ItemResult(sp.image_id, "done", f"shared with {sp.account_id}")]
     return [ItemResult(sp.image_id, "failed", "interrupted before it was shared; request again")]
 
 
 @executor("share-image", reconcile=_reconcile_share)
-def _execute_share(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
-    return _item_results(amis.execute_share(gw, amis.SharePlan.from_dict(plan.params)), progress)
+def _execute_share(ctx: Context, plan: Plan, progress: Progress) -> list[ItemResult]:
+    return _item_results(amis.execute_share(ctx.gateway, amis.SharePlan.from_dict(plan.params)), progress)
 
 
 # --- create with a reboot -------------------------------------------------------------------------
@@ -154,9 +166,9 @@ def reboot_create_request(
     )
 
 
-def _reconcile_reboot_create(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def _reconcile_reboot_create(ctx: Context, plan: Plan) -> list[ItemResult]:
     # AMI names are unique per account and region, so the name tells whether it was made.
-    images = list(gw.describe_images(plan.region, filters=[{"Name": "name", "Values": [plan.params["name"]]}]))
+    images = list(ctx.gateway.describe_images(plan.region, filters=[{"Name": "name", "Values": [plan.params["name"]]}]))
     instance_id = plan.params["instance_id"]
     if images:
         return [ItemResult(instance_id, "done", f"created {images[0].id}")]
@@ -164,11 +176,11 @@ def _reconcile_reboot_create(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 
 @executor("create-image-reboot", reconcile=_reconcile_reboot_create)
-def _execute_reboot_create(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
+def _execute_reboot_create(ctx: Context, plan: Plan, progress: Progress) -> list[ItemResult]:
     p = plan.params
     try:
         image = amis.create_image(
-            gw, plan.region, p["instance_id"], p["name"], p["description"], p["requester"], reboot=True
+            ctx.gateway, plan.region, p["instance_id"], p["name"], p["description"], p["requester"], reboot=True
         )
         result = ItemResult(
             p["instance_id"],

@@ -23,7 +23,7 @@ from bot import errors
 from bot.commands import AMI_NAME_PATTERN
 from bot.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
 from bot.snapshots import Page
-from bot.tags import SOURCE, carried_over, managed_tags
+from bot.tags import SOURCE, carried_over, is_pinned, managed_tags
 
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 MAX_DESCRIPTION = 255
@@ -251,13 +251,14 @@ class ResourceResult:
     resource_id: str
     ok: bool
     reason: str
+    kept: bool = False  # deliberately not deleted (pinned, backs another AMI, keep-snapshots)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resource_id": self.resource_id, "ok": self.ok, "reason": self.reason}
+        return {"resource_id": self.resource_id, "ok": self.ok, "reason": self.reason, "kept": self.kept}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ResourceResult:
-        return cls(raw["resource_id"], bool(raw["ok"]), raw["reason"])
+        return cls(raw["resource_id"], bool(raw["ok"]), raw["reason"], bool(raw.get("kept", False)))
 
 
 def _snapshots_to_dicts(snaps: Sequence[BackingSnapshot]) -> list[dict[str, Any]]:
@@ -283,6 +284,8 @@ class DeregisterPlan:
     snapshots: tuple[BackingSnapshot, ...]
     keep_snapshots: bool
     instances: tuple[str, ...] = ()  # instances launched from it (a warning: they keep running)
+    pinned: bool = False  # the AMI was tagged chatops:keep=true when asked: the approver sees it and decides
+    pinned_snapshots: tuple[str, ...] = ()  # backing snapshots tagged chatops:keep=true: never deleted with it
 
     @property
     def snapshot_gib(self) -> int:
@@ -301,6 +304,8 @@ class DeregisterPlan:
             "snapshots": _snapshots_to_dicts(self.snapshots),
             "keep_snapshots": self.keep_snapshots,
             "instances": list(self.instances),
+            "pinned": self.pinned,
+            "pinned_snapshots": list(self.pinned_snapshots),
         }
 
     @classmethod
@@ -312,6 +317,8 @@ class DeregisterPlan:
             snapshots=_snapshots_from_dicts(raw["snapshots"]),
             keep_snapshots=bool(raw["keep_snapshots"]),
             instances=tuple(raw.get("instances", ())),
+            pinned=bool(raw.get("pinned", False)),
+            pinned_snapshots=tuple(raw.get("pinned_snapshots", ())),
         )
 
 
@@ -331,16 +338,28 @@ def deregister_plan(gw: Ec2Gateway, region: str, image_id: str, keep_snapshots: 
         snapshots=image.backing,
         keep_snapshots=keep_snapshots,
         instances=gw.instances_using_image(region, image.id),
+        pinned=is_pinned(image.tags),
+        pinned_snapshots=tuple(sorted(_pinned_snapshots(gw, region, image.snapshot_ids))),
     )
+
+
+def _pinned_snapshots(gw: Ec2Gateway, region: str, snapshot_ids: Sequence[str]) -> set[str]:
+    """Those of `snapshot_ids` tagged chatops:keep=true (one describe call)."""
+    if not snapshot_ids:
+        return set()
+    found = gw.describe_snapshots(region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}])
+    return {s.id for s in found if is_pinned(s.tags)}
 
 
 def execute_deregister(gw: Ec2Gateway, plan: DeregisterPlan) -> tuple[ResourceResult, ...]:
     """Carry out an approved DeregisterPlan; one result per resource, the image first.
 
     Re-checks first: the AMI must still exist with the same backing snapshots,
+    and must not have been pinned (chatops:keep=true) since the request,
     otherwise nothing is done and the image's result says why.  A snapshot that
-    also backs another registered AMI is never deleted.  One failed snapshot
-    does not stop the others; a snapshot already gone counts as deleted.
+    also backs another registered AMI, or is pinned now, is never deleted.  One
+    failed snapshot does not stop the others; a snapshot already gone counts as
+    deleted.
     """
     try:
         image = _current_image(gw, plan.region, plan.image_id)
@@ -352,6 +371,13 @@ def execute_deregister(gw: Ec2Gateway, plan: DeregisterPlan) -> tuple[ResourceRe
         return (
             ResourceResult(plan.image_id, False, "its backing snapshots changed since the request; nothing was done"),
         )
+    if is_pinned(image.tags) and not plan.pinned:
+        reason = "pinned with chatops:keep=true since the request; nothing was done"
+        return (ResourceResult(plan.image_id, False, reason),)
+    try:
+        pinned = set() if plan.keep_snapshots else _pinned_snapshots(gw, plan.region, plan.snapshot_ids)
+    except errors.BotError as exc:
+        return (ResourceResult(plan.image_id, False, f"could not re-check its snapshots: {exc.message}"),)
     try:
         gw.deregister_image(plan.region, plan.image_id)
     except errors.BotError as exc:
@@ -360,13 +386,16 @@ def execute_deregister(gw: Ec2Gateway, plan: DeregisterPlan) -> tuple[ResourceRe
         return tuple(results)
     results = [ResourceResult(plan.image_id, True, "deregistered")]
     if plan.keep_snapshots:
-        return tuple(results + [ResourceResult(s, True, "kept (keep-snapshots)") for s in plan.snapshot_ids])
+        return tuple(results + [ResourceResult(s, True, "kept (keep-snapshots)", kept=True) for s in plan.snapshot_ids])
     try:
         still_backing = _other_images_using(gw, plan.region, plan.image_id, plan.snapshot_ids)
     except errors.BotError as exc:
         reason = f"not deleted: could not check other AMIs using it ({exc.message})"
         return tuple(results + [ResourceResult(s, False, reason) for s in plan.snapshot_ids])
     for snapshot_id in plan.snapshot_ids:
+        if snapshot_id in pinned:
+            results.append(ResourceResult(snapshot_id, True, "kept: pinned with chatops:keep=true", kept=True))
+            continue
         results.append(_delete_snapshot(gw, plan.region, snapshot_id, still_backing.get(snapshot_id)))
     return tuple(results)
 
@@ -391,7 +420,7 @@ def _other_images_using(gw: Ec2Gateway, region: str, image_id: str, snapshot_ids
 
 def _delete_snapshot(gw: Ec2Gateway, region: str, snapshot_id: str, other_image: str | None) -> ResourceResult:
     if other_image:
-        return ResourceResult(snapshot_id, False, f"kept: it also backs {other_image}")
+        return ResourceResult(snapshot_id, True, f"kept: it also backs {other_image}", kept=True)
     try:
         gw.delete_snapshot(region, snapshot_id)
     except errors.NotFound:

@@ -132,7 +132,7 @@ def execute(deps: Deps, row: dict) -> str:
         record_event(deps, plan, result)
 
     try:
-        results = EXECUTORS[plan.kind].execute(deps.gateway, plan, progress)
+        results = EXECUTORS[plan.kind].execute(deps.context(), plan, progress)
     except Exception as exc:  # the request must end failed and say why, never stay "executing"
         log.exception("executing approval %s failed", approval_id)
         results = [ItemResult(i.resource_id, "failed", f"not attempted: {exc}") for i in plan.items]
@@ -214,7 +214,7 @@ def reconcile_unfinished(deps: Deps) -> int:
     for row in deps.store.approvals_in("approved", "executing"):
         plan = Plan.from_dict(row["plan"])
         try:
-            results = EXECUTORS[plan.kind].reconcile(deps.gateway, plan)
+            results = EXECUTORS[plan.kind].reconcile(deps.context(), plan)
         except BotError as exc:
             results = [
                 ItemResult(i.resource_id, "failed", f"interrupted; could not check: {exc.message}") for i in plan.items

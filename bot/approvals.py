@@ -13,14 +13,17 @@ talks to Slack.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot import errors
-from bot.config import AccessConfig
+from bot.config import AccessConfig, Config
 from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway
+from bot.tags import KEEP, is_pinned
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class Plan:
 @dataclass(frozen=True)
 class ItemResult:
     resource_id: str
-    outcome: str  # done | skipped | failed
+    outcome: str  # done | skipped (already gone) | spared (decided again at execution: not deleted) | failed
     reason: str = ""
     region: str = ""  # "" = the plan's region
     started_image: str = ""  # an AMI the action started and that is still being made: followed in the thread
@@ -72,20 +75,41 @@ class ItemResult:
 
 Progress = Callable[[ItemResult], None]
 
+SHUTTING_DOWN = "not attempted: the bot was shutting down"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an executor works with: AWS, the configuration as it is *now*, the clock, and the stop signal.
+
+    Executors decide again at execution with `config` (a policy's current
+    rules, not the ones of the request) and check `stopping` between items,
+    so a shutdown stops a batch between two deletions rather than in the
+    middle of one, and every item not attempted is reported as such.
+    """
+
+    gateway: Ec2Gateway
+    config: Config
+    clock: Callable[[], datetime]
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def now(self) -> datetime:
+        return self.clock()
+
 
 @dataclass(frozen=True)
 class Executor:
-    execute: Callable[[Ec2Gateway, Plan, Progress], list[ItemResult]]
-    reconcile: Callable[[Ec2Gateway, Plan], list[ItemResult]]
+    execute: Callable[[Context, Plan, Progress], list[ItemResult]]
+    reconcile: Callable[[Context, Plan], list[ItemResult]]
 
 
 EXECUTORS: dict[str, Executor] = {}
 
 
-def executor(kind: str, reconcile: Callable[[Ec2Gateway, Plan], list[ItemResult]]):
+def executor(kind: str, reconcile: Callable[[Context, Plan], list[ItemResult]]):
     """Register `execute` for plan `kind`, with its crash `reconcile`."""
 
-    def add(execute: Callable[[Ec2Gateway, Plan, Progress], list[ItemResult]]):
+    def add(execute: Callable[[Context, Plan, Progress], list[ItemResult]]):
         EXECUTORS[kind] = Executor(execute, reconcile)
         return execute
 
@@ -109,12 +133,12 @@ def check_decider(access: AccessConfig, requester: str, user: str, approve: bool
         )
 
 
+OUTCOMES = ("done", "skipped", "spared", "failed")
+
+
 def summarise(results: Sequence[ItemResult]) -> str:
-    done = sum(r.outcome == "done" for r in results)
-    skipped = sum(r.outcome == "skipped" for r in results)
-    failed = sum(r.outcome == "failed" for r in results)
-    parts = [f"{done} done"] + ([f"{skipped} skipped"] if skipped else []) + ([f"{failed} failed"] if failed else [])
-    return ", ".join(parts)
+    counts = {k: sum(r.outcome == k for r in results) for k in OUTCOMES}
+    return ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "done")
 
 
 # --- deleting snapshots ----------------------------------------------------------
@@ -153,11 +177,12 @@ def delete_snapshots_plan(
         snap = found[sid]
         age = f", started {snap.start_time:%Y-%m-%d}"
         desc = f", \u201c{snap.description[:80]}\u201d" if snap.description else ""
-        keep = " (tagged chatops:keep=true)" if snap.tags.get("chatops:keep") == "true" else ""
+        keep = f" (tagged {KEEP}=true)" if is_pinned(snap.tags) else ""
         source = snap.volume_id or "unknown volume"
         items.append(PlanItem(sid, "snapshot", snap.size_gib, f"of {source}{age}{desc}{keep}"))
     gib = sum(i.size_gib for i in items)
-    warnings = tuple(f"{i.resource_id} is tagged chatops:keep=true" for i in items if "chatops:keep" in i.detail)
+    pinned = [sid for sid in ids if is_pinned(found[sid].tags)]
+    warnings = tuple(f"{sid} is tagged {KEEP}=true: approving deletes it anyway" for sid in pinned)
     return Plan(
         kind="delete-snapshots",
         region=region,
@@ -166,13 +191,15 @@ def delete_snapshots_plan(
         gib_freed=gib,
         usd_month_freed=monthly_usd(gib, usd_per_gb_month),
         warnings=warnings,
-        params=dict(params or {}),
+        # The approver sees these pinned and approves anyway; any other snapshot pinned
+        # by the time of execution is spared (see execute_delete_snapshots).
+        params={**(params or {}), "pinned": pinned},
     )
 
 
-def _reconcile_deletes(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def _reconcile_deletes(ctx: Context, plan: Plan) -> list[ItemResult]:
     ids = [i.resource_id for i in plan.items]
-    still = {s.id for s in _existing_snapshots(gw, plan.region, ids)}
+    still = {s.id for s in _existing_snapshots(ctx.gateway, plan.region, ids)}
     return [
         ItemResult(i, "failed", "interrupted before it was deleted; request again")
         if i in still
@@ -198,15 +225,26 @@ def _existing_snapshots(gw: Ec2Gateway, region: str, ids: Sequence[str]):
 
 
 @executor("delete-snapshots", reconcile=_reconcile_deletes)
-def execute_delete_snapshots(gw: Ec2Gateway, plan: Plan, progress: Progress) -> list[ItemResult]:
-    """Re-check, then delete each snapshot; one failure never drops the rest."""
+def execute_delete_snapshots(ctx: Context, plan: Plan, progress: Progress) -> list[ItemResult]:
+    """Re-check, then delete each snapshot; one failure never drops the rest.
+
+    Decided again at execution: a snapshot gone is skipped, one that now backs
+    an AMI fails, and one pinned with chatops:keep=true since the request (the
+    approver did not see it pinned) is spared.
+    """
+    gw = ctx.gateway
     ids = [i.resource_id for i in plan.items]
+    pinned_at_request = set(plan.params.get("pinned", ()))
     existing = {s.id: s for s in _existing_snapshots(gw, plan.region, ids)}
     backing = gw.images_using_snapshots(plan.region, list(existing))
     results = []
     for sid in ids:
-        if sid not in existing:
+        if ctx.stopping.is_set():
+            result = ItemResult(sid, "failed", f"{SHUTTING_DOWN}; request again")
+        elif sid not in existing:
             result = ItemResult(sid, "skipped", "no longer exists")
+        elif is_pinned(existing[sid].tags) and sid not in pinned_at_request:
+            result = ItemResult(sid, "spared", f"pinned with {KEEP}=true since the request; not deleted")
         elif sid in backing:
             result = ItemResult(sid, "failed", f"now backs {backing[sid]}; not deleted")
         else:

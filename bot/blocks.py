@@ -357,7 +357,7 @@ def bullet_lines(items: Iterable[str]) -> str:
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
-RESULT_ICONS = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "failed": ":x:"}
+RESULT_ICONS = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "spared": ":shield:", "failed": ":x:"}
 STATE_LINES = {
     "approved": ":arrow_forward: Approved by {who} — executing…",
     "executing": ":arrow_forward: Approved by {who} — executing…",
@@ -400,6 +400,13 @@ def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | N
             if i["resource_id"] in outcome
             else _plan_item_line(i)
             for i in plan["items"]
+        ]
+        # What went with the plan's items (an AMI's backing snapshots), each with its own outcome.
+        planned = {i["resource_id"] for i in plan["items"]}
+        item_lines += [
+            f"{RESULT_ICONS.get(r['outcome'], '')} `{escape(r['resource_id'])}` — {escape(r['reason'])}"
+            for r in results
+            if r["resource_id"] not in planned
         ]
     else:
         item_lines = [f"• {_plan_item_line(i)}" for i in plan["items"]]
@@ -447,7 +454,7 @@ def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | N
         who = f"<@{escape(row['decided_by'])}>" if row.get("decided_by") else "someone"
         line = STATE_LINES.get(state_, escape(state_)).format(who=who)
         if results and state_ in ("done", "failed"):
-            counts = {k: sum(r["outcome"] == k for r in results) for k in ("done", "skipped", "failed")}
+            counts = {k: sum(r["outcome"] == k for r in results) for k in ("done", "skipped", "spared", "failed")}
             line += " " + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "done")
         blocks.append(section(line))
     blocks.append(context(f"Request `{escape(row['id'])}`"))
@@ -624,6 +631,7 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         for f in p.failed
     ]
     failures += [f"• :x: `{escape(i.id)}` ({escape(i.region)}) delete: no outcome recorded" for i in p.undone]
+    spared = [f"• :shield: `{escape(x.id)}` ({escape(x.region)}) {escape(clip(x.reason, 300))}" for x in p.spared]
     listed = [] if p.deletes else list(p.expired)
     expired_lines = [
         f"• `{escape(d.item.id)}` of `{escape(d.item.source_id)}` ({escape(d.item.region)}) · "
@@ -636,7 +644,7 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         title = "To delete once approved:"
     else:
         title = "Expired, not deleted:"
-    return _fit(head, [("", failures, "failure"), (title, expired_lines, "expired item")])
+    return _fit(head, [("", failures, "failure"), (f":shield: {len(p.spared):,} not deleted after all:", spared, "spared item"), (title, expired_lines, "expired item")])
 
 
 def sweep_report_message(report: SweepReport) -> Message:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from slack_sdk import WebClient
 
+from bot.approvals import Context
 from bot.config import Config
 from bot.gateway import Ec2Gateway
 from bot.store import Store
@@ -22,6 +24,13 @@ class Deps:
     worker: Worker
     slack: WebClient
     clock: Callable[[], datetime]
+    # Set when the process is shutting down: long work (sweeps, batches) stops
+    # between items, so nothing is half-done when the store closes.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def context(self) -> Context:
+        """What an approval executor or a sweep works with (no Slack, no store)."""
+        return Context(self.gateway, self.config, self.clock, self.stopping)

@@ -17,23 +17,27 @@ failure never drops the rest of the batch.
 from __future__ import annotations
 
 import logging
+import math
+import re
+import threading
 import time
+import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.approvals import ItemResult, Plan, PlanItem, Progress, executor
+from bot.approvals import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress, executor
 from bot.config import Config, Policy
 from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway, Image, Snapshot
 from bot.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
-from bot.sweep_report import Created, Failed, PolicyReport, policy_report
-from bot.tags import POLICY, SOURCE, carried_over, managed_tags
+from bot.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
+from bot.tags import AMI, KEEP, POLICY, SOURCE, carried_over, is_pinned, managed_tags
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ DELETERS_PER_REGION = 8
 # and an expired snapshot must not be left behind for that.
 TRANSIENT = (errors.Throttled, errors.AwsUnavailable)
 DELETE_RETRY_PAUSES = (10.0, 60.0)
+# A batch deleting for longer than this lists and decides again before its next
+# deletion (seconds): at 5 deletions a second a 100,000-item batch takes hours,
+# and a snapshot pinned meanwhile must still be spared.
+REDECIDE_AFTER = 600.0
 
 
 def policy_regions(config: Config, policy: Policy) -> tuple[str, ...]:
@@ -135,20 +143,41 @@ def matching_sources(gw: Ec2Gateway, policy: Policy, region: str) -> list:
     return list(gw.describe_instances(region, filters=filters))
 
 
+# Characters AWS allows in an AMI name (3–128 of them).
+_NOT_IN_AMI_NAME = re.compile(r"[^A-Za-z0-9()\[\] ./'@_-]+")
+MAX_AMI_NAME = 128
+MAX_DESCRIPTION = 255
+
+
+def policy_ami_name(policy_name: str, instance_id: str, name: str, now: datetime) -> str:
+    """A valid AMI name for a policy backup, unique per instance and second.
+
+    AMI names are unique per account and region and allow only letters,
+    digits, spaces and ( ) [ ] . / - ' @ _: the instance ID keeps two
+    instances both named "web" apart, the Name tag is transliterated to
+    ASCII, stripped of other characters and shortened to what fits, and the
+    policy, instance ID and time always survive.
+    """
+    stamp = now.strftime("%Y-%m-%d %H.%M.%S")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    label = " ".join(_NOT_IN_AMI_NAME.sub(" ", ascii_name).split())
+    room = MAX_AMI_NAME - len(f"{policy_name}  {instance_id} {stamp}")
+    label = label[: max(room, 0)].strip()
+    return " ".join(p for p in (policy_name, label, instance_id, stamp) if p)[:MAX_AMI_NAME]
+
+
 def _create_one(gw: Ec2Gateway, policy: Policy, source, now: datetime, user: str) -> str:
     name = source.tags.get("Name", "")
     tags = managed_tags(user, policy=policy.name, **{SOURCE: source.id})
     if name:
         tags["Name"] = name
     stamp = now.strftime("%Y-%m-%d %H.%M")
+    label = f" ({name})" if name else ""
+    description = f"{policy.name} {stamp} of {source.id}{label}"[:MAX_DESCRIPTION]
     if policy.resource == "volume":
-        description = f"{policy.name} {stamp} of {source.id}" + (f" ({name})" if name else "")
         return gw.create_snapshot(source.region, source.id, description, tags).id
-    ami_name = f"{policy.name} {name or source.id} {stamp}"[:128]
-    image_id = gw.create_image(
-        source.region, source.id, ami_name, f"{policy.name} of {source.id}", tags, no_reboot=True
-    )
-    return image_id
+    ami_name = policy_ami_name(policy.name, source.id, name, now)
+    return gw.create_image(source.region, source.id, ami_name, description, tags, no_reboot=True)
 
 
 def create_backups(
@@ -288,110 +317,210 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Pla
     )
 
 
-RegionState = tuple[set[str], dict[str, Image]]  # the policy's snapshot IDs, every own AMI by ID
+def _decide_listing(listing: Listing, policy: Policy, now: datetime, tz: tzinfo) -> dict[str, Decision]:
+    """Item ID → its retention decision, for one region's listing."""
+    return {d.item.id: d for d in decide(build_inventory(listing.snapshots, listing.images), policy, now, tz=tz)}
 
 
-def state_of(listing: Listing) -> RegionState:
-    return {s.id for s in listing.snapshots}, {i.id: i for i in listing.images if i.state != "deregistered"}
+class _RegionSweep:
+    """Deleting one region's share of a batch, each item decided again at the moment it goes.
 
+    The batch says which items may go; whether each one goes is decided here,
+    again, from a fresh listing and the policy as configured now: an item
+    pinned with chatops:keep=true, back inside the newest `keep` (newer ones
+    were deleted meanwhile), no longer the policy's, or no longer there is
+    spared, with the reason.  A long batch lists and decides again every
+    `redecide_after`, so no deletion rests on a decision older than that.
 
-def _region_state(gw: Ec2Gateway, region: str, policy_name: str) -> RegionState:
-    """What exists now in a region (one describe pass)."""
-    return state_of(list_policy_items(gw, policy_name, region))
-
-
-def _delete_region(
-    gw: Ec2Gateway,
-    region: str,
-    items: Sequence[PlanItem],
-    policy_name: str,
-    progress: Progress,
-    known: RegionState | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    pauses: Sequence[float] = DELETE_RETRY_PAUSES,
-) -> list[ItemResult]:
-    try:
-        snaps, images = known or _region_state(gw, region, policy_name)
-    except errors.BotError as exc:
-        results = [ItemResult(i.resource_id, "failed", f"could not re-check: {exc.message}", region) for i in items]
-        for r in results:
-            progress(r)
-        return results
-    backing = {s: image_id for image_id, image in images.items() for s in image.snapshot_ids}
-    results: list[ItemResult | None] = [None] * len(items)
-
-    def attempt(index: int, final: bool) -> bool:
-        """Try one item; False: it failed for a passing reason and goes again in the next round."""
-        result = _delete_item(gw, region, items[index], snaps, images, backing, final)
-        if result is None:
-            return False
-        results[index] = result
-        progress(result)
-        return True
-
-    pending = list(range(len(items)))
-    rounds = (0.0, *pauses)
-    deleters = max(1, min(DELETERS_PER_REGION, len(items)))
-    with ThreadPoolExecutor(max_workers=deleters, thread_name_prefix=f"delete-{region}") as pool:
-        for number, pause in enumerate(rounds):
-            if not pending:
-                break
-            if pause:
-                log.warning("sweep: %d deletion(s) in %s to retry in %.0f s", len(pending), region, pause)
-                sleep(pause)
-            done = list(pool.map(partial(attempt, final=number == len(rounds) - 1), pending))
-            pending = [i for i, ok in zip(pending, done, strict=True) if not ok]
-    return [r for r in results if r is not None]
-
-
-def _delete_item(
-    gw: Ec2Gateway,
-    region: str,
-    item: PlanItem,
-    snaps: set[str],
-    images: dict[str, Image],
-    backing: dict[str, str],
-    final: bool = True,
-) -> ItemResult | None:
-    """Delete one item; None when its first call failed for a passing reason and `final` is False.
-
-    Only the first call is tried again later: once an AMI is deregistered, a
-    failure deleting its snapshots is reported, since a second try would find
-    the AMI gone and could not tell which snapshots were its.
+    An expired AMI is deregistered, then each backing snapshot gets its own
+    outcome: kept when it also backs another AMI or is pinned, else deleted,
+    with its own retries.  Before the deregistration every backing snapshot
+    is tagged with the policy and `chatops:ami`, so one whose deletion still
+    fails is collected as a leftover by a later sweep rather than leaked.
     """
-    rid = item.resource_id
-    try:
-        if item.kind == IMAGE:
-            image = images.get(rid)
-            if image is None:
-                return ItemResult(rid, "skipped", "no longer exists", region)
-            if not _first_call(lambda: gw.deregister_image(region, rid), final):
-                return None
-            kept = []
+
+    def __init__(
+        self,
+        ctx: Context,
+        policy: Policy,
+        region: str,
+        items: Sequence[PlanItem],
+        progress: Progress,
+        listing: Listing | None,
+        redecide_after: float,
+    ):
+        self.ctx, self.gw, self.policy, self.region = ctx, ctx.gateway, policy, region
+        self.items, self.progress, self.redecide_after = items, progress, redecide_after
+        self.tz = ZoneInfo(ctx.config.schedule.timezone)
+        self.results: dict[str, ItemResult] = {}
+        self.extra: list[ItemResult] = []  # an AMI's backing snapshots, each with its own outcome
+        self._lock = threading.Lock()
+        self._listing = listing
+        self._decided_at = time.monotonic() if listing is not None else -math.inf
+        self._decisions: dict[str, Decision] = _decide_listing(listing, policy, ctx.now(), self.tz) if listing else {}
+        self._images: dict[str, Image] = {}
+        self._backing: dict[str, set[str]] = {}
+        self._snap_tags: dict[str, Mapping[str, str]] = {}
+        if listing is not None:
+            self._index(listing)
+
+    # -- deciding --
+
+    def _index(self, listing: Listing) -> None:
+        self._images = {i.id: i for i in listing.images if i.state != "deregistered"}
+        backing: dict[str, set[str]] = defaultdict(set)
+        for image in self._images.values():
             for snap in image.snapshot_ids:
-                other = next((i for i, im in images.items() if i != rid and snap in im.snapshot_ids), None)
-                if other:
-                    kept.append(f"{snap} (backs {other})")
-                    continue
-                try:
-                    gw.delete_snapshot(region, snap)
-                except errors.NotFound:
-                    pass
-            note = f"; kept {', '.join(kept)}" if kept else ""
+                backing[snap].add(image.id)
+        self._backing = backing
+        self._snap_tags = {s.id: s.tags for s in listing.snapshots}
+
+    def refresh(self) -> None:
+        """List and decide again when the last decision is older than `redecide_after` (raises BotError)."""
+        with self._lock:
+            if time.monotonic() - self._decided_at < self.redecide_after:
+                return
+            listing = list_policy_items(self.gw, self.policy.name, self.region)
+            self._decisions = _decide_listing(listing, self.policy, self.ctx.now(), self.tz)
+            self._index(listing)
+            self._listing = listing
+            self._decided_at = time.monotonic()
+
+    def verdict(self, item: PlanItem) -> ItemResult | None:
+        """None when the item is still expired; else why it is not deleted."""
+        rid = item.resource_id
+        decision = self._decisions.get(rid)
+        if decision is None:
             return ItemResult(
-                rid, "done", f"deregistered, {len(image.snapshot_ids) - len(kept)} snapshot(s) deleted{note}", region
+                rid, "skipped", f"no longer exists (or no longer tagged {POLICY}={self.policy.name}); not deleted",
+                self.region,
             )
-        if rid not in snaps:
-            return ItemResult(rid, "skipped", "no longer exists", region)
-        if rid in backing:
-            return ItemResult(rid, "failed", f"now backs {backing[rid]}; not deleted", region)
-        if not _first_call(lambda: gw.delete_snapshot(region, rid), final):
+        if decision.action == "expire":
             return None
-        return ItemResult(rid, "done", "deleted", region)
-    except errors.NotFound:
-        return ItemResult(rid, "skipped", "no longer exists", region)
-    except errors.BotError as exc:
-        return ItemResult(rid, "failed", exc.message, region)
+        return ItemResult(rid, "spared", f"spared: {decision.reason}", self.region)
+
+    # -- acting --
+
+    def attempt(self, task: tuple, final: bool) -> list[tuple]:
+        """Run one task; returns the tasks to try again in the next round (passing failures)."""
+        if task[0] == "snapshot":
+            return self._delete_backing(task[1], task[2], final)
+        item = self.items[task[1]]
+        if self.ctx.stopping.is_set():
+            self._finish(ItemResult(item.resource_id, "failed", f"{SHUTTING_DOWN}; the next sweep picks it up",
+                                    self.region))
+            return []
+        try:
+            self.refresh()
+        except errors.BotError as exc:
+            if not final and isinstance(exc, TRANSIENT):
+                return [task]
+            self._finish(ItemResult(item.resource_id, "failed", f"could not re-check: {exc.message}", self.region))
+            return []
+        spared = self.verdict(item)
+        if spared is not None:
+            self._finish(spared)
+            return []
+        try:
+            if item.kind == IMAGE:
+                return self._deregister(item, task, final)
+            if not _first_call(lambda: self.gw.delete_snapshot(self.region, item.resource_id), final):
+                return [task]
+            self._finish(ItemResult(item.resource_id, "done", "deleted", self.region))
+        except errors.NotFound:
+            self._finish(ItemResult(item.resource_id, "skipped", "no longer exists", self.region))
+        except errors.BotError as exc:
+            self._finish(ItemResult(item.resource_id, "failed", exc.message, self.region))
+        return []
+
+    def _deregister(self, item: PlanItem, task: tuple, final: bool) -> list[tuple]:
+        rid = item.resource_id
+        image = self._images.get(rid)
+        if image is None:  # deregistered by someone else since the decision
+            self._finish(ItemResult(rid, "skipped", "no longer exists", self.region))
+            return []
+        snaps = image.snapshot_ids
+        # Know every backing snapshot's tags (pins) and mark them as this policy's and
+        # this AMI's *before* the AMI goes: afterwards nothing would tie them to it.
+        untagged = [s for s in snaps if s not in self._snap_tags or self._snap_tags[s].get(AMI) != rid]
+        if untagged:
+            try:
+                if not _first_call(lambda: self._learn_and_tag(image, untagged), final):
+                    return [task]
+            except errors.NotFound:
+                pass  # a backing snapshot already gone: nothing to tag, nothing to leak
+        if not _first_call(lambda: self.gw.deregister_image(self.region, rid), final):
+            return [task]
+        follow: list[tuple] = []
+        kept: list[str] = []
+        for snap in snaps:
+            others = self._backing.get(snap, set()) - {rid}
+            if others:
+                kept.append(snap)
+                self._extra(ItemResult(snap, "spared", f"kept: it also backs {min(others)}", self.region))
+            elif is_pinned(self._snap_tags.get(snap)):
+                kept.append(snap)
+                self._extra(ItemResult(snap, "spared", f"kept: pinned with {KEEP}=true", self.region))
+            else:
+                follow += self._delete_backing(rid, snap, final)
+        note = f"; kept {', '.join(kept)}" if kept else ""
+        self._finish(ItemResult(rid, "done", f"deregistered{note}", self.region))
+        return follow
+
+    def _learn_and_tag(self, image: Image, snapshot_ids: Sequence[str]) -> None:
+        found = {s.id: s for s in self.gw.describe_snapshots(
+            self.region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}]
+        )}
+        for sid, snap in found.items():
+            self._snap_tags[sid] = snap.tags
+        tags = {**managed_tags(SCHEDULER_USER, policy=self.policy.name), AMI: image.id}
+        if found:
+            self.gw.create_tags(self.region, list(found), tags)
+            for sid in found:
+                self._snap_tags[sid] = {**tags, **self._snap_tags[sid], AMI: image.id}
+
+    def _delete_backing(self, image_id: str, snap: str, final: bool) -> list[tuple]:
+        if self.ctx.stopping.is_set():
+            self._extra(ItemResult(snap, "failed", f"{SHUTTING_DOWN}; {_LEFTOVER.format(image_id)}", self.region))
+            return []
+        try:
+            if not _first_call(lambda: self.gw.delete_snapshot(self.region, snap), final):
+                return [("snapshot", image_id, snap)]
+            self._extra(ItemResult(snap, "done", f"deleted (backed {image_id})", self.region))
+        except errors.NotFound:
+            self._extra(ItemResult(snap, "skipped", "already gone", self.region))
+        except errors.BotError as exc:
+            self._extra(ItemResult(snap, "failed", f"{exc.message}; {_LEFTOVER.format(image_id)}", self.region))
+        return []
+
+    def _finish(self, result: ItemResult) -> None:
+        with self._lock:
+            self.results[result.resource_id] = result
+        self.progress(result)
+
+    def _extra(self, result: ItemResult) -> None:
+        with self._lock:
+            self.extra.append(result)
+        self.progress(result)
+
+    def run(self, sleep: Callable[[float], object], pauses: Sequence[float]) -> list[ItemResult]:
+        pending: list[tuple] = [("item", index) for index in range(len(self.items))]
+        rounds = (0.0, *pauses)
+        deleters = max(1, min(DELETERS_PER_REGION, len(self.items)))
+        with ThreadPoolExecutor(max_workers=deleters, thread_name_prefix=f"delete-{self.region}") as pool:
+            for number, pause in enumerate(rounds):
+                if not pending:
+                    break
+                if pause and not self.ctx.stopping.is_set():
+                    log.warning("sweep: %d deletion(s) in %s to retry in %.0f s", len(pending), self.region, pause)
+                    sleep(pause)
+                attempt = partial(self.attempt, final=number == len(rounds) - 1 or self.ctx.stopping.is_set())
+                pending = [again for follow in pool.map(attempt, pending) for again in follow]
+        ordered = [self.results[i.resource_id] for i in self.items if i.resource_id in self.results]
+        return ordered + self.extra
+
+
+_LEFTOVER = "it is tagged as left behind by {} and a later sweep deletes it"
 
 
 def _first_call(call: Callable[[], object], final: bool) -> bool:
@@ -412,12 +541,12 @@ def _by_region(plan: Plan) -> dict[str, list[PlanItem]]:
     return groups
 
 
-def _reconcile_sweep(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def _reconcile_sweep(ctx: Context, plan: Plan) -> list[ItemResult]:
     results = []
     for region, items in _by_region(plan).items():
-        snaps, images = _region_state(gw, region, plan.params.get("policy", ""))
+        listing = list_policy_items(ctx.gateway, plan.params.get("policy", ""), region)
+        present = {s.id for s in listing.snapshots} | {i.id for i in listing.images if i.state != "deregistered"}
         for item in items:
-            present = item.resource_id in (images if item.kind == IMAGE else snaps)
             results.append(
                 ItemResult(
                     item.resource_id,
@@ -425,7 +554,7 @@ def _reconcile_sweep(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
                     "interrupted before it was deleted; it is picked up again by the next sweep",
                     region,
                 )
-                if present
+                if item.resource_id in present
                 else ItemResult(item.resource_id, "done", "deleted", region)
             )
     return results
@@ -433,25 +562,43 @@ def _reconcile_sweep(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
 
 @executor("sweep-delete", reconcile=_reconcile_sweep)
 def execute_sweep(
-    gw: Ec2Gateway,
+    ctx: Context,
     plan: Plan,
     progress: Progress,
-    known: dict[str, RegionState] | None = None,
+    known: Mapping[str, Listing] | None = None,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     pauses: Sequence[float] = DELETE_RETRY_PAUSES,
+    redecide_after: float = REDECIDE_AFTER,
 ) -> list[ItemResult]:
     """Delete a sweep's batch: regions in parallel, each paced by the gateway; every item gets a result.
 
-    `known` is what a listing made moments ago showed (a sweep deleting right
-    away); without it (an approval that waited) every region is re-checked.
+    Nothing is deleted on the strength of the request alone: each region is
+    listed again and the policy's retention decided again (see _RegionSweep),
+    with the policy as configured now; a policy no longer configured deletes
+    nothing.  `known` is a listing made moments ago (a sweep deleting right
+    away) used for the first decision instead of listing a second time.
     """
     groups = _by_region(plan)
-    policy_name = plan.params.get("policy", "")
+    name = plan.params.get("policy", "")
+    policy = ctx.config.policy(name)
+    if policy is None:
+        results = [
+            ItemResult(i.resource_id, "spared", f"spared: policy {name} is no longer configured", region)
+            for region, items in groups.items()
+            for i in items
+        ]
+        for r in results:
+            progress(r)
+        return results
     known = known or {}
-    outcome = in_parallel(
-        list(groups), lambda r: _delete_region(gw, r, groups[r], policy_name, progress, known.get(r), sleep, pauses)
-    )
+    wait = sleep or ctx.stopping.wait  # a shutdown cuts a retry pause short
+
+    def work(region: str) -> list[ItemResult]:
+        sweep = _RegionSweep(ctx, policy, region, groups[region], progress, known.get(region), redecide_after)
+        return sweep.run(wait, pauses)
+
+    outcome = in_parallel(list(groups), work)
     results: list[ItemResult] = []
     for region, value in outcome.items():
         if isinstance(value, Exception):  # never drop a batch silently
@@ -461,6 +608,34 @@ def execute_sweep(
     return results
 
 
+def tag_policy_image_snapshots(gw: Ec2Gateway, policy: Policy, listings: Mapping[str, Listing]) -> list[Failed]:
+    """Tag the backing snapshots of the policy's AMIs with the policy and `chatops:ami` (once each).
+
+    CreateImage cannot tag snapshots portably, so a policy AMI's snapshots start
+    untagged; tagged, a snapshot its AMI leaves behind is a leftover a later
+    sweep collects (bot/retention.py) instead of a leak no sweep ever sees.
+    """
+    if policy.resource != "instance":
+        return []
+    failed = []
+    for region, listing in listings.items():
+        tagged = {s.id: s.tags for s in listing.snapshots}
+        for image in listing.images:
+            if image.tags.get(POLICY) != policy.name or image.state == "deregistered":
+                continue
+            todo = [s for s in image.snapshot_ids if tagged.get(s, {}).get(AMI) != image.id]
+            if not todo:
+                continue
+            tags = {**carried_over(image.tags), AMI: image.id}
+            try:
+                gw.create_tags(region, todo, tags)
+            except errors.NotFound:
+                pass  # a snapshot not there yet (pending AMI) or gone: the next run tags it
+            except errors.BotError as exc:
+                failed.append(Failed(region, image.id, "tag", exc.message))
+    return failed
+
+
 def report_from_results(
     policy: Policy,
     decisions: Sequence[Decision],
@@ -468,8 +643,11 @@ def report_from_results(
     created: Sequence[Created],
     failed: Sequence[Failed],
 ) -> PolicyReport:
-    deleted = [r.resource_id for r in results if r.outcome in ("done", "skipped")]
+    deleted = [r.resource_id for r in results if r.outcome == "done"]
+    spared = [Spared(r.region, r.resource_id, r.reason) for r in results if r.outcome in ("skipped", "spared")]
     failures = list(failed) + [
         Failed(r.region, r.resource_id, "delete", r.reason) for r in results if r.outcome == "failed"
     ]
-    return policy_report(policy.name, policy.on_expired, decisions, created=created, deleted=deleted, failed=failures)
+    return policy_report(
+        policy.name, policy.on_expired, decisions, created=created, deleted=deleted, failed=failures, spared=spared
+    )

@@ -61,6 +61,8 @@ def run_policy(
         return report
     finally:
         state = "ok" if report is not None and report.ok else "failed"
+        if deps.stopping.is_set() and state != "ok":
+            state = "interrupted"  # stopped between items by a shutdown; the next run picks up the rest
         summary = _summary(report) if report is not None else {"error": "crashed; see the logs"}
         deps.store.finish_run(run_id, state, summary)
 
@@ -83,6 +85,7 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
         deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}")
     decisions, list_failed, listings = lifecycle.decide_policy(gw, config, policy, now)
     failed += list_failed
+    failed += lifecycle.tag_policy_image_snapshots(gw, policy, listings)
     if create:
         copies, copy_failed = lifecycle.copy_to_dr(gw, config, policy, decisions, user)
         for c in copies:
@@ -108,8 +111,7 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
             )
             approval_flow.record_event(deps, plan, result)
 
-        known = {region: lifecycle.state_of(listing) for region, listing in listings.items()}
-        results = lifecycle.execute_sweep(gw, plan, progress, known)
+        results = lifecycle.execute_sweep(deps.context(), plan, progress, listings)
         report = lifecycle.report_from_results(policy, decisions, results, created, failed)
     else:
         plan = lifecycle.sweep_plan(policy, expired, price)

@@ -11,7 +11,11 @@ The rules, in the order they are applied to each item:
 1. *Scope.*  Only items the policy created (`chatops:policy=NAME`) and of the
    kind it makes (volume policy → snapshots, instance policy → AMIs) are
    considered; everything else is `ignore`.  An instance policy's AMI-backing
-   snapshots are therefore ignored: they go with their AMI.
+   snapshots are therefore ignored: they go with their AMI.  The exception is
+   a *leftover*: an instance policy's snapshot tagged `chatops:ami=ami-…` that
+   backs no registered AMI any more (its AMI was deregistered but deleting it
+   failed).  After the protections below it is expired, whatever its age: it
+   restores nothing on its own and no later run would ever count it.
 2. *Protection.*  Never expired, whatever their age: items tagged
    `chatops:keep=true`, snapshots backing a registered AMI, anything not
    `completed` (snapshots) / `available` (AMIs) — pending, error, …, items
@@ -49,7 +53,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.config import Policy, format_duration
 from bot.gateway import Image, Snapshot
-from bot.tags import KEEP, POLICY, SOURCE
+from bot.tags import AMI, KEEP, POLICY, SOURCE, is_pinned
 
 SNAPSHOT = "snapshot"
 IMAGE = "image"
@@ -90,7 +94,7 @@ class Item:
 
     @property
     def pinned(self) -> bool:
-        return self.tags.get(KEEP, "").strip().lower() == "true"
+        return is_pinned(self.tags)
 
     @property
     def done(self) -> bool:
@@ -194,7 +198,8 @@ def _screen(item: Item, policy: Policy, consistent: bool) -> tuple[str, str] | N
         owner = f"policy {item.policy}" if item.policy else "no policy (no chatops:policy tag)"
         return IGNORE, f"created by {owner}, not {policy.name}"
     wanted = KIND_OF.get(policy.resource)
-    if item.kind != wanted:
+    leftover = _leftover_of(item, policy)
+    if item.kind != wanted and not leftover:
         return IGNORE, f"a {_kind_name(item.kind)}; policy {policy.name} manages {_kind_name(wanted)}s"
     if not consistent:
         return KEEP_ACTION, "listed twice with different details; kept until a consistent listing"
@@ -205,9 +210,18 @@ def _screen(item: Item, policy: Policy, consistent: bool) -> tuple[str, str] | N
     if not item.done:
         done = DONE_STATE.get(item.kind, "completed")
         return KEEP_ACTION, f"state {item.state or 'unknown'}; only {done} {_kind_name(item.kind)}s expire"
+    if leftover:
+        return EXPIRE, f"left behind by AMI {leftover}, which is no longer registered; it backs no AMI"
     if not item.source_id:
         return KEEP_ACTION, f"source unknown (no {SOURCE} tag); nothing to count keep against"
     return None
+
+
+def _leftover_of(item: Item, policy: Policy) -> str:
+    """The deregistered AMI an instance policy's snapshot was left behind by, or ""."""
+    if policy.resource != "instance" or item.kind != SNAPSHOT or item.backs_image:
+        return ""
+    return item.tags.get(AMI, "")
 
 
 def _rank(members: list[Item], policy: Policy, now: datetime, tz: tzinfo) -> list[Decision]:

@@ -38,6 +38,15 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Spared:
+    """An expired item not deleted after all: decided again at the moment it would go (or already gone)."""
+
+    region: str
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PolicyReport:
     policy: str
     on_expired: str  # approve | delete | report
@@ -46,6 +55,7 @@ class PolicyReport:
     expired: tuple[Decision, ...] = ()  # decided expired, with reasons
     deleted: tuple[str, ...] = ()  # IDs actually deleted
     failed: tuple[Failed, ...] = ()
+    spared: tuple[Spared, ...] = ()  # expired when decided, not deleted at execution, with why
     kept: int = 0
     approval_id: str = ""  # on_expired=approve: the batch approval request
     error: str = ""  # the policy could not run at all (e.g. listing failed)
@@ -57,10 +67,10 @@ class PolicyReport:
 
     @property
     def undone(self) -> tuple[Item, ...]:
-        """Expired items a deleting run neither deleted nor reported as failed."""
+        """Expired items a deleting run neither deleted, spared nor reported as failed."""
         if not self.deletes:
             return ()
-        accounted = set(self.deleted) | {f.id for f in self.failed}
+        accounted = set(self.deleted) | {f.id for f in self.failed} | {s.id for s in self.spared}
         return tuple(d.item for d in self.expired if d.item.id not in accounted)
 
     @property
@@ -108,6 +118,7 @@ def policy_report(
     created: Sequence[Created] = (),
     deleted: Sequence[str] = (),
     failed: Sequence[Failed] = (),
+    spared: Sequence[Spared] = (),
     approval_id: str = "",
 ) -> PolicyReport:
     """A PolicyReport from retention decisions and what the run then did."""
@@ -119,6 +130,7 @@ def policy_report(
         expired=tuple(d for d in decisions if d.action == "expire"),
         deleted=tuple(deleted),
         failed=tuple(failed),
+        spared=tuple(spared),
         kept=sum(d.action == "keep" for d in decisions),
         approval_id=approval_id,
     )

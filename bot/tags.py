@@ -7,6 +7,15 @@ REQUESTED_BY = "chatops:requested-by"
 POLICY = "chatops:policy"
 KEEP = "chatops:keep"
 SOURCE = "chatops:source"  # the volume/instance/snapshot/AMI a copy or policy item came from
+# On an AMI's backing snapshots: the AMI they were made for.  A policy AMI's snapshots
+# carry it with the policy tag, so a snapshot left behind when its AMI is gone (a
+# deregistration whose snapshot deletes failed) is found and collected by a later sweep.
+AMI = "chatops:ami"
+
+
+def is_pinned(tags) -> bool:
+    """Tagged chatops:keep=true (any case, surrounding spaces ignored): never deleted by a sweep."""
+    return (tags or {}).get(KEEP, "").strip().lower() == "true"
 
 
 def managed_tags(user: str, policy: str | None = None, **extra: str) -> dict[str, str]:

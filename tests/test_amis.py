@@ -458,14 +458,16 @@ def test_execute_deregister_keeps_a_snapshot_that_backs_another_ami_and_says_so(
     }
     with Stubber(gw.client(REGION)) as stub:
         stub.add_response("describe_images", {"Images": [image]}, None)  # re-check
+        stub.add_response("describe_snapshots", {"Snapshots": []}, None)  # re-check: pinned snapshots
         stub.add_response("deregister_image", {}, {"ImageId": AMI})
         stub.add_response("describe_images", {"Images": [other]}, None)  # who else uses the snapshots
         stub.add_response("delete_snapshot", {}, {"SnapshotId": snaps[1]})
         results = amis.execute_deregister(gw, plan)
         stub.assert_no_pending_responses()  # and no DeleteSnapshot of snaps[0] was sent
     by_id = {r.resource_id: r for r in results}
-    assert by_id[AMI].ok and by_id[snaps[1]].ok
-    assert not by_id[snaps[0]].ok and "ami-0fedcba9876543210" in by_id[snaps[0]].reason
+    assert by_id[AMI].ok and by_id[snaps[1]].ok and not by_id[snaps[1]].kept
+    # Kept on purpose (a protection, not a failure), and the message names the AMI that still needs it.
+    assert by_id[snaps[0]].kept and "ami-0fedcba9876543210" in by_id[snaps[0]].reason
 
 
 def test_execute_deregister_reports_a_partial_failure_and_carries_on():
@@ -474,6 +476,7 @@ def test_execute_deregister_reports_a_partial_failure_and_carries_on():
     plan, snaps, image = _two_snapshot_plan()
     with Stubber(gw.client(REGION)) as stub:
         stub.add_response("describe_images", {"Images": [image]}, None)  # re-check
+        stub.add_response("describe_snapshots", {"Snapshots": []}, None)  # re-check: pinned snapshots
         stub.add_response("deregister_image", {}, {"ImageId": AMI})
         stub.add_response("describe_images", {"Images": []}, None)  # no other AMI uses them
         stub.add_client_error(
