@@ -644,7 +644,9 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         title = "To delete once approved:"
     else:
         title = "Expired, not deleted:"
-    return _fit(head, [("", failures, "failure"), (f":shield: {len(p.spared):,} not deleted after all:", spared, "spared item"), (title, expired_lines, "expired item")])
+    spared_title = f":shield: {len(p.spared):,} not deleted after all:"
+    groups = [("", failures, "failure"), (spared_title, spared, "spared item"), (title, expired_lines, "expired item")]
+    return _fit(head, groups)
 
 
 def sweep_report_message(report: SweepReport) -> Message:
