@@ -53,6 +53,15 @@ class Busy(BotError):
     outcome = "busy"
 
 
+class ShuttingDown(BotError):
+    """The process is stopping: a call not yet sent is not sent (raised by the pacer and the worker)."""
+
+    outcome = "stopped"
+
+    def __init__(self, message: str = "not attempted: the bot was shutting down", hint: str = "Try again shortly."):
+        super().__init__(message, hint)
+
+
 # --- AWS, mapped from botocore errors by the gateway -------------------------
 
 

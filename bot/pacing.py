@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.errors import ShuttingDown
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -38,7 +40,7 @@ class TokenBucket:
     """Thread-safe; `take()` blocks until its token is available."""
 
     def __init__(
-        self, rate: Rate, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self, rate: Rate, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], object] = time.sleep
     ):
         self.rate = rate
         self._tokens = float(rate.burst)
@@ -75,14 +77,33 @@ HEADROOM = 5
 
 
 class Pacer:
-    """One bucket per (region, action), created on first use."""
+    """One bucket per (region, action), created on first use.
 
-    def __init__(self, rates: dict[str, Rate] | None = None, scale: float = 1.0, headroom: int = HEADROOM):
+    With `stop`, a wait for a token ends as soon as `stop` is set and raises
+    ShuttingDown instead of sending the call: at 5 deletions a second, eight
+    deleters queued for tokens would otherwise hold a shutdown for seconds,
+    each then making one more deletion nobody is left to record.
+    """
+
+    def __init__(
+        self,
+        rates: dict[str, Rate] | None = None,
+        scale: float = 1.0,
+        headroom: int = HEADROOM,
+        stop: threading.Event | None = None,
+    ):
         self._rates = {
             k: Rate(max(1, r.burst - headroom), r.per_second * scale) for k, r in (rates or EC2_RATES).items()
         }
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
+        self._stop = stop
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop is None:
+            time.sleep(seconds)
+        elif self._stop.wait(seconds):
+            raise ShuttingDown()
 
     def rate(self, action: str) -> Rate | None:
         """The rate this pacer keeps `action` to (None: not paced)."""
@@ -92,6 +113,8 @@ class Pacer:
         rate = self._rates.get(action)
         if rate is None:
             return 0.0
+        if self._stop is not None and self._stop.is_set():
+            raise ShuttingDown()
         with self._lock:
-            bucket = self._buckets.setdefault((region, action), TokenBucket(rate))
+            bucket = self._buckets.setdefault((region, action), TokenBucket(rate, sleep=self._sleep))
         return bucket.take()

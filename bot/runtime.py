@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import boto3
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
+from apscheduler.schedulers.base import BaseScheduler
 
 from bot.app import LISTENER_THREADS, build_app, listener_pool, make_slack_client
 from bot.approval_flow import expire_due, reconcile_unfinished
@@ -53,14 +57,48 @@ def build_deps(
     clock: Callable[[], datetime] = utcnow,
 ) -> Deps:
     """Store, gateway, worker pool and Slack client, as every entry point builds them."""
+    stopping = threading.Event()
     return Deps(
         config=config,
-        gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale)),
+        gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale, stop=stopping)),
         store=Store(config.store.path, clock),
         worker=Worker(config.aws.workers),
         slack=make_slack_client(slack.bot_token, slack.api_url),
         clock=clock,
+        stopping=stopping,
     )
+
+
+# How long a shutdown waits for running work to stop between two items and
+# record its results; platforms give ~30 s between SIGTERM and SIGKILL.
+DRAIN_SECONDS = 20.0
+
+
+class RunningJobs:
+    """How many scheduler jobs are running now, and waiting for none (APScheduler has no bounded wait)."""
+
+    def __init__(self, scheduler: BaseScheduler):
+        self._running = 0
+        self._idle = threading.Condition()
+        scheduler.add_listener(self._started, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(self._ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+    def _started(self, _event) -> None:
+        with self._idle:
+            self._running += 1
+
+    def _ended(self, event) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            return  # never submitted, so never counted
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        # The "ended" event of a short job can arrive before its "submitted" one: the count
+        # dips below zero for a moment, which is idle enough.
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running <= 0, timeout=max(0.0, timeout))
 
 
 def settle_heap() -> None:
@@ -97,6 +135,7 @@ class Runtime:
             listener_executor=self.listener_pool,
         )
         self.scheduler = build_scheduler(self.deps)
+        self.running_jobs = RunningJobs(self.scheduler)
 
     def start(self) -> None:
         """Settle what a crash left half-done, then start the background jobs."""
@@ -117,8 +156,26 @@ class Runtime:
         self.scheduler.start()
         log.info("scheduler started with jobs %s", [j.id for j in self.scheduler.get_jobs()])
 
-    def stop(self) -> None:
+    def stop(self, drain: float = DRAIN_SECONDS) -> bool:
+        """Stop taking work, let running work stop between two items, then close the store, last.
+
+        Sweeps and approved batches check `deps.stopping` before each item
+        (and the pacer stops waiting for tokens), so within a few seconds they
+        record what they did, report the rest as not attempted, and end their
+        run as interrupted.  Returns False when work was still running after
+        `drain` seconds: the store is then left open for it (closing it would
+        lose that work's audit and results) and the process exit ends it; its
+        run is found interrupted at the next start.
+        """
+        self.deps.stopping.set()
+        self.deps.worker.close()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        self.deps.worker.shutdown(wait=True)
+        deadline = time.monotonic() + drain
+        idle = self.deps.worker.wait_idle(timeout=drain) and self.running_jobs.wait_idle(deadline - time.monotonic())
+        self.deps.worker.shutdown(wait=False)
+        if not idle:
+            log.error("work still running %.0f s after the shutdown began; leaving the store open for it", drain)
+            return False
         self.deps.store.close()
+        return True

@@ -39,6 +39,7 @@ class Worker:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._max_pending = max_pending
         self._pending = 0
+        self._closed = False
         self._idle = threading.Condition()
 
     @property
@@ -48,6 +49,8 @@ class Worker:
 
     def submit(self, fn: Callable, *args, **kwargs) -> Future:
         with self._idle:
+            if self._closed:
+                raise Busy("the bot is restarting; nothing was started.", "Try again in a minute.")
             if self._pending >= self._max_pending:
                 raise Busy(
                     f"the bot is busy ({self._pending} jobs queued); nothing was started.", "Try again in a minute."
@@ -77,6 +80,11 @@ class Worker:
         """Block until no job is queued or running; False on timeout."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self) -> None:
+        """Take no more work (a shutdown began); what is queued or running carries on."""
+        with self._idle:
+            self._closed = True
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
