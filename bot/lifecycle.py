@@ -188,14 +188,17 @@ def create_backups(
     user: str = SCHEDULER_USER,
     sleep: Callable[[float], None] = time.sleep,
     pauses: Sequence[float] = CREATE_RETRY_PAUSES,
+    stopping: threading.Event | None = None,
 ) -> tuple[list[Created], list[Failed]]:
     """Snapshot (or image) every matching resource in the policy's regions.
 
     Throttling and concurrency limits are not failures: those resources are
     retried after a pause, and still-throttled ones are reported as deferred
     to the next run (a failure entry whose action is "create-deferred" only if
-    every retry was refused).
+    every retry was refused).  Once `stopping` is set, the rest are reported
+    as not attempted.
     """
+    stopping = stopping or threading.Event()
 
     def region_pass(region: str) -> tuple[list[Created], list[Failed]]:
         created: list[Created] = []
@@ -204,6 +207,9 @@ def create_backups(
         for pause in (*pauses, None):
             retry = []
             for source in todo:
+                if stopping.is_set():
+                    failed.append(Failed(region, source.id, "create", SHUTTING_DOWN))
+                    continue
                 try:
                     created.append(Created(region, source.id, _create_one(gw, policy, source, now, user)))
                 except (errors.Throttled, errors.LimitExceeded) as exc:
@@ -212,7 +218,7 @@ def create_backups(
                     failed.append(Failed(region, source.id, "create", exc.message))
             if not retry:
                 break
-            if pause is None:
+            if pause is None or stopping.is_set():
                 failed += [
                     Failed(region, s.id, "create", f"still throttled after retries: {e.message}") for s, e in retry
                 ]

@@ -80,7 +80,9 @@ def _summary(report: PolicyReport) -> dict:
 
 def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport:
     gw, config, now = deps.gateway, deps.config, deps.now()
-    created, failed = lifecycle.create_backups(gw, config, policy, now, user) if create else ([], [])
+    created, failed = (
+        lifecycle.create_backups(gw, config, policy, now, user, stopping=deps.stopping) if create else ([], [])
+    )
     for c in created:
         deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}")
     decisions, list_failed, listings = lifecycle.decide_policy(gw, config, policy, now)
