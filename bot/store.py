@@ -357,7 +357,10 @@ class Store:
     def _beat(self) -> None:
         # Its own short-lived connection: a beat must not queue behind the store
         # lock, which a thread may hold while SQLite waits out another writer.
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # mode=rw: never create a file where the store was moved away (a restore in progress).
+        conn = sqlite3.connect(
+            f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None
+        )
         try:
             conn.execute(self._UPSERT_PROCESS, self._process_row())  # re-creates a row pruned while we hung
         finally:

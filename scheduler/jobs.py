@@ -49,7 +49,7 @@ def slot_of(trigger: BaseTrigger, now: datetime) -> datetime | None:
     span = timedelta(minutes=1)
     first = trigger.get_next_fire_time(None, now - span)
     while first is None or first > now:
-        if span > timedelta(days=800):  # longer than any cron period: it never fired
+        if span > timedelta(days=3700):  # longer than any cron's period (29 February: 8 years): it never fired
             return None
         span *= 2
         first = trigger.get_next_fire_time(None, now - span)

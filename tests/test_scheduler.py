@@ -17,7 +17,9 @@ from bot.deps import Deps
 from bot.gateway import Ec2Gateway
 from bot.lifecycle_flow import AlreadyRunning, job_name, run_policy
 from bot.store import Store, iso
+from scheduler import build_scheduler
 from scheduler.jobs import DIGEST_JOB, add_lifecycle_jobs, missed, next_run, policy_trigger, slot_of
+from scheduler.upkeep import prune_store
 
 
 class Clock:
@@ -197,3 +199,28 @@ def test_two_processes_starting_together_catch_up_a_missed_slot_once(tmp_path, a
     triggers = first.store.db.execute("SELECT trigger FROM runs ORDER BY id").fetchall()
     assert triggers == [("schedule",), ("missed-at-start",)]  # once, not once per process
     assert runs_of(first.store)[-1] == ("missed-at-start", iso(T0 + timedelta(days=3)), "ok")  # the latest slot
+
+
+def test_the_daily_prune_follows_store_retention_and_is_audited(tmp_path):
+    clock = Clock(T0)
+    deps = make_deps(tmp_path, clock)
+    retention = dataclasses.replace(deps.config.store.retention, audit=timedelta(days=30))
+    deps = dataclasses.replace(
+        deps, config=with_overrides(deps.config, store={"path": deps.config.store.path, "retention": retention})
+    )
+    deps.store.audit("U0ALICE", "C0OPS", "/snapshot list", "ok")
+    clock.moment = T0 + timedelta(days=29)
+    assert prune_store(deps)["audit"] == 0
+    clock.moment = T0 + timedelta(days=31)
+    assert prune_store(deps)["audit"] == 1
+    entries = deps.store.recent_audit()
+    assert [e["action"] for e in entries] == ["store prune", "store prune"]  # the command is gone
+    assert entries[0]["detail"].startswith("1 audit, 0 events, 0 watches, 0 runs, 0 approvals")
+
+
+def test_upkeep_jobs_are_scheduled(tmp_path):
+    deps = make_deps(tmp_path, Clock(T0))
+    deps = dataclasses.replace(deps, config=with_overrides(deps.config, aws={"poll_interval": timedelta(seconds=15)}))
+    jobs = {job.id: job for job in build_scheduler(deps).get_jobs()}
+    assert jobs["reclaim-orphans"].trigger.interval == timedelta(seconds=60)
+    assert jobs["store-prune"].trigger.interval == timedelta(days=1)

@@ -349,6 +349,33 @@ def test_the_heartbeat_keeps_the_row_fresh_and_restores_it(tmp_path):
     store.close()
 
 
+def test_the_heartbeat_thread_beats_until_stopped_and_outlives_a_failed_beat():
+    beats: list[int] = []
+    third = threading.Event()
+
+    def beat() -> None:
+        beats.append(len(beats))
+        if len(beats) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        if len(beats) == 3:
+            third.set()
+
+    pulse = heartbeat.Heartbeat(beat, every=timedelta(milliseconds=5)).start()
+    assert third.wait(10)
+    pulse.stop()
+    stopped_at = len(beats)
+    assert not any(t.name == "heartbeat" for t in threading.enumerate())
+    assert len(beats) == stopped_at
+
+
+def test_a_file_store_beats_while_open(tmp_path):
+    store = Store(str(tmp_path / "b.db"))
+    names = {t.name for t in threading.enumerate()}
+    assert f"heartbeat {store.owner}" in names
+    store.close()
+    assert f"heartbeat {store.owner}" not in {t.name for t in threading.enumerate()}
+
+
 def test_a_live_process_keeps_its_lease_and_a_closed_one_hands_it_over(tmp_path, clock):
     path = str(tmp_path / "l.db")
     sweep, server = Store(path, clock), Store(path, clock)
@@ -482,6 +509,27 @@ def test_a_damaged_store_stops_start_up_pointing_at_the_backup(tmp_path):
     assert "\n" not in message
     assert f"the store {path} is damaged" in message and "free space corruption" in message  # quick_check's words
     assert "python -m bot backup" in message
+
+
+@pytest.mark.parametrize("trouble", ["damaged", "newer"])
+def test_python_m_bot_refuses_such_a_store_in_one_line(tmp_path, trouble):
+    path = str(tmp_path / "chatops.db")
+    if trouble == "damaged":
+        damage(path)
+    else:
+        Store(path).close()
+        raw = sqlite3.connect(path)
+        raw.execute("PRAGMA user_version = 99")
+        raw.close()
+    env = {**os.environ, "CHATOPS_DB": path, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"}
+    env.pop("CHATOPS_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "bot"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    if trouble == "damaged":
+        assert "is damaged" in line and "python -m bot backup" in line
+    else:
+        assert f"schema version 99, newer than this bot's {len(MIGRATIONS)}" in line
 
 
 def test_a_file_that_is_not_a_store_is_called_damaged_too(tmp_path):
