@@ -453,6 +453,22 @@ class Store:
         with self._lock:
             self.db["watches"].update(watch_id, changes)
 
+    def claim_watch_step(self, watch_id: int, step: str, value: str) -> bool:
+        """Mark a watch's one-off `step` (e.g. "attach_started") as taken; True for exactly one caller.
+
+        One conditional UPDATE, so when several processes poll the same watch
+        only one of them does the step (attaching a volume twice would fail
+        the second time and report the restore as failed).
+        """
+        path = f"$.{step}"
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE watches SET data = json_set(data, ?, ?)"
+                " WHERE id = ? AND state = 'watching' AND json_extract(data, ?) IS NULL",
+                [path, value, watch_id, path],
+            )
+            return cursor.rowcount == 1
+
     # -- approvals --
 
     def create_approval(

@@ -1,4 +1,4 @@
-"""Several processes on one store: a server beside a CLI sweep, two servers, a replica that dies.
+"""Several processes on one store: a server beside a CLI sweep, two servers, a replica that dies, one watch.
 
 The first tests run two participants in this interpreter (a Runtime over HTTP
 and a second Store on the same file: each Store is a process to the others);
@@ -21,14 +21,20 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from bot import slack_payloads
-from bot.config import Policy
+from bot.app import make_slack_client
+from bot.config import Config, Policy
+from bot.deps import Deps
 from bot.fakeslack import Call, message_text
+from bot.gateway import Ec2Gateway
 from bot.store import Store, from_iso, utcnow
 from scheduler.upkeep import reclaim_orphans
-from tests.conftest import base_config, make_volume
+from scheduler.watches import poll_watches, watch_volume
+from tests.conftest import base_config, make_instance, make_volume
 from tests.harness import ALICE, BOB, SECRET
 from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
 from tests.test_e2e_process import free_port
@@ -274,3 +280,40 @@ def test_two_servers_run_each_slot_once(processes, ec2, fake_slack):
     [(anchor,)] = rows(group.db, "SELECT first_seen FROM jobs_seen WHERE job = 'policy:daily-db'")
     assert all((slot - from_iso(anchor)).total_seconds() % 2 == 0 for slot in policy_runs)  # ... on the shared grid
     assert len(policy_snapshots(ec2)) <= len(policy_runs)  # and no run without its claim
+
+
+def test_two_processes_polling_one_restore_attach_the_volume_once(tmp_path, aws, ec2, fake_slack):
+    path = str(tmp_path / "watches.db")
+
+    def participant(session) -> Deps:
+        gateway = Ec2Gateway(session)
+        slack = make_slack_client("xoxb-test", fake_slack.api_url)
+        return Deps(config=Config(), gateway=gateway, store=Store(path), worker=None, slack=slack, clock=utcnow)
+
+    first = participant(aws)  # sees AWS (moto) as it is
+    second = participant(boto3.session.Session(region_name="us-east-1"))
+    vol, inst = make_volume(ec2, 8), make_instance(ec2)
+    ts = first.slack.chat_postMessage(channel="C0OPS", text="restoring")["ts"]
+    attach = {"instance_id": inst, "device": "/dev/sdh"}
+    first.store.add_watch(
+        "volume", "us-east-1", [vol], "C0OPS", ts, ALICE, utcnow() + timedelta(hours=1), {"attach": attach}
+    )
+    [row] = first.store.active_watches()  # both processes' polls read the watch ...
+    watch_volume(first, row)  # ... the first attaches the volume ...
+    # ... while the second still saw it available (AWS takes a moment to say "in-use"):
+    volume = {"VolumeId": vol, "Size": 8, "AvailabilityZone": "us-east-1a", "VolumeType": "gp3"}
+    attached = [{"InstanceId": inst, "Device": "/dev/sdh", "State": "attached"}]
+    instance = {"InstanceId": inst, "State": {"Name": "running"}, "Placement": {"AvailabilityZone": "us-east-1a"}}
+    with Stubber(second.gateway.client("us-east-1")) as aws_now:
+        aws_now.add_response("describe_volumes", {"Volumes": [{**volume, "State": "available", "Attachments": []}]})
+        aws_now.add_response("describe_volumes", {"Volumes": [{**volume, "State": "in-use", "Attachments": attached}]})
+        aws_now.add_response("describe_instances", {"Reservations": [{"Instances": [instance]}]})
+        watch_volume(second, row)
+
+    poll_watches(first)  # the next poll sees it attached
+    assert [a["InstanceId"] for a in ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]] == [inst]
+    assert first.store.active_watches() == []
+    [message] = [m for (_, t), m in fake_slack.messages.items() if t == ts]
+    assert "attached to" in message_text(message) and "failed" not in message_text(message)
+    for p in (first, second):
+        p.store.close()

@@ -244,6 +244,19 @@ def test_watches_add_active_update(store, clock):
     assert row["state"] == "timed-out" and row["data"] == '{"why": "6h"}'
 
 
+def test_a_watch_step_is_claimed_once_across_processes(tmp_path):
+    path = str(tmp_path / "w.db")
+    first, second = Store(path), Store(path)
+    w = first.add_watch("volume", "us-east-1", ["vol-1234abcd"], "C0OPS", "1.1", "U0ALICE", T0, {"attach": {"x": 1}})
+    claims = [s.claim_watch_step(w, "attach_started", "now") for s in (first, second, first)]
+    assert claims == [True, False, False]
+    assert second.active_watches()[0]["data"] == {"attach": {"x": 1}, "attach_started": "now"}
+    first.update_watch(w, state="done")
+    assert not second.claim_watch_step(w, "other_step", "now")  # a finished watch has no steps left
+    for s in (first, second):
+        s.close()
+
+
 def test_update_watch_with_nothing_to_change_is_harmless(store):
     w = store.add_watch("snapshot", "us-east-1", ["snap-1234abcd"], "C0OPS", "1.1", "U0ALICE", T0)
     store.update_watch(w)
