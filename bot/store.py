@@ -137,7 +137,7 @@ def _migration_5(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    # ... and whose each lease is.  Rows from before have no owner: their process is gone.
+    # ... and who holds each lease.  Rows from before have no owner: their process is gone.
     db["runs"].add_column("owner", str)
     db["approvals"].add_column("owner", str)
     # A scheduled firing claims its slot (the fire time it stands for): however
@@ -171,8 +171,8 @@ APPROVAL_MOVES = {
     "executing": {"done", "failed"},
 }
 
-
 FINAL_APPROVAL_STATES = ("done", "failed", "denied", "expired")
+
 # Pruned processes: long dead (OWNER_TTL is a minute); kept a day for whoever investigates.
 PROCESS_ROWS_KEPT = timedelta(days=1)
 
@@ -190,8 +190,8 @@ def _damage_error(path: str, detail: str) -> StoreError:
     detail = " ".join(detail.split())[:300]
     return StoreError(
         f"the store {path} is damaged (SQLite says: {detail}); the bot will not start on it.",
-        f"Stop every bot process, move {path} aside and copy your latest `python -m bot backup` copy in its place"
-        f" (or salvage what is left with `sqlite3 {path} .recover`).",
+        f"Stop every bot process, move {path} aside and put your latest backup (`python -m bot backup` makes one)"
+        f" in its place, or salvage what is left with `sqlite3 {path} .recover`.",
     )
 
 

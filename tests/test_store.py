@@ -15,7 +15,8 @@ import sqlite_utils
 
 from bot import heartbeat
 from bot import store as store_module
-from bot.config import RetentionConfig
+from bot.config import RetentionConfig, load_config, parse_config
+from bot.errors import ConfigError
 from bot.store import MIGRATIONS, Store, StoreError, from_iso, iso, utcnow
 
 RETENTION_FIELDS = [f.name for f in dataclasses.fields(RetentionConfig)]
@@ -595,6 +596,28 @@ def test_prune_follows_the_configured_retention(store, clock):
         **{**{f: getattr(RetentionConfig(), f) for f in RETENTION_FIELDS}, "audit": timedelta(days=30)}
     )
     assert counts["audit"] == 1 and store.recent_audit() == []
+
+
+def test_store_retention_in_config_toml(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[store]\npath = "x.db"\nretention = { audit = "2w", runs = "7d" }\n')
+    retention = load_config(path, env={"CHATOPS_DB": str(tmp_path / "elsewhere.db")}).store.retention
+    assert retention == dataclasses.replace(RetentionConfig(), audit=timedelta(weeks=2), runs=timedelta(days=7))
+    assert RetentionConfig().audit == timedelta(days=400)
+
+
+@pytest.mark.parametrize(
+    "retention, key",
+    [
+        ({"audit": "forever"}, "store.retention.audit"),
+        ({"logs": "1d"}, "store.retention.logs"),
+        ("30d", "store.retention"),
+    ],
+)
+def test_bad_store_retention_names_the_key(retention, key):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"store": {"retention": retention}})
+    assert caught.value.key == key
 
 
 def test_prune_forgets_long_dead_processes(store):
