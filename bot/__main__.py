@@ -1,4 +1,4 @@
-"""`python -m bot [demo | sweep | manifest | check]`; with no sub-command, serve Slack."""
+"""`python -m bot [demo | sweep | manifest | check | backup]`; with no sub-command, serve Slack."""
 
 from __future__ import annotations
 
@@ -107,6 +107,22 @@ def _check(parser: argparse.ArgumentParser) -> None:
         from bot.checks import run_checks
 
         return run_checks(os.environ, print)
+
+    parser.set_defaults(run=run)
+
+
+@subcommand("backup", "copy the store to a new file while the bot runs (SQLite online backup)")
+def _backup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="the file to write (it must not exist yet)")
+
+    def run(args: argparse.Namespace) -> int:
+        from bot.config import load_config
+        from bot.store import backup
+
+        config = load_config()
+        copy = backup(config.store.path, args.path)
+        print(f"backed up {config.store.path} to {copy.path}: {copy.size} bytes, schema version {copy.schema_version}")
+        return 0
 
     parser.set_defaults(run=run)
 

@@ -205,13 +205,15 @@ def expire_due(deps: Deps) -> int:
 
 
 def reconcile_unfinished(deps: Deps) -> int:
-    """At start-up: settle requests a crash left approved/executing, without executing anything.
+    """Settle requests a crash left approved/executing, without executing anything.
 
-    What AWS shows as done is reported done; the rest is failed with "request
-    again".  Run it only in the server process (one per store), before jobs start.
+    Only requests whose owner process is dead (bot/heartbeat.py): another live
+    process (a replica) may be executing its own right now.  What AWS shows as
+    done is reported done; the rest is failed with "request again".  Runs at
+    start-up, and periodically for processes that die while we run.
     """
     count = 0
-    for row in deps.store.approvals_in("approved", "executing"):
+    for row in deps.store.orphaned_approvals():
         plan = Plan.from_dict(row["plan"])
         try:
             results = EXECUTORS[plan.kind].reconcile(deps.context(), plan)

@@ -185,8 +185,36 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the store keeps what is finished; a daily job prunes the rest (see Store.prune).
+
+    What is still going is never pruned: pending/approved/executing requests,
+    watches still watching, running runs, nor the latest run of each job.
+    """
+
+    # Who did what: a little over a year, so "what happened this time last year" has an answer.
+    audit: timedelta = _spec(timedelta(days=400), **_duration())
+    # Resource events feed the digest's "last 24 h"; the audit log keeps the story.
+    events: timedelta = _spec(timedelta(days=90), **_duration())
+    # Finished watches (done, timed out) only ever updated a Slack message.
+    watches: timedelta = _spec(timedelta(days=30), **_duration())
+    # Finished runs of policies and the digest.
+    runs: timedelta = _spec(timedelta(days=90), **_duration())
+    # Decided requests (done, failed, denied, expired) with their plans and results: as long as the audit log.
+    approvals: timedelta = _spec(timedelta(days=400), **_duration())
+
+
+def _retention() -> dict:
+    def parse(value: Any) -> RetentionConfig:
+        return _build(RetentionConfig, value, "store.retention")  # names the inner key in its own error
+
+    return {"parse": parse, "expect": "a table of durations"}
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     path: str = _spec("chatops.db", **_string(None, "a file path", False))
+    retention: RetentionConfig = _spec(RetentionConfig(), **_retention())
 
 
 @dataclass(frozen=True)
@@ -321,7 +349,7 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
     else:
         config = Config()
     if env.get("CHATOPS_DB"):
-        config = dataclasses.replace(config, store=StoreConfig(path=env["CHATOPS_DB"]))
+        config = dataclasses.replace(config, store=dataclasses.replace(config.store, path=env["CHATOPS_DB"]))
     return config
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import approval_flow, blocks, lifecycle
 from bot.approval_flow import SLACK_FAILURES
@@ -41,15 +41,17 @@ def run_policy(
     create: bool = True,
     dry_run: bool = False,
     trigger: str = "manual",
+    slot: datetime | None = None,
 ) -> PolicyReport:
     """One run of a policy under its lease: create + copy (unless create=False), then sweep.
 
     Raises AlreadyRunning when a run of this policy is under way (in this
-    process or another), so two runs never overlap.
+    process or another), so two runs never overlap, or when the scheduled
+    `slot` already ran (in any process sharing the store).
     """
     if dry_run:
         return preview_policy(deps, policy)
-    run_id = deps.store.start_run(job_name(policy), trigger)
+    run_id = deps.store.start_run(job_name(policy), trigger, slot=slot)
     if run_id is None:
         raise AlreadyRunning(
             f"policy {policy.name} is running right now; not started again.",

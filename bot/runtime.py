@@ -148,8 +148,8 @@ class Runtime:
         if reconciled:
             log.warning("reconciled %d approval request(s) left unfinished by a restart", reconciled)
         expire_due(self.deps)
-        # One server process per store: a run it left "running" died with it.
-        self.deps.store.interrupt_runs()
+        # Runs whose process died are over; a live process's (a CLI sweep, another replica) are left alone.
+        self.deps.store.interrupt_orphaned_runs()
         caught_up = add_lifecycle_jobs(self.scheduler, self.deps)
         if caught_up:
             log.warning("running missed jobs once now: %s", ", ".join(caught_up))

@@ -1,24 +1,36 @@
 """The store: all of the bot's own state, in one SQLite file via sqlite-utils.
 
-WAL mode (the shell's `python -m bot sweep` may run beside the server), one
-connection shared by the bot's threads behind a lock, schema changes as
-numbered migrations tracked in `PRAGMA user_version`.  Timestamps are stored
-as ISO-8601 UTC strings, which sort correctly as text.
+WAL mode (the shell's `python -m bot sweep` and other replicas may run beside
+the server), one connection shared by the bot's threads behind a lock, schema
+changes as numbered migrations tracked in `PRAGMA user_version`.  Timestamps
+are stored as ISO-8601 UTC strings, which sort correctly as text.
+
+Each Store is one participant ("process") with an ID in the `processes` table
+and a heartbeat (bot/heartbeat.py); the leases it takes (running runs,
+approvals it executes) carry that ID, and other processes take them over only
+once it is dead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from bot import heartbeat
+from bot.errors import BotError
 
 Clock = Callable[[], datetime]
 
@@ -111,7 +123,44 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+def _migration_5(db: sqlite_utils.Database) -> None:
+    # Several processes on one store: who is alive (see bot/heartbeat.py) ...
+    db["processes"].create(
+        {
+            "id": str,  # host:pid:random
+            "host": str,
+            "pid": int,
+            "pid_space": str,  # boot and PID namespace: PIDs compare only within one
+            "command": str,  # the command line, for whoever reads this table
+            "started_at": str,
+            "heartbeat_at": str,  # real wall clock, whatever clock the bot runs on
+        },
+        pk="id",
+    )
+    # ... and who holds each lease.  Rows from before have no owner: their process is gone.
+    db["runs"].add_column("owner", str)
+    db["approvals"].add_column("owner", str)
+    # A scheduled firing claims its slot (the fire time it stands for): however
+    # many processes fire it, one row per (job, slot), so the slot runs once.
+    # Manual runs have no slot.
+    db["runs"].add_column("slot", str)
+    db.execute("CREATE UNIQUE INDEX runs_one_per_slot ON runs(job, slot) WHERE slot IS NOT NULL")
+    # Interval slots now count from jobs_seen.first_seen, which every process
+    # shares (they used to count from each process's view of the last run).
+    # Continue the slots where they were: from the latest run.
+    db.execute(
+        "UPDATE jobs_seen SET first_seen = (SELECT max(started_at) FROM runs WHERE runs.job = jobs_seen.job)"
+        " WHERE EXISTS (SELECT 1 FROM runs WHERE runs.job = jobs_seen.job)"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+    _migration_5,
+]
 EVENT_KINDS = ("created", "deleted", "failed")
 
 APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
@@ -121,6 +170,29 @@ APPROVAL_MOVES = {
     "approved": {"executing", "done", "failed"},  # done/failed directly: reconciled after a crash
     "executing": {"done", "failed"},
 }
+
+FINAL_APPROVAL_STATES = ("done", "failed", "denied", "expired")
+
+# Pruned processes: long dead (OWNER_TTL is a minute); kept a day for whoever investigates.
+PROCESS_ROWS_KEPT = timedelta(days=1)
+
+
+class StoreError(BotError):
+    """The store cannot be used as it is: newer than this code, or damaged."""
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    # SQLITE_CORRUPT (11) and SQLITE_NOTADB (26); "database is locked" and the like are not damage.
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26)
+
+
+def _damage_error(path: str, detail: str) -> StoreError:
+    detail = " ".join(detail.split())[:300]
+    return StoreError(
+        f"the store {path} is damaged (SQLite says: {detail}); the bot will not start on it.",
+        f"Stop every bot process, move {path} aside and put your latest backup (`python -m bot backup` makes one)"
+        f" in its place, or salvage what is left with `sqlite3 {path} .recover`.",
+    )
 
 
 def _enable_wal(db: sqlite_utils.Database, wait: float = 30.0) -> None:
@@ -152,38 +224,64 @@ class Store:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
+        self._heartbeat: heartbeat.Heartbeat | None = None
+        self.owner = heartbeat.new_process_id()
+        try:
+            if path != ":memory:":
+                _enable_wal(self.db)
+                # In WAL mode NORMAL syncs at checkpoints, not on every commit: the
+                # file stays consistent, and a power cut (not a crash of the bot)
+                # can lose only the last commits.  FULL made the audit write of
+                # every slash command an fsync inside the ack path, serialised by
+                # the store lock (benchmarks/ack_latency.py: ack p99 ~117 → ~97 ms).
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.check_integrity()
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
+            self._register()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if _damaged(exc):
+                raise _damage_error(path, str(exc)) from None
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        heartbeat.hold(self.owner)
         if path != ":memory:":
-            _enable_wal(self.db)
-            # In WAL mode NORMAL syncs at checkpoints, not on every commit: the
-            # file stays consistent, and a power cut (not a crash of the bot)
-            # can lose only the last commits.  FULL made the audit write of
-            # every slash command an fsync inside the ack path, serialised by
-            # the store lock (benchmarks/ack_latency.py: ack p99 ~117 → ~97 ms).
-            self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+            self._heartbeat = heartbeat.Heartbeat(self._beat, name=f"heartbeat {self.owner}").start()
 
     # -- plumbing --
 
+    def check_integrity(self) -> None:
+        """PRAGMA quick_check: a damaged file stops here, with what to do, instead of failing somewhere later."""
+        rows = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise _damage_error(self.path, "; ".join(rows[:3]))
+
     def migrate(self) -> int:
-        """Apply the numbered migrations not yet applied; returns the schema version."""
-        with self._lock:
-            # Take SQLite's write lock before reading the version: two processes
-            # opening a new file together then migrate it once, in turn (in a
-            # deferred transaction the second fails with "database is locked").
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                version = self.db.execute("PRAGMA user_version").fetchone()[0]
-                for number, migration in enumerate(MIGRATIONS, start=1):
-                    if number > version:
-                        with self.transaction():
-                            migration(self.db)
-                            self.db.execute(f"PRAGMA user_version = {number}")
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            return len(MIGRATIONS)
+        """Apply the numbered migrations not yet applied; returns the schema version.
+
+        Refuses a store whose version is newer than this code's: an older bot
+        would misread what a newer one wrote (and a downgrade is a restore).
+        """
+        # Take SQLite's write lock before reading the version: two processes
+        # opening a new file together then migrate it once, in turn (in a
+        # deferred transaction the second fails with "database is locked").
+        with self._immediate():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.path} has schema version {version}, newer than this bot's {len(MIGRATIONS)}"
+                    " (a newer release wrote it); nothing was changed.",
+                    "Run that release or a later one, or restore a backup made by this one.",
+                )
+            for number, migration in enumerate(MIGRATIONS, start=1):
+                if number > version:
+                    with self.transaction():
+                        migration(self.db)
+                        self.db.execute(f"PRAGMA user_version = {number}")
+        return len(MIGRATIONS)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -191,12 +289,96 @@ class Store:
         with self._lock, self.db.atomic():
             yield self.db
 
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """A transaction that takes SQLite's write lock first: for read-then-write steps other processes race.
+
+        In a deferred transaction two processes could both read "the lease is
+        free" and the second would then fail to write ("database is locked");
+        BEGIN IMMEDIATE makes the second wait for the first and then read its result.
+        """
+        with self._lock:
+            if self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
     def now(self) -> str:
         return iso(self.clock())
 
     def close(self) -> None:
+        """Leave cleanly: our running runs end interrupted, and we are dead to the others at once."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        heartbeat.release(self.owner)
         with self._lock:
+            try:
+                with self._immediate():
+                    self.db.execute(
+                        "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE owner = ? AND state = 'running'",
+                        [self.now(), self.owner],
+                    )
+                    self.db.execute("DELETE FROM processes WHERE id = ?", [self.owner])
+            except sqlite3.Error:
+                pass  # already closed, or the file is gone: the others will see our heartbeat stop
             self.db.conn.close()
+
+    # -- processes --
+
+    def _process_row(self) -> dict[str, Any]:
+        now = iso(utcnow())
+        return {
+            "id": self.owner,
+            "host": heartbeat.HOST,
+            "pid": os.getpid(),
+            "pid_space": heartbeat.PID_SPACE,
+            "command": " ".join(sys.argv)[:500],
+            "started_at": now,
+            "heartbeat_at": now,
+        }
+
+    _UPSERT_PROCESS = (
+        "INSERT INTO processes (id, host, pid, pid_space, command, started_at, heartbeat_at)"
+        " VALUES (:id, :host, :pid, :pid_space, :command, :started_at, :heartbeat_at)"
+        " ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"
+    )
+
+    def _register(self) -> None:
+        with self._lock:
+            self.db.execute(self._UPSERT_PROCESS, self._process_row())
+
+    def _beat(self) -> None:
+        # Its own short-lived connection: a beat must not queue behind the store
+        # lock, which a thread may hold while SQLite waits out another writer.
+        # mode=rw: never create a file where the store was moved away (a restore in progress).
+        conn = sqlite3.connect(
+            f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None
+        )
+        try:
+            conn.execute(self._UPSERT_PROCESS, self._process_row())  # re-creates a row pruned while we hung
+        finally:
+            conn.close()
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every registered process, with `alive` as the lease rules see it."""
+        with self._lock:
+            rows = list(self.db["processes"].rows_where(order_by="started_at"))
+        now = utcnow()
+        return [{**row, "alive": heartbeat.owner_alive(row["id"], row, now)} for row in rows]
+
+    def _alive(self, owner: str | None) -> bool:
+        if owner == self.owner:
+            return True
+        with self._lock:
+            rows = list(self.db["processes"].rows_where("id = ?", [owner])) if owner else []
+        return heartbeat.owner_alive(owner, rows[0] if rows else None, utcnow())
 
     # -- audit --
 
@@ -271,6 +453,22 @@ class Store:
         with self._lock:
             self.db["watches"].update(watch_id, changes)
 
+    def claim_watch_step(self, watch_id: int, step: str, value: str) -> bool:
+        """Mark a watch's one-off `step` (e.g. "attach_started") as taken; True for exactly one caller.
+
+        One conditional UPDATE, so when several processes poll the same watch
+        only one of them does the step (attaching a volume twice would fail
+        the second time and report the restore as failed).
+        """
+        path = f"$.{step}"
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE watches SET data = json_set(data, ?, ?)"
+                " WHERE id = ? AND state = 'watching' AND json_extract(data, ?) IS NULL",
+                [path, value, watch_id, path],
+            )
+            return cursor.rowcount == 1
+
     # -- approvals --
 
     def create_approval(
@@ -322,6 +520,8 @@ class Store:
         stamps = {"decided_at": now} if to_state in ("approved", "denied", "expired") else {}
         if to_state in ("done", "failed"):
             stamps["finished_at"] = now
+        if to_state in ("approved", "executing"):
+            stamps["owner"] = self.owner  # ours to execute: reconciled by others only once we are dead
         values = {**stamps, **{k: (json.dumps(v) if k == "result" else v) for k, v in fields.items()}}
         sets = ", ".join(["state = ?"] + [f"{k} = ?" for k in values])
         sql = f"UPDATE approvals SET {sets} WHERE id = ? AND state = ?"
@@ -356,6 +556,10 @@ class Store:
             rows = list(self.db["approvals"].rows_where(f"state in ({marks})", list(states), order_by="created_at"))
         return [_approval(r) for r in rows]
 
+    def orphaned_approvals(self) -> list[dict[str, Any]]:
+        """Approved or executing requests whose owner process is dead (see bot/heartbeat.py)."""
+        return [r for r in self.approvals_in("approved", "executing") if not self._alive(r.get("owner"))]
+
     def due_approvals(self) -> list[dict[str, Any]]:
         """Pending requests whose time is up."""
         with self._lock:
@@ -386,24 +590,28 @@ class Store:
 
     # -- scheduled runs --
 
-    def start_run(self, job: str, trigger: str, stale_after: timedelta = timedelta(hours=6)) -> int | None:
-        """Take the job's lease and record a run; None when a run of it is already going.
+    def start_run(self, job: str, trigger: str, slot: datetime | None = None) -> int | None:
+        """Take the job's lease and record a run; None when a run of it is going, or `slot` was already run.
 
-        A "running" row older than `stale_after` is a run a crash left behind; it
-        is closed as interrupted so the job is not blocked forever.
+        The lease is the job's one "running" row, owned by this process.  Another
+        process's lease is taken over (closed as interrupted) only when that
+        process is dead, however long its run has been going: a 100,000-item
+        sweep may take hours.  A scheduled run passes its `slot`, the fire time
+        it stands for: each (job, slot) runs once across every process sharing
+        the store.  Manual runs pass none and only respect the lease.
         """
-        with self.transaction():
-            cutoff = iso(self.clock() - stale_after)
-            self.db.execute(
-                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE job = ? AND state = 'running'"
-                " AND started_at < ?",
-                [self.now(), job, cutoff],
-            )
+        with self._immediate():
+            now = self.now()
+            # A job that ran has been seen: its interval slots count from here.
+            self.db.execute("INSERT OR IGNORE INTO jobs_seen (job, first_seen) VALUES (?, ?)", [job, now])
+            held = self.db.execute("SELECT id, owner FROM runs WHERE job = ? AND state = 'running'", [job]).fetchone()
+            if held is not None and not self._alive(held[1]):
+                self.db.execute("UPDATE runs SET state = 'interrupted', finished_at = ? WHERE id = ?", [now, held[0]])
             try:
                 cursor = self.db.execute(
-                    "INSERT INTO runs (job, trigger, started_at, finished_at, state, summary)"
-                    " VALUES (?, ?, ?, '', 'running', '')",
-                    [job, trigger, self.now()],
+                    "INSERT INTO runs (job, trigger, started_at, finished_at, state, summary, owner, slot)"
+                    " VALUES (?, ?, ?, '', 'running', '', ?, ?)",
+                    [job, trigger, now, self.owner, iso(slot) if slot else None],
                 )
             except sqlite3.IntegrityError:
                 return None
@@ -416,12 +624,17 @@ class Store:
                 [state, self.now(), json.dumps(summary), run_id],
             )
 
-    def interrupt_runs(self) -> int:
-        """At server start: runs left "running" by a crash of this process are over."""
-        with self._lock:
-            return self.db.execute(
-                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state = 'running'", [self.now()]
-            ).rowcount
+    def interrupt_orphaned_runs(self) -> int:
+        """Close as interrupted the runs whose owner is dead (a crash, here or in another process)."""
+        with self._immediate():
+            held = self.db.execute("SELECT id, owner FROM runs WHERE state = 'running'").fetchall()
+            dead = [run_id for run_id, owner in held if not self._alive(owner)]
+            for run_id in dead:
+                self.db.execute(
+                    "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE id = ? AND state = 'running'",
+                    [self.now(), run_id],
+                )
+            return len(dead)
 
     def last_run(self, job: str) -> dict[str, Any] | None:
         with self._lock:
@@ -438,6 +651,105 @@ class Store:
             self.db.execute("INSERT OR IGNORE INTO jobs_seen (job, first_seen) VALUES (?, ?)", [job, self.now()])
             row = self.db.execute("SELECT first_seen FROM jobs_seen WHERE job = ?", [job]).fetchone()
         return from_iso(row[0])
+
+    # -- upkeep --
+
+    def prune(
+        self,
+        *,
+        audit: timedelta,
+        events: timedelta,
+        watches: timedelta,
+        runs: timedelta,
+        approvals: timedelta,
+    ) -> dict[str, int]:
+        """Delete what is older than its retention; returns how many rows went, per table.
+
+        Never deleted, whatever their age: pending, approved and executing
+        requests, watches still watching, running runs, and each job's latest run
+        (it tells a missed slot at start, and what `/lifecycle list` shows).
+        Deletes go in chunks, each its own short transaction, so the other
+        processes' writes are never held up for long.
+        """
+        now = self.clock()
+        final = ", ".join(f"'{state}'" for state in FINAL_APPROVAL_STATES)
+        counts = {
+            "audit": self._delete("audit", "at < ?", [iso(now - audit)]),
+            "events": self._delete("events", "at < ?", [iso(now - events)]),
+            "watches": self._delete("watches", "state != 'watching' AND created_at < ?", [iso(now - watches)]),
+            "runs": self._delete(
+                "runs",
+                "state != 'running' AND started_at < ? AND id NOT IN (SELECT id FROM (SELECT id, row_number()"
+                " OVER (PARTITION BY job ORDER BY started_at DESC, id DESC) AS newest FROM runs) WHERE newest = 1)",
+                [iso(now - runs)],
+            ),
+            "approvals": self._delete("approvals", f"state IN ({final}) AND created_at < ?", [iso(now - approvals)]),
+        }
+        # Process rows on the wall clock, like their heartbeats; a live process re-creates its row.
+        gone = [
+            p["id"]
+            for p in self.processes()
+            if not p["alive"] and from_iso(p["heartbeat_at"]) < utcnow() - PROCESS_ROWS_KEPT
+        ]
+        counts["processes"] = sum(self._delete("processes", "id = ?", [pid]) for pid in gone)
+        return counts
+
+    def _delete(self, table: str, where: str, params: list, chunk: int = 5000) -> int:
+        total = 0
+        while True:
+            with self._immediate():
+                deleted = self.db.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} LIMIT {chunk})",
+                    params,
+                ).rowcount
+            total += deleted
+            if deleted < chunk:
+                return total
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: str
+    schema_version: int
+    size: int  # bytes
+
+
+def backup(source: str, target: str) -> Backup:
+    """Copy the store at `source` into the new file `target` with SQLite's online backup API.
+
+    Safe while the bot and other processes use the store: the copy is one
+    consistent moment of it (a transaction still open is not in it).  The
+    copy is a single self-contained file (not WAL), checked with quick_check;
+    a copy that fails the check is removed and reported.  Never overwrites.
+    """
+    if source == ":memory:" or not Path(source).is_file():
+        raise StoreError(f"there is no store at {source}.", "Check store.path in config.toml (or CHATOPS_DB).")
+    destination = Path(target)
+    if destination.exists():
+        raise StoreError(f"{target} already exists; a backup never overwrites a file.", "Choose a new file name.")
+    if not destination.parent.is_dir():
+        raise StoreError(f"the folder of {target} does not exist.", "Create it first, or choose another path.")
+    src = sqlite3.connect(source, timeout=30)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)  # all pages in one step, under one read transaction: a consistent copy
+            dst.execute("PRAGMA journal_mode = DELETE")
+            problems = [r[0] for r in dst.execute("PRAGMA quick_check").fetchall()]
+            version = dst.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            dst.close()
+    except sqlite3.DatabaseError as exc:
+        destination.unlink(missing_ok=True)
+        if _damaged(exc):
+            raise _damage_error(source, str(exc)) from None
+        raise StoreError(f"could not back up {source} to {target}: {exc}.") from None
+    finally:
+        src.close()
+    if problems != ["ok"]:
+        destination.unlink(missing_ok=True)
+        raise _damage_error(source, "; ".join(problems[:3]))
+    return Backup(target, version, destination.stat().st_size)
 
 
 def _approval(row: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.approval_flow import expire_due
 from bot.deps import Deps
+from bot.heartbeat import OWNER_TTL
 from scheduler import ami_watches  # noqa: F401  (registers the "image" and "instances" watchers)
+from scheduler.upkeep import prune_store, reclaim_orphans
 from scheduler.watches import poll_watches
 
 
@@ -29,6 +33,29 @@ def build_scheduler(deps: Deps) -> BackgroundScheduler:
         args=[deps],
         id="approval-expiry",
         seconds=30,
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        reclaim_orphans,
+        "interval",
+        args=[deps],
+        id="reclaim-orphans",
+        seconds=OWNER_TTL.total_seconds(),
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    # Daily, first a little after start: a bot restarted more often than daily still prunes.
+    # Several processes may prune the same store; deleting twice is harmless.
+    scheduler.add_job(
+        prune_store,
+        "interval",
+        args=[deps],
+        id="store-prune",
+        hours=24,
+        next_run_time=datetime.now(scheduler.timezone) + timedelta(minutes=10),
         max_instances=1,
         coalesce=True,
         replace_existing=True,

@@ -1,9 +1,15 @@
-"""Policy and digest jobs: stable IDs, one run at a time, a missed run made up once at start.
+"""Policy and digest jobs: stable IDs, one run per slot across processes, a missed run made up once at start.
 
 APScheduler decides *when*; the store remembers what ran (`runs`), which is
 how a slot missed while the bot was down is noticed at start and run once —
 not once per missed slot.  A policy never seen before is not "missed": it
 first runs at its first slot (or now, with `/lifecycle run`).
+
+Every firing claims its slot (the fire time it stands for) in the store, so
+when several processes share the store (two replicas) each slot runs once.
+For that every process must see the same slots: interval slots count from
+the job's `first_seen` in the store, which they all share, not from when a
+process started or what it saw run last.
 """
 
 from __future__ import annotations
@@ -33,6 +39,28 @@ def policy_trigger(policy: Policy, timezone: str, start: datetime | None = None)
     return CronTrigger.from_crontab(policy.cron, timezone=timezone)
 
 
+def slot_of(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The trigger's latest fire time at or before `now` (None if it never fired): the slot a firing stands for.
+
+    Computed from the trigger, not from when the job happened to start, so
+    every process firing the slot (a little late, or with a clock a little
+    off) names the same one.
+    """
+    span = timedelta(minutes=1)
+    first = trigger.get_next_fire_time(None, now - span)
+    while first is None or first > now:
+        if span > timedelta(days=3700):  # longer than any cron's period (29 February: 8 years): it never fired
+            return None
+        span *= 2
+        first = trigger.get_next_fire_time(None, now - span)
+    slot = first
+    while True:
+        later = trigger.get_next_fire_time(slot, slot + timedelta(microseconds=1))
+        if later is None or later > now:
+            return slot
+        slot = later
+
+
 def missed(deps: Deps, job: str, trigger: BaseTrigger) -> bool:
     """Was a slot of `job` due, since its last run (or since the bot first saw it), before now?"""
     last = deps.store.last_run(job)
@@ -42,12 +70,20 @@ def missed(deps: Deps, job: str, trigger: BaseTrigger) -> bool:
 
 
 def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
-    """The job body: run the policy and post its summary; never raises into APScheduler."""
+    """The job body: run the policy's current slot and post its summary; never raises into APScheduler."""
     policy = deps.config.policy(policy_name)
+    slot = slot_of(_trigger_for(deps, policy), deps.now())
+    if slot is None:
+        log.warning("policy %s fired before its first slot; skipped", policy_name)
+        return
     try:
-        report = lifecycle_flow.run_policy(deps, policy, trigger=trigger)
+        report = lifecycle_flow.run_policy(deps, policy, trigger=trigger, slot=slot)
     except lifecycle_flow.AlreadyRunning:
-        log.info("policy %s is already running; this slot is skipped", policy_name)
+        log.info(
+            "policy %s: slot %s already ran, or a run is going (here or in another process); skipped",
+            policy_name,
+            slot.isoformat(),
+        )
         return
     except Exception:
         log.exception("policy %s failed", policy_name)
@@ -55,9 +91,15 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, [report]))
 
 
+def digest_trigger(deps: Deps) -> BaseTrigger:
+    return CronTrigger.from_crontab(deps.config.schedule.digest, timezone=deps.config.schedule.timezone)
+
+
 def scheduled_digest(deps: Deps, trigger: str) -> None:
-    run_id = deps.store.start_run(DIGEST_JOB, trigger)
+    slot = slot_of(digest_trigger(deps), deps.now())
+    run_id = deps.store.start_run(DIGEST_JOB, trigger, slot=slot) if slot is not None else None
     if run_id is None:
+        log.info("digest: slot %s already ran, or is running in another process; skipped", slot and slot.isoformat())
         return
     state, summary = "failed", {}
     try:
@@ -70,9 +112,10 @@ def scheduled_digest(deps: Deps, trigger: str) -> None:
 
 
 def _trigger_for(deps: Deps, policy: Policy) -> BaseTrigger:
-    last = deps.store.last_run(lifecycle_flow.job_name(policy))
-    anchor = from_iso(last["started_at"]) if last else deps.store.first_seen(lifecycle_flow.job_name(policy))
-    # Interval slots continue from the last run, so a restart does not reset the clock.
+    # Interval slots count from when the store first saw the job (or, for a store
+    # older than that rule, from its last run then): the same in every process,
+    # and unchanged by a restart or a manual run.
+    anchor = deps.store.first_seen(lifecycle_flow.job_name(policy))
     return policy_trigger(policy, deps.config.schedule.timezone, start=anchor + policy.every if policy.every else None)
 
 
@@ -83,15 +126,13 @@ def next_run(deps: Deps, policy: Policy) -> datetime | None:
 
 def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
     """Add one job per policy and the digest; returns the IDs of jobs caught up at start."""
-    tz = deps.config.schedule.timezone
     caught_up = []
     specs: list[tuple[str, BaseTrigger, Callable, list]] = []
     for policy in deps.config.policies:
         specs.append(
             (lifecycle_flow.job_name(policy), _trigger_for(deps, policy), scheduled_policy_run, [deps, policy.name])
         )
-    digest_trigger = CronTrigger.from_crontab(deps.config.schedule.digest, timezone=tz)
-    specs.append((DIGEST_JOB, digest_trigger, scheduled_digest, [deps]))
+    specs.append((DIGEST_JOB, digest_trigger(deps), scheduled_digest, [deps]))
     for job, trigger, func, args in specs:
         scheduler.add_job(
             func,
@@ -105,6 +146,8 @@ def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
             replace_existing=True,
         )
         if missed(deps, job, trigger):
+            # Claims the latest missed slot when it runs: two processes starting
+            # together both catch up, and that slot still runs once.
             scheduler.add_job(
                 func,
                 "date",

@@ -93,8 +93,10 @@ def watch_volume(deps: Deps, row: Mapping) -> None:
     elif volume.state == "in-use" or (volume.state == "available" and not attach):
         finish(deps, row, render(volume))
     elif volume.state == "available" and not data.get("attach_started"):
-        # Record the attempt before the call: a crash afterwards must not attach twice.
-        deps.store.update_watch(row["id"], data={**data, "attach_started": deps.now().isoformat()})
+        # Record the attempt before the call: a crash afterwards must not attach twice,
+        # nor may another process polling the same watch.
+        if not deps.store.claim_watch_step(row["id"], "attach_started", deps.now().isoformat()):
+            return
         try:
             snapshots.attach_volume(deps.gateway, region, volume_id, attach["instance_id"], attach["device"])
         except BotError as exc:

@@ -1,0 +1,320 @@
+"""Several processes on one store: a server beside a CLI sweep, two servers, a replica that dies, one watch.
+
+The first tests run two participants in this interpreter (a Runtime over HTTP
+and a second Store on the same file: each Store is a process to the others);
+the last ones start real `python -m bot` and `python -m bot sweep` processes
+against the moto server and the fake Slack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from bot import slack_payloads
+from bot.app import make_slack_client
+from bot.config import Config, Policy
+from bot.deps import Deps
+from bot.fakeslack import Call, message_text
+from bot.gateway import Ec2Gateway
+from bot.store import Store, from_iso, utcnow
+from scheduler.upkeep import reclaim_orphans
+from scheduler.watches import poll_watches, watch_volume
+from tests.conftest import base_config, make_instance, make_volume
+from tests.harness import ALICE, BOB, SECRET
+from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
+from tests.test_e2e_process import free_port
+
+pytestmark = pytest.mark.e2e
+
+POLICY = Policy(
+    name="daily-db",
+    resource="volume",
+    target_tags={"Backup": "daily"},
+    regions=("us-east-1",),
+    every=timedelta(hours=12),
+    keep=1,
+    on_expired="approve",
+)
+
+
+def rows(path: str, sql: str, *params) -> list[tuple]:
+    """Read the store as an operator would, with a plain SQLite connection."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# --- two participants in this interpreter ---------------------------------------------------------
+
+
+def test_a_starting_server_leaves_a_live_process_s_run_alone(make_bot, tmp_path, ec2):
+    config = dataclasses.replace(base_config(tmp_path), policies=(POLICY,))
+    sweep = Store(config.store.path)  # `python -m bot sweep`, mid-run
+    run = sweep.start_run("policy:daily-db", "cli")
+    make_volume(ec2, 8, Backup="daily")
+
+    bot = make_bot(config)
+    assert rows(config.store.path, "SELECT state FROM runs WHERE id = ?", run) == [("running",)]
+    bot.command("/lifecycle run daily-db")
+    bot.settle()
+    assert "running right now" in bot.responses()[-1]
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []  # no overlapping run
+
+    sweep.finish_run(run, "ok", {})
+    sweep.close()
+    bot.command("/lifecycle run daily-db")
+    bot.settle()
+    assert len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]) == 1
+
+
+def test_a_starting_server_leaves_a_live_replica_s_approval_alone(make_bot, ec2):
+    replica = make_bot()
+    snap = snapshot(ec2)
+    message = request_delete(replica, ec2, snap)
+    [row] = replica.deps.store.approvals_in("pending")
+    # The replica won the click and is about to delete, when a second server starts:
+    assert replica.deps.store.transition(row["id"], "pending", "approved", decided_by=BOB)
+    second = make_bot(config=replica.config)
+    assert approval_state(second) == "approved"  # not failed under the replica's feet
+
+    replica.stop()  # now it dies before the AWS call: the second settles it on its next round
+    assert reclaim_orphans(second.deps) == 1
+    assert approval_state(second) == "failed"
+    assert exists(ec2, snap) and second.deps.gateway.calls["DeleteSnapshot"] == 0
+    assert "request again" in message_text(second.approval_messages()[0])
+    second.click(message, "approval_approve", user=BOB)
+    second.settle()
+    assert exists(ec2, snap)
+
+
+# --- real processes --------------------------------------------------------------------------------
+
+CONFIG = """
+[slack]
+digest_channel = "C0DIGEST"
+[aws]
+default_region = "us-east-1"
+regions = ["us-east-1"]
+[access]
+approvers = ["U0BOB"]
+[[policies]]
+name = "daily-db"
+resource = "volume"
+target_tags = {{ Backup = "daily" }}
+regions = ["us-east-1"]
+every = "{every}"
+keep = {keep}
+on_expired = "{on_expired}"
+"""
+
+
+@dataclasses.dataclass
+class Processes:
+    """Real bot processes on one store; their output goes to files (a pipe nobody reads would fill up)."""
+
+    tmp_path: Path
+    env: dict[str, str]
+    started: list[tuple[subprocess.Popen, Path]] = dataclasses.field(default_factory=list)
+
+    @property
+    def db(self) -> str:
+        return self.env["CHATOPS_DB"]
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen:
+        log = self.tmp_path / f"process-{len(self.started)}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", *args], env={**self.env, **env}, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.started.append((proc, log))
+        return proc
+
+    def server(self) -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        return self.start(PORT=str(port)), f"http://127.0.0.1:{port}"
+
+    def log(self, proc: subprocess.Popen) -> str:
+        return next(log for p, log in self.started if p is proc).read_text()
+
+    def wait_healthy(self, proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, self.log(proc)
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise TimeoutError(f"bot never became healthy:\n{self.log(proc)}")
+
+    def stop(self, proc: subprocess.Popen) -> int:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=30)
+
+
+@pytest.fixture
+def processes(tmp_path, aws, fake_slack, moto_server):
+    def configure(every: str = "12h", keep: int = 1, on_expired: str = "approve") -> Processes:
+        config = tmp_path / "config.toml"
+        config.write_text(CONFIG.format(every=every, keep=keep, on_expired=on_expired))
+        env = {
+            **os.environ,
+            "CHATOPS_CONFIG": str(config),
+            "CHATOPS_DB": str(tmp_path / "shared.db"),
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake_slack.api_url,
+            "AWS_ENDPOINT_URL": moto_server,
+        }
+        made.append(Processes(tmp_path, env))
+        return made[-1]
+
+    made: list[Processes] = []
+    yield configure
+    for group in made:
+        for proc, _ in group.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+def policy_snapshots(ec2) -> list[dict]:
+    f = [{"Name": "tag:chatops:policy", "Values": ["daily-db"]}]
+    return ec2.describe_snapshots(OwnerIds=["self"], Filters=f)["Snapshots"]
+
+
+def signed_command(url: str, fake_slack, line: str) -> int:
+    command, _, text = line.partition(" ")
+    body = slack_payloads.slash_command(command, text, ALICE, "C0OPS", fake_slack.new_response_url())
+    request = urllib.request.Request(
+        f"{url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.status
+
+
+def test_a_server_starting_beside_a_running_cli_sweep_leaves_its_lease_alone(processes, ec2, fake_slack):
+    group = processes()
+    vol = make_volume(ec2, 8, Backup="daily")
+    for _ in range(2):  # keep = 1: one of them is expired
+        tags = [{"Key": "chatops:policy", "Value": "daily-db"}, {"Key": "chatops:source", "Value": vol}]
+        ec2.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}])
+    # Hold the sweep in the middle of its run: its approval request waits for
+    # the fake Slack's answer until the test lets it go.
+    asked, release = threading.Event(), threading.Event()
+
+    def hold(call: Call) -> None:
+        # Every attempt is held (the Slack client gives up after 15 s and retries).
+        if call.method == "chat.postMessage" and "Request `req-" in message_text(call.params):
+            asked.set()
+            release.wait(60)
+
+    fake_slack.listeners.append(hold)
+    try:
+        sweep = group.start("sweep", "--policy", "daily-db")
+        while not asked.wait(0.2):
+            assert sweep.poll() is None, group.log(sweep)
+        server, url = group.server()
+        group.wait_healthy(server, url)
+        # The server started while the sweep holds the policy's lease: it stays the sweep's.
+        assert rows(group.db, "SELECT trigger, state FROM runs") == [("cli", "running")]
+        assert signed_command(url, fake_slack, "/lifecycle run daily-db") == 200
+        refused = fake_slack.wait_for(
+            lambda s: [t for t in s.texts("response_url") if "running right now" in t], timeout=30
+        )
+        assert refused and len(policy_snapshots(ec2)) == 2  # the manual run did not start beside the sweep
+    finally:
+        release.set()
+    assert sweep.wait(timeout=60) == 0, group.log(sweep)
+    assert rows(group.db, "SELECT trigger, state FROM runs") == [("cli", "ok")]
+    assert group.stop(server) == 0, group.log(server)
+
+
+def test_two_servers_run_each_slot_once(processes, ec2, fake_slack):
+    group = processes(every="2s", keep=100, on_expired="report")
+    make_volume(ec2, 8, Backup="daily")
+    # Both servers were down when this morning's digest was due: both catch it up at start.
+    seen = Store(group.db, clock=lambda: utcnow() - timedelta(days=2))
+    seen.first_seen("digest")
+    seen.close()
+
+    servers = [group.server() for _ in range(2)]
+    for proc, url in servers:
+        group.wait_healthy(proc, url)
+
+    def progress() -> tuple[int, int]:
+        [(policy_runs,)] = rows(group.db, "SELECT count(*) FROM runs WHERE job = 'policy:daily-db' AND state = 'ok'")
+        [(digests,)] = rows(group.db, "SELECT count(*) FROM runs WHERE job = 'digest' AND state != 'running'")
+        return policy_runs, digests
+
+    deadline = time.monotonic() + 60
+    while progress()[0] < 3 or progress()[1] < 1:
+        assert time.monotonic() < deadline, f"runs so far: {progress()}\n" + group.log(servers[0][0])
+        time.sleep(0.2)
+    for proc, _ in servers:
+        assert group.stop(proc) == 0, group.log(proc)
+
+    digests = [c for c in fake_slack.calls_of("chat.postMessage") if "Snapshot & AMI digest" in message_text(c.params)]
+    assert len(digests) == 1  # both caught the missed digest up; it ran once
+    assert rows(group.db, "SELECT trigger FROM runs WHERE job = 'digest'") == [("missed-at-start",)]
+    policy_runs = [from_iso(slot) for (slot,) in rows(group.db, "SELECT slot FROM runs WHERE job = 'policy:daily-db'")]
+    assert len(set(policy_runs)) == len(policy_runs) >= 3  # one run per slot ...
+    [(anchor,)] = rows(group.db, "SELECT first_seen FROM jobs_seen WHERE job = 'policy:daily-db'")
+    assert all((slot - from_iso(anchor)).total_seconds() % 2 == 0 for slot in policy_runs)  # ... on the shared grid
+    assert len(policy_snapshots(ec2)) <= len(policy_runs)  # and no run without its claim
+
+
+def test_two_processes_polling_one_restore_attach_the_volume_once(tmp_path, aws, ec2, fake_slack):
+    path = str(tmp_path / "watches.db")
+
+    def participant(session) -> Deps:
+        gateway = Ec2Gateway(session)
+        slack = make_slack_client("xoxb-test", fake_slack.api_url)
+        return Deps(config=Config(), gateway=gateway, store=Store(path), worker=None, slack=slack, clock=utcnow)
+
+    first = participant(aws)  # sees AWS (moto) as it is
+    second = participant(boto3.session.Session(region_name="us-east-1"))
+    vol, inst = make_volume(ec2, 8), make_instance(ec2)
+    ts = first.slack.chat_postMessage(channel="C0OPS", text="restoring")["ts"]
+    attach = {"instance_id": inst, "device": "/dev/sdh"}
+    first.store.add_watch(
+        "volume", "us-east-1", [vol], "C0OPS", ts, ALICE, utcnow() + timedelta(hours=1), {"attach": attach}
+    )
+    [row] = first.store.active_watches()  # both processes' polls read the watch ...
+    watch_volume(first, row)  # ... the first attaches the volume ...
+    # ... while the second still saw it available (AWS takes a moment to say "in-use"):
+    volume = {"VolumeId": vol, "Size": 8, "AvailabilityZone": "us-east-1a", "VolumeType": "gp3"}
+    attached = [{"InstanceId": inst, "Device": "/dev/sdh", "State": "attached"}]
+    instance = {"InstanceId": inst, "State": {"Name": "running"}, "Placement": {"AvailabilityZone": "us-east-1a"}}
+    with Stubber(second.gateway.client("us-east-1")) as aws_now:
+        aws_now.add_response("describe_volumes", {"Volumes": [{**volume, "State": "available", "Attachments": []}]})
+        aws_now.add_response("describe_volumes", {"Volumes": [{**volume, "State": "in-use", "Attachments": attached}]})
+        aws_now.add_response("describe_instances", {"Reservations": [{"Instances": [instance]}]})
+        watch_volume(second, row)
+
+    poll_watches(first)  # the next poll sees it attached
+    assert [a["InstanceId"] for a in ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]] == [inst]
+    assert first.store.active_watches() == []
+    [message] = [m for (_, t), m in fake_slack.messages.items() if t == ts]
+    assert "attached to" in message_text(message) and "failed" not in message_text(message)
+    for p in (first, second):
+        p.store.close()
