@@ -8,10 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import errors
-from bot.approvals import ItemResult, Plan, PlanItem, check_decider, delete_snapshots_plan, execute_delete_snapshots
-from bot.config import AccessConfig
+from bot.approvals import (
+    Context,
+    ItemResult,
+    Plan,
+    PlanItem,
+    check_decider,
+    delete_snapshots_plan,
+    execute_delete_snapshots,
+)
+from bot.config import AccessConfig, Config
 from bot.gateway import Ec2Gateway
-from bot.store import Store
+from bot.store import Store, utcnow
 from tests.conftest import make_instance, make_volume
 
 
@@ -154,7 +162,7 @@ def test_execute_refuses_a_snapshot_that_now_backs_an_ami(aws, ec2):
     # A plan made before the AMI existed (the world changed while it waited for approval):
     plan = Plan("delete-snapshots", "us-east-1", "t", (PlanItem(backing, "snapshot", 8), PlanItem(fine, "snapshot", 8)))
     seen: list[ItemResult] = []
-    results = execute_delete_snapshots(gw, plan, seen.append)
+    results = execute_delete_snapshots(Context(gw, Config(), utcnow), plan, seen.append)
     assert results == seen
     assert results[0].outcome == "failed" and image in results[0].reason
     assert results[1].outcome == "done"
