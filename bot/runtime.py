@@ -14,7 +14,7 @@ from datetime import datetime
 
 import boto3
 
-from bot.app import LISTENER_THREADS, build_app, listener_pool, make_slack_client
+from bot.app import LISTENER_THREADS, SLACK_TIMEOUT, build_app, listener_pool, make_slack_client
 from bot.approval_flow import expire_due, reconcile_unfinished
 from bot.config import Config
 from bot.deps import Deps
@@ -35,6 +35,7 @@ class SlackSettings:
     app_token: str | None = None
     api_url: str | None = None
     token_verification: bool = True
+    timeout: float = SLACK_TIMEOUT  # per Web API call; the tests shorten it to provoke timeouts quickly
 
     @classmethod
     def from_env(cls, env) -> SlackSettings:
@@ -58,7 +59,7 @@ def build_deps(
         gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale)),
         store=Store(config.store.path, clock),
         worker=Worker(config.aws.workers),
-        slack=make_slack_client(slack.bot_token, slack.api_url),
+        slack=make_slack_client(slack.bot_token, slack.api_url, slack.timeout),
         clock=clock,
     )
 

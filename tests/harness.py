@@ -63,13 +63,19 @@ class BotUnderTest:
     config: Config
     slack: FakeSlack
     clock: Callable[[], datetime] = utcnow
+    slack_timeout: float | None = None  # the Slack client's timeout, when a test provokes timeouts
     runtime: Runtime = field(init=False)
     server: HttpServer = field(init=False)
 
     def __post_init__(self) -> None:
         self.runtime = Runtime(
             self.config,
-            SlackSettings(bot_token="xoxb-test", signing_secret=SECRET, api_url=self.slack.api_url),
+            SlackSettings(
+                bot_token="xoxb-test",
+                signing_secret=SECRET,
+                api_url=self.slack.api_url,
+                **({"timeout": self.slack_timeout} if self.slack_timeout else {}),
+            ),
             session=boto3.session.Session(),
             clock=self.clock,
         )
