@@ -256,6 +256,14 @@ def watch_timed_out(resource_id: str, waited: timedelta, status_hint: str) -> Me
     return message(text, [section(text)])
 
 
+def watched_gone(what: str, resource_ids: Sequence[str], region: str, why: str = "") -> Message:
+    """A watched resource vanished before it finished: the watch ends with this."""
+    ids = ", ".join(f"`{escape(i)}`" for i in resource_ids)
+    text = f":x: {escape(what)} {ids} no longer exist{'s' if len(resource_ids) == 1 else ''} in {escape(region)}"
+    text += f" ({escape(why)})." if why else "."
+    return message(text, [section(text)])
+
+
 # --- volumes -------------------------------------------------------------------
 
 
