@@ -145,6 +145,19 @@ def apology(reference: str) -> Message:
     return message(text, [section(text)])
 
 
+def unposted(msg: Message, channel: str, why: str, no_channel: bool, followed: bool) -> Message:
+    """The requester's copy of a channel message Slack refused or did not confirm (the AWS work is done)."""
+    if no_channel:
+        note = ":information_source: Invite me to this channel (`/invite @bot`) to get " + (
+            "the result there when it finishes." if followed else "these messages there."
+        )
+    else:
+        note = f":warning: Slack did not confirm my message in <#{escape(channel)}> ({escape(why)}), so here it is" + (
+            "; I will post the result there when it finishes." if followed else "."
+        )
+    return message(msg["text"], [*msg["blocks"][: MAX_BLOCKS - 1], context(note)])
+
+
 def working(line: str) -> Message:
     text = f":hourglass_flowing_sand: Working on `{escape(line)}`…"
     return message(text, [context(text)])

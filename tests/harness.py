@@ -142,6 +142,14 @@ class BotUnderTest:
                     return
         raise TimeoutError("worker did not become idle")
 
+    def wait_watches_done(self, timeout: float = 20) -> None:
+        """Wait until no watch is left to poll (the scheduler polls them every aws.poll_interval)."""
+        deadline = time.monotonic() + timeout
+        while self.deps.store.active_watches(posting_before=datetime.now(UTC) + timedelta(days=1)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("watches still active")
+            time.sleep(0.05)
+
     def responses(self) -> list[str]:
         """Texts posted through response_url (ephemeral answers), oldest first."""
         return self.slack.texts("response_url")

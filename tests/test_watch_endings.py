@@ -13,11 +13,15 @@ from datetime import timedelta
 import pytest
 from botocore.stub import Stubber
 
+from bot import approval_flow
+from bot.commands import parse
 from bot.fakeslack import message_text
+from handlers import snapshot as snapshot_handlers
+from handlers.respond import SlackReply, run_job
 from scheduler import watches
 from scheduler.watches import poll_watches
-from tests.test_ami_watches import NOW, clock, deps, watch  # noqa: F401  (shared fixtures)
-from tests.test_snapshot_watches import SNAP, describe
+from tests.test_ami_watches import AMI, NOW, clock, deps, image, watch  # noqa: F401  (shared fixtures)
+from tests.test_snapshot_watches import SNAP, describe, snapshot
 
 VOL = "vol-0123456789abcdef0"
 INSTANCE = "i-0123456789abcdef0"
@@ -185,3 +189,43 @@ def test_a_watch_left_posting_by_a_crash_is_followed_without_a_message(deps, stu
     assert len(fake_slack.channel_messages(SNAP)) == 1
     assert not deps.store.set_watch_message(watch_id, "2.000002")  # too late: it is finished
     assert state_of(deps, watch_id) == "done"
+
+
+# -- a post that fails right after the AWS action: the pending resource is still followed --
+
+
+def test_a_pending_snapshot_whose_post_failed_is_followed_and_reported_once(deps, stub, fake_slack):  # noqa: F811
+    line = f"/snapshot {VOL} nightly"
+    reply = SlackReply(deps, "U0ALICE", "C0OPS", fake_slack.new_response_url(), line)
+    stub.add_response("describe_volumes", {"Volumes": [{"VolumeId": VOL, "Size": 8, "State": "in-use", "Tags": []}]})
+    stub.add_response("create_snapshot", snapshot("pending", "0%"))
+    fake_slack.fail_next("chat.postMessage", status=500)
+    run_job(reply, snapshot_handlers.create, parse("snapshot", f"{VOL} nightly", "us-east-1"))
+
+    [entry] = deps.store.recent_audit(1)
+    assert entry["outcome"] == "ok" and SNAP in entry["detail"] and "Slack" in entry["detail"]
+    assert any(SNAP in text for text in fake_slack.texts("response_url"))  # the requester has the ID
+    describe(stub, "completed", "100%")
+    poll_watches(deps)
+    poll_watches(deps)
+    [final] = fake_slack.channel_messages(SNAP)
+    assert "completed" in message_text(final)
+    assert deps.store.active_watches() == []
+
+
+def test_an_ami_an_approval_started_is_followed_even_when_its_post_fails(deps, fake_slack):  # noqa: F811
+    request_ts = deps.slack.chat_postMessage(channel="C0OPS", text="Request req-1")["ts"]
+    row = {"id": "req-1", "channel": "C0OPS", "message_ts": request_ts, "requester": "U0ALICE"}
+    fake_slack.fail_next("chat.postMessage", status=500, after=True)
+    with Stubber(deps.gateway.client("us-east-1")) as stub:
+        stub.add_response("describe_images", {"Images": [image("pending")]})
+        approval_flow.follow_image(deps, row, "us-east-1", AMI, INSTANCE)
+        stub.add_response("describe_images", {"Images": [image("available")]})
+        stub.add_response("create_tags", {})
+        poll_watches(deps)
+        stub.assert_no_pending_responses()
+    in_thread = [message_text(m) for m in fake_slack.channel_messages(AMI) if m.get("thread_ts") == request_ts]
+    # The progress message (it landed, though Slack's answer was lost: never posted again) and the final state.
+    assert len(in_thread) == 2 and "pending" in in_thread[0] and "available" in in_thread[1]
+    assert deps.store.active_watches() == []
+    assert "Slack" in deps.store.recent_audit(1)[0]["detail"]
