@@ -63,6 +63,7 @@ UPDATE_FAULTS = [
     Fault("429", {"status": 429, "retry_after": 0}, lands=True, confirmed=True),
     Fault("500 after updating", {"status": 500, "after": True}, lands=True, confirmed=True),
     Fault("timeout after updating", {"hang": HANG, "after": True}, lands=True, confirmed=True),
+    Fault("timeout before updating", {"hang": HANG}, lands=True, confirmed=True),
     Fault("dropped after updating", {"drop": True, "after": True}, lands=True, confirmed=True),
     Fault("dropped before updating", {"drop": True}, lands=True, confirmed=True),
 ]
