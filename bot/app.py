@@ -7,27 +7,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 import handlers
 from bot.deps import Deps
+from bot.slack_retry import retry_handlers
 
 log = logging.getLogger(__name__)
 
 
-def make_slack_client(token: str | None, base_url: str | None = None) -> WebClient:
-    """A WebClient that retries rate limits (honouring Retry-After), 5xx and dropped connections."""
+SLACK_TIMEOUT = 15.0  # seconds a Slack Web API call may take before it counts as failed
+
+
+def make_slack_client(token: str | None, base_url: str | None = None, timeout: float = SLACK_TIMEOUT) -> WebClient:
+    """A WebClient that retries only what cannot double a message (bot/slack_retry.py): a post is sent once."""
     kwargs = {"base_url": base_url} if base_url else {}
-    client = WebClient(token=token, timeout=15, **kwargs)
-    client.retry_handlers = [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=2),
-    ]
+    client = WebClient(token=token, timeout=timeout, **kwargs)
+    client.retry_handlers = retry_handlers()
     return client
 
 

@@ -149,26 +149,45 @@ def execute(deps: Deps, row: dict) -> str:
 
 
 def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str) -> None:
-    """Post an AMI an approved action started in the request's thread; a watch updates it when available."""
+    """Post an AMI an approved action started in the request's thread; a watch updates it when available.
+
+    The watch is recorded before the post: if Slack fails (or its answer is
+    lost; the post is never repeated), the watch still follows the AMI and
+    posts its final state in the thread once.  The request's own message
+    already names the AMI.
+    """
     try:
         image = deps.gateway.find_images(region, [image_id]).get(image_id)
-        if image is None:
-            return  # the result on the request already names it
-        thread = {"thread_ts": row["message_ts"]} if row.get("message_ts") else {}
-        msg = blocks.image_progress(image, deps.now(), requested_by=row["requester"], source=source)
-        posted = deps.slack.chat_postMessage(channel=row["channel"], **thread, **msg)
     except BotError as exc:
         log.warning("approval %s: could not look up %s: %s", row["id"], image_id, exc.message)
         return
-    except SLACK_FAILURES:
-        log.exception("approval %s: could not post the progress of %s", row["id"], image_id)
-        return
+    if image is None:
+        return  # the result on the request already names it
+    thread = {"thread_ts": row["message_ts"]} if row.get("message_ts") else {}
+    watch_id = None
     if image.state == "pending":
         deadline = deps.now() + deps.config.aws.poll_timeout
-        watched = {"verb": "AMI", "source": source}
-        deps.store.add_watch(
-            "image", region, [image_id], row["channel"], posted["ts"], row["requester"], deadline, watched
+        watched = {"verb": "AMI", "source": source, **thread}
+        watch_id = deps.store.add_watch(
+            "image", region, [image_id], row["channel"], None, row["requester"], deadline, watched
         )
+    ts = None
+    try:
+        msg = blocks.image_progress(image, deps.now(), requested_by=row["requester"], source=source)
+        ts = deps.slack.chat_postMessage(channel=row["channel"], **thread, **msg)["ts"]
+    except SLACK_FAILURES as exc:
+        log.warning("approval %s: could not post the progress of %s: %s", row["id"], image_id, slack_error(exc))
+        deps.store.audit(
+            row["requester"],
+            row["channel"],
+            f"approval {row['id']}: progress of {image_id}",
+            "ok",
+            f"Slack: not confirmed ({slack_error(exc)})"
+            + ("; its final state will be posted once" if watch_id else ""),
+        )
+    finally:
+        if watch_id is not None:
+            deps.store.set_watch_message(watch_id, ts)
 
 
 # What a done item of each plan kind did to the inventory (for the digest).

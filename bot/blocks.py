@@ -145,6 +145,19 @@ def apology(reference: str) -> Message:
     return message(text, [section(text)])
 
 
+def unposted(msg: Message, channel: str, why: str, no_channel: bool, followed: bool) -> Message:
+    """The requester's copy of a channel message Slack refused or did not confirm (the AWS work is done)."""
+    if no_channel:
+        note = ":information_source: Invite me to this channel (`/invite @bot`) to get " + (
+            "the result there when it finishes." if followed else "these messages there."
+        )
+    else:
+        note = f":warning: Slack did not confirm my message in <#{escape(channel)}> ({escape(why)}), so here it is" + (
+            "; I will post the result there when it finishes." if followed else "."
+        )
+    return message(msg["text"], [*msg["blocks"][: MAX_BLOCKS - 1], context(note)])
+
+
 def working(line: str) -> Message:
     text = f":hourglass_flowing_sand: Working on `{escape(line)}`…"
     return message(text, [context(text)])
@@ -253,6 +266,14 @@ def watch_timed_out(resource_id: str, waited: timedelta, status_hint: str) -> Me
         f":hourglass: `{escape(resource_id)}` is still not finished after {duration(waited)}; "
         f"I stopped watching it (AWS carries on). Check it with `{escape(status_hint)}`."
     )
+    return message(text, [section(text)])
+
+
+def watched_gone(what: str, resource_ids: Sequence[str], region: str, why: str = "") -> Message:
+    """A watched resource vanished before it finished: the watch ends with this."""
+    ids = ", ".join(f"`{escape(i)}`" for i in resource_ids)
+    text = f":x: {escape(what)} {ids} no longer exist{'s' if len(resource_ids) == 1 else ''} in {escape(region)}"
+    text += f" ({escape(why)})." if why else "."
     return message(text, [section(text)])
 
 

@@ -3,8 +3,12 @@
 Serves `POST /api/<method>` (what `SLACK_API_URL` points the WebClient at)
 and `POST /response/<id>` (the `response_url`s it hands out), records every
 call, keeps the latest version of every posted message, and can be told to
-fail the next calls (rate limits, 5xx, `not_in_channel`) to exercise retries.
-It runs on a real socket so the bot's Slack client is used unmodified.
+fail the next calls to exercise retries: a 429 with Retry-After, a 5xx, an
+`ok: false` error such as `not_in_channel`, an answer that never comes in
+time, or a connection closed without an answer.  `after=True` makes the call
+take effect before it fails (the message is posted, then the 500 or the drop
+comes), which is the case that makes a blind retry post twice.  It runs on a
+real socket so the bot's Slack client is used unmodified.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from urllib.parse import parse_qs
 
 @dataclass
 class Call:
-    method: str  # "chat.postMessage", … or "response_url"
+    method: str  # "chat.postMessage", … or "response_url"; "<method>:failed" when a fault stopped it
     params: dict[str, Any]
     path: str
     at: float = field(default_factory=time.monotonic)
+    fault: str = ""  # the scripted fault that answered it ("429", "500", "hang", "drop", an error), if any
 
 
 @dataclass
@@ -35,6 +40,18 @@ class Failure:
     error: str = ""
     times: int = 1
     retry_after: int = 1
+    after: bool = False  # take effect first, then fail the answer
+    hang: float = 0.0  # answer nothing for this long, then close
+    drop: bool = False  # close the connection without an answer
+    skip: int = 0  # let this many calls of `method` through first
+
+    @property
+    def kind(self) -> str:
+        if self.hang:
+            return "hang"
+        if self.drop:
+            return "drop"
+        return str(self.status) if self.status != 200 else self.error
 
 
 class FakeSlack:
@@ -45,6 +62,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._failures: list[Failure] = []
+        self._stopping = threading.Event()
         self._ts = itertools.count(1)
         self._responses = itertools.count(1)
         self.listeners: list[Callable[[Call], None]] = []
@@ -57,7 +75,11 @@ class FakeSlack:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
-                status, body, headers = fake._handle(self.path, self.headers.get("Content-Type", ""), raw)
+                answer = fake._handle(self.path, self.headers.get("Content-Type", ""), raw)
+                if answer is None:  # a scripted hang or drop: the client gets no answer at all
+                    self.close_connection = True
+                    return
+                status, body, headers = answer
                 payload = body.encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -92,6 +114,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -101,11 +124,43 @@ class FakeSlack:
     # -- scripting --
 
     def fail_next(
-        self, method: str, *, status: int = 200, error: str = "", times: int = 1, retry_after: int = 1
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str = "",
+        times: int = 1,
+        retry_after: int = 1,
+        after: bool = False,
+        hang: float = 0.0,
+        drop: bool = False,
+        skip: int = 0,
     ) -> None:
-        """Make the next `times` calls of `method` fail (HTTP `status`, or ok=false with `error`)."""
+        """Make the next `times` calls of `method` fail, after letting `skip` calls through.
+
+        The failure is HTTP `status` (429 carries `Retry-After: retry_after`),
+        or ok=false with `error`, or no answer: `hang` seconds of silence (make
+        it longer than the client's timeout), or `drop` (the connection is
+        closed).  With `after=True` the call takes effect first: the message
+        is posted or updated, and only the answer is lost.
+        """
+        if hang or drop:
+            status = 200
+        elif status == 200 and not error:
+            raise ValueError("say how the call fails: status, error, hang or drop")
         with self._lock:
-            self._failures.append(Failure(method, status, error, times, retry_after))
+            self._failures.append(Failure(method, status, error, times, retry_after, after, hang, drop, skip))
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A user deleted the message: later updates of it answer message_not_found."""
+        with self._lock:
+            del self.messages[(channel, ts)]
+
+    def channel_messages(self, containing: str = "") -> list[dict[str, Any]]:
+        """Messages in channels (latest version of each, oldest first) whose text contains `containing`."""
+        with self._lock:
+            found = sorted(self.messages.items(), key=lambda kv: kv[0][1])
+        return [m for _, m in found if containing in message_text(m)]
 
     # -- reading what happened --
 
@@ -136,7 +191,7 @@ class FakeSlack:
 
     # -- the server side --
 
-    def _handle(self, path: str, content_type: str, raw: str) -> tuple[int, str, dict]:
+    def _handle(self, path: str, content_type: str, raw: str) -> tuple[int, str, dict] | None:
         params = _decode(content_type, raw)
         if path.startswith("/response/"):
             method = "response_url"
@@ -144,28 +199,41 @@ class FakeSlack:
             method = path[len("/api/") :].split("?")[0]
         else:
             return 404, json.dumps({"ok": False, "error": "unknown_path"}), {}
+        call = None
         with self._lock:
-            failure = next((f for f in self._failures if f.method == method and f.times > 0), None)
-            if failure is not None:
-                failure.times -= 1
-                self.calls.append(Call(f"{method}:failed", params, path))
-                self._lock.notify_all()
-                if failure.status == 429:
-                    return (
-                        429,
-                        json.dumps({"ok": False, "error": "ratelimited"}),
-                        {"Retry-After": str(failure.retry_after)},
-                    )
-                if failure.status >= 500:
-                    return failure.status, json.dumps({"ok": False, "error": "internal_error"}), {}
-                return 200, json.dumps({"ok": False, "error": failure.error}), {}
-            reply = self._reply(method, params)
-            call = Call(method, params, path)
-            self.calls.append(call)
+            failure = self._take_failure(method)
+            if failure is None or failure.after:
+                reply = self._reply(method, params)
+                call = Call(method, params, path, fault=failure.kind if failure else "")
+                self.calls.append(call)
+            else:
+                self.calls.append(Call(f"{method}:failed", params, path, fault=failure.kind))
             self._lock.notify_all()
-        for listener in list(self.listeners):
-            listener(call)
-        return 200, json.dumps(reply), {}
+        if call is not None:
+            for listener in list(self.listeners):
+                listener(call)
+        if failure is None:
+            return 200, json.dumps(reply), {}
+        if failure.hang:
+            self._stopping.wait(failure.hang)
+            return None
+        if failure.drop:
+            return None
+        if failure.status == 429:
+            return 429, json.dumps({"ok": False, "error": "ratelimited"}), {"Retry-After": str(failure.retry_after)}
+        if failure.status >= 500:
+            return failure.status, json.dumps({"ok": False, "error": "internal_error"}), {}
+        return 200, json.dumps({"ok": False, "error": failure.error}), {}
+
+    def _take_failure(self, method: str) -> Failure | None:
+        failure = next((f for f in self._failures if f.method == method and f.times > 0), None)
+        if failure is None:
+            return None
+        if failure.skip > 0:
+            failure.skip -= 1
+            return None
+        failure.times -= 1
+        return failure
 
     def _reply(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         channel = params.get("channel", "")

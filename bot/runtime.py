@@ -18,7 +18,7 @@ import boto3
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.app import LISTENER_THREADS, build_app, listener_pool, make_slack_client
+from bot.app import LISTENER_THREADS, SLACK_TIMEOUT, build_app, listener_pool, make_slack_client
 from bot.approval_flow import expire_due, reconcile_unfinished
 from bot.config import Config
 from bot.deps import Deps
@@ -39,6 +39,7 @@ class SlackSettings:
     app_token: str | None = None
     api_url: str | None = None
     token_verification: bool = True
+    timeout: float = SLACK_TIMEOUT  # per Web API call; the tests shorten it to provoke timeouts quickly
 
     @classmethod
     def from_env(cls, env) -> SlackSettings:
@@ -63,7 +64,7 @@ def build_deps(
         gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale, stop=stopping)),
         store=Store(config.store.path, clock),
         worker=Worker(config.aws.workers),
-        slack=make_slack_client(slack.bot_token, slack.api_url),
+        slack=make_slack_client(slack.bot_token, slack.api_url, slack.timeout),
         clock=clock,
         stopping=stopping,
     )

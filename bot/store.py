@@ -66,7 +66,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "user": str,
             "created_at": str,
             "deadline": str,
-            "state": str,  # watching | done | timed-out
+            "state": str,  # posting | watching | done | failed | timed-out | message-gone (WATCH_ENDS)
             "data": str,  # JSON, kind-specific
         },
         pk="id",
@@ -162,6 +162,10 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_5,
 ]
 EVENT_KINDS = ("created", "deleted", "failed")
+# How a watch ends (it starts "posting" or "watching"): done, failed (the
+# resource failed or vanished), timed-out (its deadline passed), message-gone
+# (Slack will not update its message: deleted, channel archived, bot removed).
+WATCH_ENDS = ("done", "failed", "timed-out", "message-gone")
 
 APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
 # The only moves a request can make; done/failed/denied/expired are final.
@@ -411,11 +415,18 @@ class Store:
         region: str,
         resource_ids: list[str],
         channel: str,
-        ts: str,
+        ts: str | None,
         user: str,
         deadline: datetime,
         data: dict | None = None,
     ) -> int:
+        """Record a watch on resources AWS is still working on.
+
+        `ts` is the Slack message it updates.  None means the message is being
+        posted now (state "posting"): the watch is recorded before the post, so
+        a post that fails or a crash during it cannot lose it, and it is not
+        polled until `set_watch_message` says how the post went.
+        """
         with self._lock:
             return (
                 self.db["watches"]
@@ -429,29 +440,65 @@ class Store:
                         "user": user,
                         "created_at": self.now(),
                         "deadline": iso(deadline),
-                        "state": "watching",
+                        "state": "watching" if ts else "posting",
                         "data": json.dumps(data or {}),
                     }
                 )
                 .last_pk
             )
 
-    def active_watches(self) -> list[dict[str, Any]]:
+    def set_watch_message(self, watch_id: int, ts: str | None) -> bool:
+        """The message of a "posting" watch was posted (`ts`) or not (None: the watch has no message to update).
+
+        False when the watch is no longer posting (a poller already took it over as one without a message).
+        """
         with self._lock:
-            rows = list(self.db["watches"].rows_where("state = ?", ["watching"], order_by="id"))
+            cursor = self.db.execute(
+                "UPDATE watches SET state = 'watching', ts = ? WHERE id = ? AND state = 'posting'", [ts, watch_id]
+            )
+            return cursor.rowcount == 1
+
+    def active_watches(self, posting_before: datetime | None = None) -> list[dict[str, Any]]:
+        """Watches to poll: every "watching" one, and "posting" ones created before `posting_before`.
+
+        A watch still "posting" long after its creation was left so by a crash
+        between recording it and posting its message: it is polled as one
+        without a message (its `ts` is None).
+        """
+        where, params = "state = 'watching'", []
+        if posting_before is not None:
+            where += " OR (state = 'posting' AND created_at < ?)"
+            params.append(iso(posting_before))
+        with self._lock:
+            rows = list(self.db["watches"].rows_where(where, params, order_by="id"))
         for row in rows:
             row["resource_ids"] = json.loads(row["resource_ids"])
             row["data"] = json.loads(row["data"])
         return rows
 
-    def update_watch(self, watch_id: int, *, state: str | None = None, data: dict | None = None) -> None:
+    def update_watch(self, watch_id: int, *, state: str | None = None, data: dict | None = None) -> bool:
+        """Change an unfinished watch: end it (`state`, one of WATCH_ENDS) and/or replace its data.
+
+        One conditional UPDATE: a watch that has ended never moves again (the
+        call returns False), so a late poll cannot turn "done" into "timed-out"
+        and a final message is posted by whoever ended the watch, once.
+        """
+        if state is not None and state not in WATCH_ENDS:
+            raise ValueError(f"a watch ends as one of {', '.join(WATCH_ENDS)}, not {state!r}")
         changes: dict[str, Any] = {}
         if state is not None:
             changes["state"] = state
         if data is not None:
             changes["data"] = json.dumps(data)
+        if not changes:
+            return False
+        sets = ", ".join(f"{key} = ?" for key in changes)
         with self._lock:
-            self.db["watches"].update(watch_id, changes)
+            cursor = self.db.execute(
+                f"UPDATE watches SET {sets} WHERE id = ? AND state IN ('watching', 'posting')",
+                [*changes.values(), watch_id],
+            )
+            return cursor.rowcount == 1
 
     def claim_watch_step(self, watch_id: int, step: str, value: str) -> bool:
         """Mark a watch's one-off `step` (e.g. "attach_started") as taken; True for exactly one caller.

@@ -25,10 +25,12 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     image = amis.create_image(
         deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
     )
-    ts = reply.post(blocks.image_progress(image, deps.now(), requested_by=reply.user, source=instance_id))
-    if image.state == "pending":
-        reply.watch("image", inv.region, [image.id], ts, {"verb": "AMI", "source": instance_id})
+    # Record, then post: Slack failing from here on loses neither the event nor the watch.
     deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}")
+    watch = None
+    if image.state == "pending":
+        watch = reply.watch("image", inv.region, [image.id], {"verb": "AMI", "source": instance_id})
+    reply.post(blocks.image_progress(image, deps.now(), requested_by=reply.user, source=instance_id), watch_id=watch)
     return f"created {image.id} ({image.name}) of {instance_id}, no reboot"
 
 
@@ -56,10 +58,11 @@ def launch(reply: SlackReply, inv: Invocation) -> str:
         key_name=key,
         count=count,
     )
-    ts = reply.post(blocks.launch_progress(instances, image.id, image.name, inv.region, reply.user))
     ids = [i.id for i in instances]
+    watch = None
     if any(i.state != "running" for i in instances):
-        reply.watch("instances", inv.region, ids, ts, {"image_id": image.id, "image_name": image.name})
+        watch = reply.watch("instances", inv.region, ids, {"image_id": image.id, "image_name": image.name})
+    reply.post(blocks.launch_progress(instances, image.id, image.name, inv.region, reply.user), watch_id=watch)
     return f"launched {', '.join(ids)} from {image.id}"
 
 
@@ -77,14 +80,15 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
         inv.options.get("description"),
         client_token=amis.request_token(_request_id(reply), "copy", inv.region, image_id, to, name),
     )
+    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
     image = deps.gateway.get_image(to, new_id)
     verb = f"Copy of {image_id} ({inv.region}):"
+    watch = None
     if image.state == "available":
         amis.tag_backing_snapshots(deps.gateway, image)
-    ts = reply.post(blocks.image_progress(image, deps.now(), verb=verb, requested_by=reply.user))
-    if image.state == "pending":
-        reply.watch("image", to, [new_id], ts, {"verb": verb})
-    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
+    elif image.state == "pending":
+        watch = reply.watch("image", to, [new_id], {"verb": verb})
+    reply.post(blocks.image_progress(image, deps.now(), verb=verb, requested_by=reply.user), watch_id=watch)
     return f"copying {image_id} to {to} as {new_id}"
 
 

@@ -6,6 +6,14 @@ a watch that updates that message when AWS finishes).  `run_job` runs a
 runner in the worker pool and turns `BotError`s into a friendly ephemeral
 message with the next step, and anything unexpected into a logged apology;
 either way the audit entry gets the outcome.
+
+Once AWS did what was asked, Slack failing must not read as a failure: a
+runner records what it did (event, watch) before it posts, and `post` never
+raises for Slack's sake.  When the channel post fails, or Slack's answer is
+lost (a 5xx, a timeout, a dropped connection: the client does not retry
+those for a post, so it never doubles), the requester gets the same message
+as an ephemeral, the watch follows the resource without a message (it posts
+the final state once), and the audit entry stays "ok" with a note.
 """
 
 from __future__ import annotations
@@ -13,14 +21,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
+from dataclasses import dataclass, field
 
 from bot import blocks
+from bot.approval_flow import SLACK_FAILURES, slack_error
 from bot.deps import Deps
 from bot.errors import BotError
+from bot.slack_retry import webhook
 
 log = logging.getLogger(__name__)
 
@@ -35,44 +42,68 @@ class SlackReply:
     response_url: str | None
     line: str  # the command as typed, for the audit log
     audit_id: int | None = None
+    slack_notes: list[str] = field(default_factory=list)  # what Slack failed to show, for the audit entry
 
     def ephemeral(self, msg: blocks.Message) -> None:
         """Only the requester sees it."""
-        if self.response_url:
-            resp = WebhookClient(self.response_url, timeout=10).send(
-                response_type="ephemeral", replace_original=False, **msg
-            )
-            if resp.status_code >= 400:
-                log.warning("response_url answered %s: %s", resp.status_code, resp.body)
-        else:
-            self.deps.slack.chat_postEphemeral(channel=self.channel, user=self.user, **msg)
+        refused = self._ephemeral(msg)
+        if refused:
+            log.warning("could not tell %s about %r: %s", self.user, self.line, refused)
 
-    def post(self, msg: blocks.Message, channel: str | None = None) -> str | None:
-        """Post in the channel (so it can be updated); returns its ts, or None when the bot can't post there."""
+    def _ephemeral(self, msg: blocks.Message) -> str:
+        """Send an ephemeral; returns why Slack refused it ("" once delivered).  Connection failures raise."""
+        if not self.response_url:
+            self.deps.slack.chat_postEphemeral(channel=self.channel, user=self.user, **msg)
+            return ""
+        resp = webhook(self.response_url, self.deps.slack.timeout).send(
+            response_type="ephemeral", replace_original=False, **msg
+        )
+        return f"response_url answered {resp.status_code} {resp.body}" if resp.status_code >= 400 else ""
+
+    def post(self, msg: blocks.Message, channel: str | None = None, *, watch_id: int | None = None) -> str | None:
+        """Post in the channel (so it can be updated); returns its ts, or None when Slack did not confirm it.
+
+        Never raises for Slack's sake (see the module docstring).  `watch_id`,
+        from `watch()`, learns the message it is to update, or that it has none.
+        """
+        where = channel or self.channel
+        ts, why = None, ""
         try:
-            resp = self.deps.slack.chat_postMessage(
-                channel=channel or self.channel, unfurl_links=False, unfurl_media=False, **msg
-            )
-            return resp["ts"]
-        except SlackApiError as exc:
-            if exc.response.get("error") not in _NO_CHANNEL:
-                raise
-            note = blocks.context(
-                ":information_source: Invite me to this channel (`/invite @bot`) "
-                "to get the live update when it finishes."
-            )
-            self.ephemeral({"text": msg["text"], "blocks": [*msg["blocks"], note]})
-            return None
+            resp = self.deps.slack.chat_postMessage(channel=where, unfurl_links=False, unfurl_media=False, **msg)
+            ts = resp["ts"]
+        except SLACK_FAILURES as exc:
+            why = slack_error(exc)
+            log.warning("could not post %r in %s: %s", msg["text"][:80], where, why)
+            self.slack_notes.append(f"Slack: the message in {where} was not confirmed ({why})")
+        finally:
+            if watch_id is not None:
+                self.deps.store.set_watch_message(watch_id, ts)
+        if ts is None:
+            self._tell_instead(blocks.unposted(msg, where, why, why in _NO_CHANNEL, followed=watch_id is not None))
+        return ts
+
+    def _tell_instead(self, msg: blocks.Message) -> None:
+        try:
+            refused = self._ephemeral(msg)
+        except SLACK_FAILURES as exc:
+            refused = slack_error(exc)
+        if refused:
+            log.warning("could not tell %s about %r either: %s", self.user, self.line, refused)
+            self.slack_notes.append(f"could not tell the requester either ({refused})")
+        else:
+            self.slack_notes.append("the requester was told by ephemeral")
 
     def update(self, ts: str, msg: blocks.Message, channel: str | None = None) -> None:
         self.deps.slack.chat_update(channel=channel or self.channel, ts=ts, **msg)
 
-    def watch(self, kind: str, region: str, resource_ids: list[str], ts: str | None, data: dict | None = None) -> None:
-        """Update message `ts` when the resources finish (scheduler/watches.py polls them)."""
-        if ts is None:
-            return
+    def watch(self, kind: str, region: str, resource_ids: list[str], data: dict | None = None) -> int:
+        """Follow the resources until they finish (scheduler/watches.py); call before `post`, pass it the ID.
+
+        Recorded first, so that neither a failed post nor a crash mid-post can
+        leave the resources unfollowed.
+        """
         deadline = self.deps.now() + self.deps.config.aws.poll_timeout
-        self.deps.store.add_watch(kind, region, resource_ids, self.channel, ts, self.user, deadline, data)
+        return self.deps.store.add_watch(kind, region, resource_ids, self.channel, None, self.user, deadline, data)
 
 
 Runner = Callable[[SlackReply, object], str | None]
@@ -92,6 +123,8 @@ def run_job(reply: SlackReply, runner: Runner, invocation: object) -> None:
         log.exception("command %r failed (reference %s)", reply.line, reference)
         outcome, detail = "crashed", f"unexpected error, reference {reference}"
         _safe_ephemeral(reply, blocks.apology(reference))
+    if reply.slack_notes:
+        detail = "; ".join([detail, *reply.slack_notes]) if detail else "; ".join(reply.slack_notes)
     if reply.audit_id is not None:
         store.set_audit_outcome(reply.audit_id, outcome, detail)
     else:

@@ -15,10 +15,10 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     snap = snapshots.create_snapshot(
         deps.gateway, inv.region, inv.args["volume_id"], inv.args.get("description") or "", reply.user
     )
-    ts = reply.post(blocks.snapshot_progress(snap, deps.now(), requested_by=reply.user))
-    if snap.state == "pending":
-        reply.watch("snapshot", inv.region, [snap.id], ts, {"verb": "Snapshot"})
+    # Record, then post: Slack failing from here on loses neither the event nor the watch.
     deps.store.record_event(inv.region, "created", snap.id, f"by {reply.user}")
+    watch = reply.watch("snapshot", inv.region, [snap.id], {"verb": "Snapshot"}) if snap.state == "pending" else None
+    reply.post(blocks.snapshot_progress(snap, deps.now(), requested_by=reply.user), watch_id=watch)
     return f"created {snap.id} of {snap.volume_id}"
 
 
@@ -50,8 +50,10 @@ def restore(reply: SlackReply, inv: Invocation) -> str:
         volume_type=inv.options.get("type", "gp3"),
         instance_id=instance_id,
     )
-    ts = reply.post(blocks.volume_progress(volume, snapshot_id, reply.user, attach))
-    reply.watch("volume", inv.region, [volume.id], ts, {"snapshot_id": snapshot_id, "attach": attach})
+    watch = None
+    if not (volume.state == "error" or (volume.state == "available" and not attach)):  # else it is final already
+        watch = reply.watch("volume", inv.region, [volume.id], {"snapshot_id": snapshot_id, "attach": attach})
+    reply.post(blocks.volume_progress(volume, snapshot_id, reply.user, attach), watch_id=watch)
     return f"restoring {snapshot_id} into {volume.id}" + (f", to attach to {instance_id}" if attach else "")
 
 
@@ -61,12 +63,11 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     new_id = snapshots.copy_snapshot(
         deps.gateway, inv.region, inv.args["snapshot_id"], to, reply.user, inv.options.get("description")
     )
-    snap = deps.gateway.get_snapshot(to, new_id)
-    ts = reply.post(
-        blocks.snapshot_progress(snap, deps.now(), verb=f"Copy of {inv.args['snapshot_id']}:", requested_by=reply.user)
-    )
-    reply.watch("snapshot", to, [new_id], ts, {"verb": f"Copy of {inv.args['snapshot_id']}:"})
     deps.store.record_event(to, "created", new_id, f"copy of {inv.args['snapshot_id']} by {reply.user}")
+    verb = f"Copy of {inv.args['snapshot_id']}:"
+    snap = deps.gateway.get_snapshot(to, new_id)
+    watch = reply.watch("snapshot", to, [new_id], {"verb": verb}) if snap.state == "pending" else None
+    reply.post(blocks.snapshot_progress(snap, deps.now(), verb=verb, requested_by=reply.user), watch_id=watch)
     return f"copying {inv.args['snapshot_id']} to {to} as {new_id}"
 
 

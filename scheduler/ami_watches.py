@@ -9,13 +9,14 @@ from collections.abc import Mapping
 
 from bot import amis, blocks
 from bot.deps import Deps
+from bot.errors import NotFound
 from scheduler.watches import finish, give_up, timed_out, update_message, watcher
 
 _IMAGE_FAILED = ("failed", "error", "invalid", "deregistered")
 _INSTANCE_SETTLED = ("running", "stopped", "stopping", "shutting-down", "terminated")
 
 
-@watcher("image")
+@watcher("image", "/ami list region={region}")
 def watch_image(deps: Deps, row: Mapping) -> None:
     """AMI creation or copy: tag its backing snapshots and update the message when it is available or failed."""
     region, (image_id,) = row["region"], row["resource_ids"]
@@ -25,30 +26,33 @@ def watch_image(deps: Deps, row: Mapping) -> None:
         img, deps.now(), verb=data.get("verb", "AMI"), requested_by=row["user"], source=data.get("source", "")
     )
     if image is None:
-        text = f":x: AMI `{image_id}` no longer exists in {region} (it failed or was deregistered)."
-        finish(deps, row, blocks.message(text, [blocks.section(text)]), "failed")
+        finish(deps, row, blocks.watched_gone("AMI", [image_id], region, "it failed or was deregistered"), "failed")
     elif image.state == "available":
         amis.tag_backing_snapshots(deps.gateway, image)
         finish(deps, row, render(image))
     elif image.state in _IMAGE_FAILED:
         finish(deps, row, render(image), "failed")
     elif timed_out(deps, row):
-        give_up(deps, row, f"/ami list region={region}")
+        give_up(deps, row)
 
 
-@watcher("instances")
+@watcher("instances", "/instance list region={region}")
 def watch_instances(deps: Deps, row: Mapping) -> None:
     """`/ami launch`: show each instance's state until all are running (or stopped/terminated)."""
     region, ids = row["region"], row["resource_ids"]
     data = row["data"]
-    found = {i.id: i for i in deps.gateway.describe_instances(region, ids)}
+    try:
+        found = {i.id: i for i in deps.gateway.describe_instances(region, ids)}
+    except NotFound:  # DescribeInstances fails as a whole when one of the IDs is gone
+        finish(deps, row, blocks.watched_gone("Instance" if len(ids) == 1 else "Instances", ids, region), "failed")
+        return
     instances = [found[i] for i in ids if i in found]
     msg = blocks.launch_progress(instances, data.get("image_id", ""), data.get("image_name", ""), region, row["user"])
     states = [i.state for i in instances]
     if len(instances) == len(ids) and all(s in _INSTANCE_SETTLED for s in states):
         finish(deps, row, msg)
     elif timed_out(deps, row):
-        give_up(deps, row, f"/instance list region={region}")
+        give_up(deps, row)
     elif states != data.get("states"):
         update_message(deps, row, msg)
         deps.store.update_watch(row["id"], data={**data, "states": states})

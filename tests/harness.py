@@ -63,13 +63,19 @@ class BotUnderTest:
     config: Config
     slack: FakeSlack
     clock: Callable[[], datetime] = utcnow
+    slack_timeout: float | None = None  # the Slack client's timeout, when a test provokes timeouts
     runtime: Runtime = field(init=False)
     server: HttpServer = field(init=False)
 
     def __post_init__(self) -> None:
         self.runtime = Runtime(
             self.config,
-            SlackSettings(bot_token="xoxb-test", signing_secret=SECRET, api_url=self.slack.api_url),
+            SlackSettings(
+                bot_token="xoxb-test",
+                signing_secret=SECRET,
+                api_url=self.slack.api_url,
+                **({"timeout": self.slack_timeout} if self.slack_timeout else {}),
+            ),
             session=boto3.session.Session(),
             clock=self.clock,
         )
@@ -135,6 +141,14 @@ class BotUnderTest:
                 if self.deps.worker.pending == 0:
                     return
         raise TimeoutError("worker did not become idle")
+
+    def wait_watches_done(self, timeout: float = 20) -> None:
+        """Wait until no watch is left to poll (the scheduler polls them every aws.poll_interval)."""
+        deadline = time.monotonic() + timeout
+        while self.deps.store.active_watches(posting_before=datetime.now(UTC) + timedelta(days=1)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("watches still active")
+            time.sleep(0.05)
 
     def responses(self) -> list[str]:
         """Texts posted through response_url (ephemeral answers), oldest first."""
