@@ -91,6 +91,7 @@ class Pacer:
         scale: float = 1.0,
         headroom: int = HEADROOM,
         stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._rates = {
             k: Rate(max(1, r.burst - headroom), r.per_second * scale) for k, r in (rates or EC2_RATES).items()
@@ -98,6 +99,7 @@ class Pacer:
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
         self._stop = stop
+        self._clock = clock
 
     def _sleep(self, seconds: float) -> None:
         if self._stop is None:
@@ -116,5 +118,5 @@ class Pacer:
         if self._stop is not None and self._stop.is_set():
             raise ShuttingDown()
         with self._lock:
-            bucket = self._buckets.setdefault((region, action), TokenBucket(rate, sleep=self._sleep))
+            bucket = self._buckets.setdefault((region, action), TokenBucket(rate, self._clock, self._sleep))
         return bucket.take()
