@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot import slack_payloads
 from bot.fakeslack import FakeSlack
-from tests.harness import ALICE, SECRET
+from tests.harness import ALICE, SECRET, find_button
 
 
 def free_port() -> int:
@@ -88,6 +88,16 @@ class BotProcess:
     def command(self, line: str, user: str = ALICE, channel: str = "C0OPS") -> int:
         command, _, text = line.partition(" ")
         body = slack_payloads.slash_command(command, text, user, channel, self.slack.new_response_url())
+        request = urllib.request.Request(
+            f"{self.url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body)
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status
+
+    def click(self, message: dict, action_id: str, user: str, channel: str = "C0OPS") -> int:
+        """Press a button of a message the bot posted (as the fake Slack recorded it)."""
+        action = find_button(message, action_id)
+        body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
         request = urllib.request.Request(
             f"{self.url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body)
         )
