@@ -9,6 +9,10 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 EVENTS_PATH = "/slack/events"
+# Slack's payloads are a few KiB (a slash command's text is at most 4,000
+# characters); waitress would otherwise buffer up to 1 GiB of body before Bolt
+# even looks at the signature.  A bigger body is answered 413 by waitress.
+MAX_BODY_BYTES = 1 << 20
 
 
 def wsgi_app(app: App, ready: threading.Event):
@@ -37,6 +41,7 @@ class HttpServer:
             port=port,
             threads=threads,
             ident="snapshot-chatops",
+            max_request_body_size=MAX_BODY_BYTES + 1,  # waitress refuses a body of this size or more
             asyncore_loop_timeout=loop_timeout,
         )
         self._thread: threading.Thread | None = None
