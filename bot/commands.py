@@ -17,13 +17,15 @@ from functools import cache
 
 from bot.errors import UsageError
 
+# Digits are spelled [0-9], never \d or str.isdigit(): those accept every Unicode
+# decimal digit ("١٢٣", "１２３"), which AWS would refuse or int() read as another number.
 _HEX = r"(?:[0-9a-f]{8}|[0-9a-f]{17})"
 ID_PATTERNS: dict[str, re.Pattern] = {
     "volume": re.compile(rf"^vol-{_HEX}$"),
     "snapshot": re.compile(rf"^snap-{_HEX}$"),
     "image": re.compile(rf"^ami-{_HEX}$"),
     "instance": re.compile(rf"^i-{_HEX}$"),
-    "account": re.compile(r"^\d{12}$"),
+    "account": re.compile(r"^[0-9]{12}$"),
 }
 ID_PREFIXES = {"volume": "vol-", "snapshot": "snap-", "image": "ami-", "instance": "i-"}
 ID_EXAMPLES = {
@@ -92,7 +94,7 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def check(value: str) -> int:
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not re.fullmatch("[0-9]{1,9}", value) or not low <= int(value) <= high:
             raise ValueError
         return int(value)
 
@@ -109,13 +111,13 @@ REGION = Option("an AWS region like us-west-2", _region)
 OPTIONS: dict[str, Option] = {
     "region": REGION,
     "to": REGION,
-    "az": Option("an availability zone like us-east-1a", _matches(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")),
+    "az": Option("an availability zone like us-east-1a", _matches(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")),
     "type": Option(
         "a volume type: gp3, gp2, io1, io2, st1, sc1 or standard",
         _one_of("gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"),
     ),
     "instance": Option("an instance ID like i-0123456789abcdef0", _matches(ID_PATTERNS["instance"].pattern)),
-    "device": Option("a device name like /dev/sdf", _matches(r"^/dev/(sd[b-z]|xvd[b-z]|nvme\d+n\d+)$")),
+    "device": Option("a device name like /dev/sdf", _matches(r"^/dev/(sd[b-z]|xvd[b-z]|nvme[0-9]{1,2}n[0-9]{1,2})$")),
     "description": Option("a description (quote it if it has spaces)", _any_text),
     "limit": Option("a number from 1 to 50", _int_range(1, 50)),
 }
