@@ -1,4 +1,4 @@
-"""A full worker pool after the ack: the clicker is told, nothing changes, a later click works."""
+"""Clicks when things go wrong after the ack: a full worker pool, an unreachable response_url."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import threading
 
 import pytest
 
+from bot import slack_payloads
 from bot.errors import Busy
 from tests.conftest import make_volume
-from tests.harness import BOB
+from tests.harness import BOB, CAROL, CHANNEL, SECRET, find_button
 
 pytestmark = pytest.mark.e2e
 
@@ -51,3 +52,19 @@ def test_a_click_on_a_full_worker_is_answered_and_changes_nothing(bot, ec2, butt
     bot.settle()
     assert [r["state"] for r in bot.deps.store.db["approvals"].rows] == ["done"]
     assert snap not in {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+
+
+def test_a_refused_click_is_audited_even_when_its_response_url_is_unreachable(bot, ec2, caplog):
+    snap = ec2.create_snapshot(VolumeId=make_volume(ec2))["SnapshotId"]
+    bot.command(f"/snapshot delete {snap}")
+    bot.settle()
+    [message] = bot.approval_messages()
+
+    action = find_button(message, "approval_approve")
+    body = slack_payloads.block_actions(CAROL, CHANNEL, message, action, "http://127.0.0.1:9/closed")
+    assert bot.post(body, slack_payloads.signed_headers(SECRET, body)).status == 200
+    bot.settle()
+
+    latest = bot.deps.store.recent_audit(1)[0]
+    assert (latest["user"], latest["outcome"]) == (CAROL, "refused")
+    assert "worker job failed" not in caplog.text
