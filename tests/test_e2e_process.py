@@ -167,3 +167,69 @@ def test_an_unknown_log_level_stops_startup_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "LOG_LEVEL" in lines[0] and "DEBUG" in lines[0], proc.stderr
+
+
+def test_failing_aws_credentials_do_not_stop_startup_and_commands_say_why(tmp_path, fake_slack, moto_server):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text("[profile broken]\ncredential_process = false\n")  # like an expired SSO login
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(
+        CHATOPS_CONFIG=str(config),
+        CHATOPS_DB=str(tmp_path / "bot.db"),
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        PORT=str(port),
+        AWS_ENDPOINT_URL=moto_server,
+        AWS_CONFIG_FILE=str(aws_config),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_PROFILE="broken",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        body = slack_payloads.slash_command("/snapshot", "list", ALICE, "C0OPS", fake_slack.new_response_url())
+        request = urllib.request.Request(
+            f"{url}/slack/events",
+            data=body.encode(),
+            headers=slack_payloads.signed_headers(SECRET, body),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.status == 200
+        answers = fake_slack.wait_for(lambda s: [t for t in s.texts("response_url") if "credentials" in t], timeout=20)
+        assert "could not get AWS credentials" in answers[0] and "python -m bot check" in answers[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "could not prepare the EC2 client for us-east-1" in err
+    assert "Traceback" not in err
+
+
+def test_an_unknown_aws_profile_stops_startup_with_one_line(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={
+            **os.environ,
+            "CHATOPS_CONFIG": str(config),
+            "CHATOPS_DB": str(tmp_path / "bot.db"),
+            "SLACK_BOT_TOKEN": "x",
+            "SLACK_SIGNING_SECRET": "y",
+            "AWS_PROFILE": "no-such-profile",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "AWS_PROFILE" in lines[0] and "no-such-profile" in lines[0], proc.stderr
