@@ -61,15 +61,15 @@ def busy_click(approve: bool) -> blocks.Message:
 
 def register(app, deps: Deps) -> None:
     def on_click(approve: bool):
-        def listener(ack, body, action):
+        def listener(ack, body, action, context):
             ack()
-            approval_id, user = str(action.get("value", "")), (body.get("user") or {}).get("id", "")
+            approval_id, user = str(action.get("value", "")), context.user_id or ""
             tell = _teller(body.get("response_url"))
             try:
                 deps.worker.submit(approval_flow.decide, deps, approval_id, user, approve, tell)
             except Busy as exc:  # after the ack: the only way to say so is the response_url
                 tell(busy_click(approve))
-                channel = (body.get("channel") or {}).get("id", "")
+                channel = context.channel_id or ""
                 verb = "approve" if approve else "deny"
                 deps.store.audit(user, channel, f"{verb} {approval_id}", exc.outcome, exc.message)
 

@@ -74,3 +74,13 @@ def test_a_body_just_under_the_cap_is_still_answered(bot, ec2):
 
     assert answer.status == 200 and "unknown sub-command" in answer.text
     assert sum(bot.deps.gateway.calls.values()) == 0
+
+
+@pytest.mark.parametrize("secret", [SECRET, "not-the-secret"], ids=["signed", "unsigned"])
+def test_a_payload_that_is_not_slack_json_is_400_without_a_traceback(bot, ec2, caplog, secret):
+    body = "payload=" + "%7Bnot%20json"
+    answer = bot.post(body, slack_payloads.signed_headers(secret, body))
+
+    assert answer.status == 400 and "Bad Request" in answer.body
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
+    assert_nothing_happened(bot, ec2)
