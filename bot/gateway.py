@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 import botocore.utils
 
 from bot import errors
@@ -158,8 +159,8 @@ def aws_errors(what: str) -> Iterator[None]:
 
     Every one of them: AWS's answers (ClientError) by their code, and
     botocore's own (BotoCoreError: credentials, TLS, proxy, timeouts,
-    configuration, paging) by their kind, so none escapes as a traceback or
-    fails a whole sweep region unexplained.
+    configuration, paging; and an answer it cannot parse) by their kind, so
+    none escapes as a traceback or fails a whole sweep region unexplained.
     """
     try:
         yield
@@ -167,6 +168,12 @@ def aws_errors(what: str) -> Iterator[None]:
         raise map_client_error(exc, what) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise map_botocore_error(exc, what) from exc
+    except botocore.parsers.ResponseParserError as exc:  # not a BotoCoreError, yet botocore's own
+        raise errors.AwsUnavailable(
+            f"{what} failed: the bot could not read AWS's answer",
+            "Try again; if it keeps failing, check for a proxy that alters or replaces AWS's responses.",
+            code=type(exc).__name__,
+        ) from exc
 
 
 def _tags(raw: Iterable[Mapping] | None) -> dict[str, str]:

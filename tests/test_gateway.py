@@ -610,6 +610,15 @@ def test_a_repeated_page_token_is_an_aws_error(gateway, stub):
     assert "inconsistent listing" in caught.value.message and caught.value.code == "PaginationError"
 
 
+def test_a_response_botocore_cannot_read_is_aws_unavailable(scripted):
+    scripted.script = [(200, "<html>a proxy's login page, not EC2's XML")]
+    gateway = Ec2Gateway(boto3.session.Session(region_name=REGION), max_attempts=1)
+    with pytest.raises(errors.AwsUnavailable) as caught:
+        gateway.availability_zones(REGION)
+    assert "could not read" in caught.value.message and caught.value.code == "ResponseParserError"
+    assert "proxy" in caught.value.hint
+
+
 def _botocore_errors() -> list[type]:
     found = []
     for cls in vars(botocore.exceptions).values():
