@@ -101,6 +101,19 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return check
 
 
+# EC2 answers in XML 1.0, which cannot carry these: stored in a description, one would break
+# every later listing that returns it (botocore cannot parse the answer).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _storable(text: str, what: str, usage: str) -> str:
+    """`text` unchanged, or UsageError naming the first character EC2 could not store and return."""
+    bad = _NOT_XML.search(text)
+    if bad:
+        raise UsageError(f"{what} has a character AWS cannot store (U+{ord(bad.group()):04X}); remove it.", usage)
+    return text
+
+
 def _any_text(value: str) -> str:
     if not value.strip():
         raise ValueError
@@ -271,7 +284,7 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             if key in options:  # `to=us-west-2 to=eu-west-1`: which one was meant is a guess, so ask
                 raise UsageError(f"`{key}=` is given twice; give it once.", verb.usage)
             try:
-                options[key] = allowed[key].check(value)
+                options[key] = allowed[key].check(_storable(value, f"`{key}=`", verb.usage))
             except ValueError:
                 raise UsageError(f"`{key}={value}`: expected {allowed[key].expect}.", verb.usage) from None
         elif token.lower() in verb.flags:
@@ -281,7 +294,7 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
     args: dict[str, object] = {}
     for arg in verb.args:
         if arg.kind == "text":
-            args[arg.name] = " ".join(positional)
+            args[arg.name] = _storable(" ".join(positional), f"the {arg.name}", verb.usage)
             positional = []
             continue
         if arg.kind == "number":

@@ -509,3 +509,29 @@ def test_any_non_ascii_digit_anywhere_in_an_id_or_a_number_is_refused(site, digi
     words[w] = words[w][:i] + digit + words[w][i + 1 :]
     with pytest.raises(UsageError):
         parse_words(verb, words)
+
+
+# --- free text EC2 can store ---------------------------------------------------------------------------
+# EC2 answers in XML 1.0, which cannot carry NUL, most C0 controls or U+FFFE/U+FFFF: a description with one
+# would be stored and then break every listing that returns it, so the parser refuses it up front.
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\x0b", "\x1f", "\ufffe", "\uffff"], ids=repr)
+@pytest.mark.parametrize(
+    "command, text",
+    [
+        ("snapshot", "vol-1234abcd 'nightly{c}backup'"),  # quoted: unquoted, \x0b and \x1f separate words
+        ("snapshot", "copy snap-1234abcd to=us-west-2 'description=a{c}b'"),
+        ("ami", "create i-1234abcd name=golden 'description=a{c}b'"),
+    ],
+)
+def test_free_text_with_a_character_ec2_cannot_store_is_refused(command, text, char):
+    with pytest.raises(UsageError) as caught:
+        parse(command, text.format(c=char), DEFAULT_REGION)
+    assert f"U+{ord(char):04X}" in caught.value.message
+
+
+@pytest.mark.parametrize("char", ["\t", "\x7f", "\x85", "\u00e9", "\u202e", "\U0001f525"], ids=repr)
+def test_free_text_keeps_every_character_ec2_can_store(char):
+    parsed = parse("snapshot", f"vol-1234abcd 'a{char}b'", DEFAULT_REGION)
+    assert parsed.args["description"] == f"a{char}b"

@@ -169,6 +169,7 @@ def command_words(inv: Inventory) -> st.SearchStrategy[str]:
         "<!channel>", "<!here>", "<!everyone>", "<@U0EVIL>", "<@U0EVIL|boss>", "<!subteam^S0EVIL>",
         "<https://evil.example|click me>", "<mailto:a@b.c|mail>", "&amp;", "&lt;!channel&gt;", "&", "<", ">",
         '"', "'", "\u201c", "\u201d", "\u2019", "\\", "`", "*bold*", "~", "\n", "\t", "\u200b", "\u202e", "🔥",
+        "a\x00b", "'a\x01b'", "\ufffe",
         "x" * 300,
     ]  # fmt: skip
     return st.sampled_from(words)
@@ -192,7 +193,7 @@ def option_values(inv: Inventory) -> dict[str, list[str]]:
         "type": ["gp3", "t3.micro", "io9", "<!here>"],
         "instance": [inv.instance, "i-0123456789abcdef0"],
         "device": ["/dev/sdf", "/dev/sdz", "/dev/sda"],
-        "description": [f'"{EVIL}"', "nightly"],
+        "description": [f'"{EVIL}"', "nightly", "'a\x00b'"],
         "limit": ["3", "0", "\u0665"],
         "name": ["fuzz-ami", '"<!channel> x"', "ab"],
         "key": ["ops", '"<!here>"'],
@@ -207,7 +208,7 @@ def ids_of(inv: Inventory) -> dict[str, list[str]]:
         "image": [inv.image, "ami-0123456789abcdef0"],
         "instance": [inv.instance, "i-0123456789abcdef0"],
         "account": ["111122223333", "123456789012", "\u0661" * 12],
-        "text": [EVIL, "nightly <!here>", ""],
+        "text": [EVIL, "nightly <!here>", "", "a\x00b"],
         "number": ["5", "0", "\u0665"],
         "policy": ["daily-db", "all", "Nope!"],
     }
