@@ -13,6 +13,13 @@ from bot.errors import BotError, ConfigError
 
 log = logging.getLogger("bot")
 
+# Library loggers that print credentials at DEBUG: botocore logs every request's
+# headers (X-Amz-Security-Token, the session token) and the credential chain,
+# urllib3 full URLs, slack_sdk the response_url (a 30-minute key to post in a
+# channel) and Socket Mode's connection URL.  They stay at INFO or above
+# whatever LOG_LEVEL says; the bot's own loggers and Bolt's follow LOG_LEVEL.
+CHATTY_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "slack_sdk")
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
 
@@ -127,11 +134,25 @@ def _backup(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+def configure_logging(level_name: str) -> None:
+    """Log at `level_name` (LOG_LEVEL), but never below INFO for the libraries that would log secrets."""
+    level = logging.getLevelNamesMapping().get(level_name.strip().upper())
+    if level is None:
+        raise ConfigError("LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A record a library logger lets through reaches the root's handlers whatever
+    # the root's own level, so each must be at least as strict as the root.
+    floor = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(floor)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(os.environ.get("LOG_LEVEL") or "INFO")
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     for name, (help_text, configure) in COMMANDS.items():

@@ -23,7 +23,7 @@ from bot import errors
 from bot.commands import AMI_NAME_PATTERN
 from bot.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
 from bot.snapshots import Page
-from bot.tags import SOURCE, carried_over, is_pinned, managed_tags
+from bot.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
 
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 MAX_DESCRIPTION = 255
@@ -236,7 +236,7 @@ def copy_image(
         f": {image.description}" if image.description else ""
     )
     new_id = gw.copy_image(region, image.id, to_region, name, description[:MAX_DESCRIPTION], client_token)
-    tags = {**carried_over(image.tags), **managed_tags(user, **{SOURCE: f"{region}/{image_id}"})}
+    tags = {**manual_copy_tags(image.tags), **managed_tags(user, **{SOURCE: f"{region}/{image_id}"})}
     gw.create_tags(to_region, [new_id], tags)
     return new_id
 

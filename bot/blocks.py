@@ -258,7 +258,7 @@ def snapshot_status(snap: Snapshot, now: datetime) -> Message:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         section(f"*Tags*\n{tags_text(snap.tags)}"),
     ]
-    return message(f"Snapshot {snap.id}: {snap.state}", blocks)
+    return message(f"Snapshot {snap.id}: {escape(snap.state)}", blocks)
 
 
 def watch_timed_out(resource_id: str, waited: timedelta, status_hint: str) -> Message:
@@ -410,7 +410,8 @@ def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | N
         lines.append(f"Expires in {age(expires, now) if expires > now else '0s'} ({expires:%H:%M} UTC)")
     if plan.get("gib_freed"):
         lines.append(f"Frees up to *{plan['gib_freed']} GiB* ≈ *${plan['usd_month_freed']:.2f}/month*")
-    blocks = [header(f":lock: {plan['title']}"), section("\n".join(lines))]
+    title = escape(plan["title"])  # names AWS resources (an instance Name, an AMI name): never raw
+    blocks = [header(f":lock: {title}"), section("\n".join(lines))]
     budget = MAX_BLOCKS - 8  # header, who, warnings, results, state, actions, more, id
     results = results if results is not None else (row.get("result") or None)
     if results:
@@ -479,7 +480,7 @@ def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | N
             line += " " + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "done")
         blocks.append(section(line))
     blocks.append(context(f"Request `{escape(row['id'])}`"))
-    text = f"{plan['title']}: {'needs approval' if state_ == 'pending' else state_}"
+    text = f"{title}: {'needs approval' if state_ == 'pending' else escape(state_)}"
     return message(text, blocks)
 
 
@@ -493,7 +494,7 @@ def approvals_list(rows: Sequence[Mapping], now: datetime) -> Message:
 
 
 def refusal(text: str) -> Message:
-    return message(text, [section(f":no_entry: {escape(text)}")])
+    return message(escape(text), [section(f":no_entry: {escape(text)}")])
 
 
 # --- lifecycle: digest and sweep reports ------------------------------------------
@@ -813,7 +814,7 @@ def result_line(result: ResourceResult) -> str:
 def resource_results(title: str, results: Sequence[ResourceResult]) -> Message:
     """Per-resource outcome of destructive work: every failure is listed with its reason."""
     failed = sum(1 for r in results if not r.ok)
-    summary = f"{title}: {len(results) - failed} ok, {failed} failed" if failed else f"{title}: done"
+    summary = f"{escape(title)}: {len(results) - failed} ok, {failed} failed" if failed else f"{escape(title)}: done"
     lines = [f"*{escape(title)}*", *(result_line(r) for r in results)]
     blocks, shown = packed_sections(lines, MAX_BLOCKS - 1)
     if shown < len(lines):
@@ -822,7 +823,8 @@ def resource_results(title: str, results: Sequence[ResourceResult]) -> Message:
 
 
 def image_unshared(result: ResourceResult, region: str) -> Message:
-    return message(f"{result.resource_id}: {result.reason}", [section(f"{result_line(result)} ({region})")])
+    fallback = f"{escape(result.resource_id)}: {escape(result.reason)}"
+    return message(fallback, [section(f"{result_line(result)} ({region})")])
 
 
 def deregister_plan_lines(plan: DeregisterPlan) -> list[str]:

@@ -17,13 +17,15 @@ from functools import cache
 
 from bot.errors import UsageError
 
+# Digits are spelled [0-9], never \d or str.isdigit(): those accept every Unicode
+# decimal digit ("١٢٣", "１２３"), which AWS would refuse or int() read as another number.
 _HEX = r"(?:[0-9a-f]{8}|[0-9a-f]{17})"
 ID_PATTERNS: dict[str, re.Pattern] = {
     "volume": re.compile(rf"^vol-{_HEX}$"),
     "snapshot": re.compile(rf"^snap-{_HEX}$"),
     "image": re.compile(rf"^ami-{_HEX}$"),
     "instance": re.compile(rf"^i-{_HEX}$"),
-    "account": re.compile(r"^\d{12}$"),
+    "account": re.compile(r"^[0-9]{12}$"),
 }
 ID_PREFIXES = {"volume": "vol-", "snapshot": "snap-", "image": "ami-", "instance": "i-"}
 ID_EXAMPLES = {
@@ -92,11 +94,24 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def check(value: str) -> int:
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not re.fullmatch("[0-9]{1,9}", value) or not low <= int(value) <= high:
             raise ValueError
         return int(value)
 
     return check
+
+
+# EC2 answers in XML 1.0, which cannot carry these: stored in a description, one would break
+# every later listing that returns it (botocore cannot parse the answer).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _storable(text: str, what: str, usage: str) -> str:
+    """`text` unchanged, or UsageError naming the first character EC2 could not store and return."""
+    bad = _NOT_XML.search(text)
+    if bad:
+        raise UsageError(f"{what} has a character AWS cannot store (U+{ord(bad.group()):04X}); remove it.", usage)
+    return text
 
 
 def _any_text(value: str) -> str:
@@ -109,13 +124,13 @@ REGION = Option("an AWS region like us-west-2", _region)
 OPTIONS: dict[str, Option] = {
     "region": REGION,
     "to": REGION,
-    "az": Option("an availability zone like us-east-1a", _matches(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")),
+    "az": Option("an availability zone like us-east-1a", _matches(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")),
     "type": Option(
         "a volume type: gp3, gp2, io1, io2, st1, sc1 or standard",
         _one_of("gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"),
     ),
     "instance": Option("an instance ID like i-0123456789abcdef0", _matches(ID_PATTERNS["instance"].pattern)),
-    "device": Option("a device name like /dev/sdf", _matches(r"^/dev/(sd[b-z]|xvd[b-z]|nvme\d+n\d+)$")),
+    "device": Option("a device name like /dev/sdf", _matches(r"^/dev/(sd[b-z]|xvd[b-z]|nvme[0-9]{1,2}n[0-9]{1,2})$")),
     "description": Option("a description (quote it if it has spaces)", _any_text),
     "limit": Option("a number from 1 to 50", _int_range(1, 50)),
 }
@@ -269,7 +284,7 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
             if key in options:  # `to=us-west-2 to=eu-west-1`: which one was meant is a guess, so ask
                 raise UsageError(f"`{key}=` is given twice; give it once.", verb.usage)
             try:
-                options[key] = allowed[key].check(value)
+                options[key] = allowed[key].check(_storable(value, f"`{key}=`", verb.usage))
             except ValueError:
                 raise UsageError(f"`{key}={value}`: expected {allowed[key].expect}.", verb.usage) from None
         elif token.lower() in verb.flags:
@@ -279,7 +294,7 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
     args: dict[str, object] = {}
     for arg in verb.args:
         if arg.kind == "text":
-            args[arg.name] = " ".join(positional)
+            args[arg.name] = _storable(" ".join(positional), f"the {arg.name}", verb.usage)
             positional = []
             continue
         if arg.kind == "number":

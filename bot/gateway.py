@@ -14,6 +14,7 @@ EC2 API floor.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,10 +25,13 @@ from datetime import UTC, datetime
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 import botocore.utils
 
 from bot import errors
 from bot.pacing import Pacer
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
 
@@ -90,23 +94,85 @@ def map_client_error(exc: botocore.exceptions.ClientError, what: str) -> errors.
     return cls(f"{what} failed: {message} ({code})", _HINTS.get(cls, ""), code=code)
 
 
+def _botocore_classes(*names: str) -> tuple[type[Exception], ...]:
+    # By name, skipping any this botocore does not have (LoginError is recent).
+    return tuple(getattr(botocore.exceptions, n) for n in names if hasattr(botocore.exceptions, n))
+
+
+# botocore's own failures, where AWS never answered (or never got asked).
+_CREDENTIAL_ERRORS = _botocore_classes(
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",  # credential_process, assume-role, the container or instance role
+    "MetadataRetrievalError",
+    "NoAuthTokenError",
+    "TokenRetrievalError",
+    "SSOError",  # UnauthorizedSSOTokenError, SSOTokenLoadError
+    "LoginError",
+    "RefreshWithMFAUnsupportedError",
+    "UnknownCredentialError",
+    "ProfileNotFound",
+)
+_NETWORK_ERRORS = _botocore_classes("ConnectionError", "HTTPClientError", "IncompleteReadError")
+_CREDENTIALS_HINT = (
+    "Check the AWS credentials the bot runs with (environment, profile, SSO or instance role); "
+    "`python -m bot check` tests them."
+)
+_CONFIG_HINT = "Check the bot's AWS settings (region, AWS_ENDPOINT_URL, AWS_PROFILE, ~/.aws/config)."
+
+
+def map_botocore_error(exc: botocore.exceptions.BotoCoreError, what: str) -> errors.AwsError:
+    """Turn a botocore failure that is not an AWS answer (credentials, network, config) into an AwsError."""
+    code = type(exc).__name__
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return errors.AccessDenied(f"{what} failed: no AWS credentials", _CREDENTIALS_HINT, code=code)
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return errors.AccessDenied(f"{what} failed: could not get AWS credentials: {exc}", _CREDENTIALS_HINT, code=code)
+    if isinstance(exc, botocore.exceptions.SSLError):
+        return errors.AwsUnavailable(
+            f"{what} failed: the TLS connection to AWS failed: {exc}",
+            "Check the CA bundle (AWS_CA_BUNDLE) and any TLS-inspecting proxy between the bot and AWS.",
+            code=code,
+        )
+    if isinstance(exc, botocore.exceptions.ProxyConnectionError):
+        return errors.AwsUnavailable(
+            f"{what} failed: could not reach AWS through the proxy: {exc}",
+            "Check the proxy settings (HTTPS_PROXY, NO_PROXY).",
+            code=code,
+        )
+    if isinstance(exc, _NETWORK_ERRORS):
+        return errors.AwsUnavailable(f"{what} failed: {exc}", _HINTS[errors.AwsUnavailable], code=code)
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return errors.InvalidParameter(
+            f"{what} failed: {exc}", "Check the values given (`help` shows the usage).", code=code
+        )
+    if isinstance(exc, botocore.exceptions.PaginationError):
+        return errors.AwsError(
+            f"{what} failed: AWS returned an inconsistent listing ({exc})", "Try again in a minute.", code=code
+        )
+    return errors.AwsError(f"{what} failed: {exc}", _CONFIG_HINT, code=code)
+
+
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
-    """Re-raise botocore failures of the block as the bot's own exceptions."""
+    """Re-raise botocore failures of the block as the bot's own exceptions.
+
+    Every one of them: AWS's answers (ClientError) by their code, and
+    botocore's own (BotoCoreError: credentials, TLS, proxy, timeouts,
+    configuration, paging; and an answer it cannot parse) by their kind, so
+    none escapes as a traceback or fails a whole sweep region unexplained.
+    """
     try:
         yield
     except botocore.exceptions.ClientError as exc:
         raise map_client_error(exc, what) from exc
-    except (
-        botocore.exceptions.EndpointConnectionError,
-        botocore.exceptions.ConnectTimeoutError,
-        botocore.exceptions.ReadTimeoutError,
-        botocore.exceptions.ConnectionClosedError,
-    ) as exc:
-        raise errors.AwsUnavailable(f"{what} failed: {exc}", _HINTS[errors.AwsUnavailable]) from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise errors.AccessDenied(
-            f"{what} failed: no AWS credentials", "Set AWS credentials (env, profile or role)."
+    except botocore.exceptions.BotoCoreError as exc:
+        raise map_botocore_error(exc, what) from exc
+    except botocore.parsers.ResponseParserError as exc:  # not a BotoCoreError, yet botocore's own
+        raise errors.AwsUnavailable(
+            f"{what} failed: the bot could not read AWS's answer",
+            "Try again; if it keeps failing, check for a proxy that alters or replaces AWS's responses.",
+            code=type(exc).__name__,
         ) from exc
 
 
@@ -322,7 +388,14 @@ class Ec2Gateway:
         max_pool_connections: int = 20,
         pacer: Pacer | None = None,
     ):
-        self.session = session or boto3.session.Session()
+        if session is None:
+            try:
+                session = boto3.session.Session()
+            except botocore.exceptions.BotoCoreError as exc:  # AWS_PROFILE unknown, ~/.aws/config unreadable
+                raise errors.ConfigError(
+                    "AWS_PROFILE / AWS_CONFIG_FILE", f"an existing profile and a readable AWS config ({exc})"
+                ) from exc
+        self.session = session
         # Parsers are made per response from the session's factory, so this
         # reaches every client of the session, made before or after.
         self.session._session.get_component("response_parser_factory").set_parser_defaults(
@@ -365,8 +438,14 @@ class Ec2Gateway:
         command instead of at start, that stalls every ack in flight.
         """
         for region in regions:
-            client = self.client(region)
-            client.can_paginate("describe_snapshots")  # a local lookup (not an AWS action) that loads the models
+            try:
+                client = self.client(region)
+                client.can_paginate("describe_snapshots")  # a local lookup (not an AWS action) that loads the models
+            except Exception as exc:
+                # Only a head start: never a reason not to start.  A client that cannot be
+                # built (credentials are resolved here) fails again at the first real call,
+                # where aws_errors turns it into a message for the user.
+                log.warning("could not prepare the EC2 client for %s; carrying on: %s", region, exc)
 
     def _pace_for(self, region: str):
         def pace(event_name: str = "", **_: object) -> None:  # must return None (a value would be the response)

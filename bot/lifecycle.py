@@ -37,11 +37,10 @@ from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway, Image, Snapshot
 from bot.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
-from bot.tags import AMI, KEEP, POLICY, SOURCE, carried_over, is_pinned, managed_tags
+from bot.tags import AMI, COPY_OF, KEEP, POLICY, SOURCE, carried_over, is_pinned, managed_tags
 
 log = logging.getLogger(__name__)
 
-COPY_OF = "chatops:copy-of"
 SCHEDULER_USER = "scheduler"
 # Throttled creates (SnapshotCreationPerVolumeRateExceeded, concurrency limits)
 # are retried later in the run, after these pauses, before being deferred.
@@ -398,7 +397,9 @@ class _RegionSweep:
         decision = self._decisions.get(rid)
         if decision is None:
             return ItemResult(
-                rid, "skipped", f"no longer exists (or no longer tagged {POLICY}={self.policy.name}); not deleted",
+                rid,
+                "skipped",
+                f"no longer exists (or no longer tagged {POLICY}={self.policy.name}); not deleted",
                 self.region,
             )
         if decision.action == "expire":
@@ -413,8 +414,9 @@ class _RegionSweep:
             return self._delete_backing(task[1], task[2], final)
         item = self.items[task[1]]
         if self.ctx.stopping.is_set():
-            self._finish(ItemResult(item.resource_id, "failed", f"{SHUTTING_DOWN}; the next sweep picks it up",
-                                    self.region))
+            self._finish(
+                ItemResult(item.resource_id, "failed", f"{SHUTTING_DOWN}; the next sweep picks it up", self.region)
+            )
             return []
         try:
             self.refresh()
@@ -474,9 +476,12 @@ class _RegionSweep:
         return follow
 
     def _learn_and_tag(self, image: Image, snapshot_ids: Sequence[str]) -> None:
-        found = {s.id: s for s in self.gw.describe_snapshots(
-            self.region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}]
-        )}
+        found = {
+            s.id: s
+            for s in self.gw.describe_snapshots(
+                self.region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}]
+            )
+        }
         for sid, snap in found.items():
             self._snap_tags[sid] = snap.tags
         tags = {**managed_tags(SCHEDULER_USER, policy=self.policy.name), AMI: image.id}

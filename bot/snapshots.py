@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from bot import errors
 from bot.gateway import Ec2Gateway, Instance, Snapshot, Volume
-from bot.tags import SOURCE, carried_over, managed_tags
+from bot.tags import SOURCE, managed_tags, manual_copy_tags
 
 DEFAULT_DEVICE = "/dev/sdf"
 T = TypeVar("T")
@@ -95,7 +95,7 @@ def copy_snapshot(
             f"{snapshot_id} is {snap.state}; only completed snapshots can be copied.",
             f"Wait for it: `/snapshot status {snapshot_id}`.",
         )
-    tags = {**carried_over(snap.tags), **managed_tags(user, **{SOURCE: f"{region}/{snapshot_id}"})}
+    tags = {**manual_copy_tags(snap.tags), **managed_tags(user, **{SOURCE: f"{region}/{snapshot_id}"})}
     description = description or f"Copy of {snapshot_id} from {region}" + (
         f": {snap.description}" if snap.description else ""
     )

@@ -7,6 +7,7 @@ REQUESTED_BY = "chatops:requested-by"
 POLICY = "chatops:policy"
 KEEP = "chatops:keep"
 SOURCE = "chatops:source"  # the volume/instance/snapshot/AMI a copy or policy item came from
+COPY_OF = "chatops:copy-of"  # a policy's DR copy: REGION/ID of the item it copies
 # On an AMI's backing snapshots: the AMI they were made for.  A policy AMI's snapshots
 # carry it with the policy tag, so a snapshot left behind when its AMI is gone (a
 # deregistration whose snapshot deletes failed) is found and collected by a later sweep.
@@ -30,3 +31,15 @@ def managed_tags(user: str, policy: str | None = None, **extra: str) -> dict[str
 def carried_over(tags: dict[str, str] | None) -> dict[str, str]:
     """Tags a copy keeps from its source: everything but AWS-reserved `aws:` keys."""
     return {k: v for k, v in (tags or {}).items() if not k.startswith("aws:")}
+
+
+def manual_copy_tags(tags: dict[str, str] | None) -> dict[str, str]:
+    """Tags a copy made by hand (`/snapshot copy`, `/ami copy`) keeps from its source.
+
+    The source's own tags (Name, Team, …) go with it, but not the marks that
+    make an item a policy's: a policy sweeps what carries `chatops:policy`, so
+    a copy someone made of a policy backup would otherwise be counted in that
+    policy's retention and deleted by its sweep.  A policy's DR copies set
+    these tags themselves (bot/lifecycle.py copy_to_dr).
+    """
+    return {k: v for k, v in carried_over(tags).items() if k not in (POLICY, COPY_OF)}

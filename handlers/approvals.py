@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from slack_sdk.webhook import WebhookClient
 
 from bot import approval_flow, blocks
 from bot.approvals import Plan
 from bot.deps import Deps
+from bot.errors import Busy
 from handlers.respond import SlackReply
+
+log = logging.getLogger(__name__)
 
 
 def request_approval(reply: SlackReply, plan: Plan) -> str:
@@ -30,24 +35,43 @@ def request_approval(reply: SlackReply, plan: Plan) -> str:
 
 def _teller(response_url: str | None):
     def tell(msg: blocks.Message) -> None:
-        if response_url:
-            WebhookClient(response_url, timeout=10).send(response_type="ephemeral", replace_original=False, **msg)
+        if not response_url:
+            return
+        try:
+            resp = WebhookClient(response_url, timeout=10).send(
+                response_type="ephemeral", replace_original=False, **msg
+            )
+        except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
+            log.warning("could not answer a click through its response_url: %s", exc)
+            return
+        if resp.status_code >= 400:
+            log.warning("response_url answered %s: %s", resp.status_code, resp.body)
 
     return tell
 
 
+def busy_click(approve: bool) -> blocks.Message:
+    """What the clicker sees when the worker pool is full: nothing changed, click again."""
+    button = "Approve" if approve else "Deny"
+    return blocks.refusal(
+        "The bot is too busy to take your click (its work queue is full); the request is unchanged. "
+        f"Click {button} again in a minute."
+    )
+
+
 def register(app, deps: Deps) -> None:
     def on_click(approve: bool):
-        def listener(ack, body, action):
+        def listener(ack, body, action, context):
             ack()
-            deps.worker.submit(
-                approval_flow.decide,
-                deps,
-                action.get("value", ""),
-                body["user"]["id"],
-                approve,
-                _teller(body.get("response_url")),
-            )
+            approval_id, user = str(action.get("value", "")), context.user_id or ""
+            tell = _teller(body.get("response_url"))
+            try:
+                deps.worker.submit(approval_flow.decide, deps, approval_id, user, approve, tell)
+            except Busy as exc:  # after the ack: the only way to say so is the response_url
+                tell(busy_click(approve))
+                channel = context.channel_id or ""
+                verb = "approve" if approve else "deny"
+                deps.store.audit(user, channel, f"{verb} {approval_id}", exc.outcome, exc.message)
 
         listener.__name__ = "on_approve" if approve else "on_deny"
         return listener

@@ -11,9 +11,11 @@ import pytest
 
 import handlers  # noqa: F401  (registers every feature's verbs, for the help tests)
 from bot import blocks
+from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
+from bot.approvals import Plan, PlanItem
 from bot.commands import COMMANDS
 from bot.errors import BotError, NotFound, UsageError
-from bot.gateway import Attachment, Image, Instance, Snapshot, Volume
+from bot.gateway import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 EVIL = "<!channel> <@U0EVIL> <!here> Tom & Jerry <https://evil.example|click me>"
@@ -96,6 +98,32 @@ def audit_row(i: int = 0) -> dict:
         "outcome": "ok",
         "detail": f"entry-{i:05d} " + EVIL + " " + LONG,
     }
+
+
+def approval_row(state: str = "pending", **changes) -> dict:
+    """A stored approval request whose plan carries AWS text (an instance Name, a detail, a warning)."""
+    plan = Plan(
+        kind="create-image-reboot",
+        region="us-east-1",
+        title=f"Reboot i-1234abcd ({EVIL}) to create AMI “golden”",
+        items=(PlanItem("i-1234abcd", "instance", 8, f"t3.micro, running {EVIL}", goes_with=(EVIL,)),),
+        gib_freed=8,
+        usd_month_freed=0.4,
+        warnings=(f"i-1234abcd ({EVIL}) will be unavailable while it reboots",),
+    )
+    row = {
+        "id": "req-0123456789",
+        "kind": plan.kind,
+        "region": plan.region,
+        "plan": plan.to_dict(),
+        "state": state,
+        "requester": "U0ALICE",
+        "channel": "C0OPS",
+        "expires_at": (NOW + timedelta(hours=1)).isoformat(),
+        "decided_by": "" if state == "pending" else "U0BOB",
+        "result": None,
+    }
+    return {**row, **changes}
 
 
 # --- invariants ---------------------------------------------------------------------------
@@ -209,6 +237,52 @@ BUILDERS = {
     "volume_attached": lambda: blocks.volume_attached("vol-1234abcd", "i-1234abcd", EVIL, "us-east-1"),
     "instance_list": lambda: blocks.instance_list(
         [instance(i) for i in range(3)], 3, "us-east-1", NOW, {f"ami-{i:017x}": EVIL for i in range(3)}
+    ),
+    "approval_message-pending": lambda: blocks.approval_message(approval_row(), NOW),
+    "approval_message-done": lambda: blocks.approval_message(
+        approval_row("done"), NOW, [{"resource_id": "i-1234abcd", "outcome": "done", "reason": f"made {EVIL}"}]
+    ),
+    "approval_message-unknown-state": lambda: blocks.approval_message(approval_row(EVIL), NOW),
+    "approvals_list": lambda: blocks.approvals_list([approval_row()], NOW),
+    "refusal": lambda: blocks.refusal(f"I have no request {EVIL}; nothing changed."),
+    "resource_results": lambda: blocks.resource_results(
+        f"Deregister {EVIL}", [ResourceResult("ami-1234abcd", False, EVIL), ResourceResult(EVIL, True, "ok")]
+    ),
+    "image_unshared": lambda: blocks.image_unshared(ResourceResult(EVIL, False, f"AWS said {EVIL}"), "us-east-1"),
+    "image_progress-pending": lambda: blocks.image_progress(image(state="pending"), NOW, "AMI", "U0ALICE", EVIL),
+    "image_progress-available": lambda: blocks.image_progress(
+        image(backing=(BackingSnapshot(EVIL, 8),)), NOW, "AMI copy", "U0ALICE", EVIL
+    ),
+    "ami_list": lambda: blocks.ami_list([ImageRow(image(i), (EVIL,), i) for i in range(3)], 3, "us-east-1", NOW),
+    "launch_progress": lambda: blocks.launch_progress([instance(i) for i in range(3)], EVIL, EVIL, "us-east-1"),
+    "posted_elsewhere": lambda: blocks.posted_elsewhere(f"Request {EVIL}", "C0OPS"),
+    "plan_lines": lambda: blocks.message(
+        "plans",
+        [
+            blocks.section(
+                "\n".join(
+                    blocks.deregister_plan_lines(
+                        DeregisterPlan(
+                            "us-east-1", "ami-1234abcd", EVIL, (BackingSnapshot("snap-1234abcd", 8),), False, (EVIL,)
+                        )
+                    )
+                )
+            ),
+            blocks.section(
+                "\n".join(
+                    blocks.share_plan_lines(
+                        SharePlan(
+                            "us-east-1",
+                            "ami-1234abcd",
+                            EVIL,
+                            "123456789012",
+                            (EVIL,),
+                            (BackingSnapshot(EVIL, 8, "", True),),
+                        )
+                    )
+                )
+            ),
+        ],
     ),
 }
 

@@ -8,12 +8,15 @@ arguments, unknown and bad options, `region=`, and unexpected extra words.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import handlers  # noqa: F401  (importing the handlers registers every feature's verbs)
 from bot.commands import (
     COMMANDS,
     ID_EXAMPLES,
     ID_PREFIXES,
+    OPTIONS,
     HelpRequest,
     Invocation,
     Verb,
@@ -453,3 +456,82 @@ def test_bad_audit_count(bad):
 )
 def test_tokenize(text, words):
     assert tokenize(text) == words
+
+
+# --- ASCII digits only ---------------------------------------------------------------------------
+# `\d` and str.isdigit() accept every Unicode decimal digit ("١٢٣", "１２３", "𝟏𝟐𝟑"): an ID or a
+# number that AWS (or int()) would read differently must be refused like any other malformed one.
+
+ARABIC_ACCOUNT = "١٢٣٤٥٦٧٨٩٠١٢"  # ١٢٣٤٥٦٧٨٩٠١٢
+FULLWIDTH_ACCOUNT = "１２３４５６７８９０１２"
+
+
+@pytest.mark.parametrize(
+    "command, text",
+    [
+        ("ami", f"share ami-1234abcd {ARABIC_ACCOUNT}"),
+        ("ami", f"unshare ami-1234abcd {FULLWIDTH_ACCOUNT}"),
+        ("ami", "share ami-1234abcd 12345678901\u0662"),
+        ("snapshot", "list limit=\u0665"),
+        ("ami", "launch ami-1234abcd count=\u0663"),
+        ("snapshot", "restore snap-1234abcd az=us-east-\u0661a"),
+        ("snapshot", "restore snap-1234abcd device=/dev/nvme\u0661n1"),
+        ("chatops", "audit \U0001d7d3"),  # MATHEMATICAL BOLD DIGIT FIVE
+    ],
+)
+def test_non_ascii_digits_are_refused(command, text):
+    with pytest.raises(UsageError):
+        parse(command, text, DEFAULT_REGION)
+
+
+def all_option_words(verb: Verb) -> list[str]:
+    """A valid invocation with every option that is not free text given (so digits are everywhere)."""
+    words = valid_words(verb)
+    optional = sorted(set(verb.options) - verb.required)
+    return words + [f"{k}={option_value(verb, k)}" for k in optional if verb.options[k] is not OPTIONS["description"]]
+
+
+DIGIT_SITES = [
+    (verb, w, i)
+    for verb in RUNNABLE
+    for w, word in enumerate(all_option_words(verb))
+    for i, char in enumerate(word)
+    if char in "0123456789" and not (word.startswith("description=") or word == "some free text")
+]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(site=st.sampled_from(DIGIT_SITES), digit=st.characters(categories=("Nd",)).filter(lambda c: not c.isascii()))
+def test_any_non_ascii_digit_anywhere_in_an_id_or_a_number_is_refused(site, digit):
+    verb, w, i = site
+    words = all_option_words(verb)
+    parse_words(verb, words)  # valid as it stands
+    words[w] = words[w][:i] + digit + words[w][i + 1 :]
+    with pytest.raises(UsageError):
+        parse_words(verb, words)
+
+
+# --- free text EC2 can store ---------------------------------------------------------------------------
+# EC2 answers in XML 1.0, which cannot carry NUL, most C0 controls or U+FFFE/U+FFFF: a description with one
+# would be stored and then break every listing that returns it, so the parser refuses it up front.
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\x0b", "\x1f", "\ufffe", "\uffff"], ids=repr)
+@pytest.mark.parametrize(
+    "command, text",
+    [
+        ("snapshot", "vol-1234abcd 'nightly{c}backup'"),  # quoted: unquoted, \x0b and \x1f separate words
+        ("snapshot", "copy snap-1234abcd to=us-west-2 'description=a{c}b'"),
+        ("ami", "create i-1234abcd name=golden 'description=a{c}b'"),
+    ],
+)
+def test_free_text_with_a_character_ec2_cannot_store_is_refused(command, text, char):
+    with pytest.raises(UsageError) as caught:
+        parse(command, text.format(c=char), DEFAULT_REGION)
+    assert f"U+{ord(char):04X}" in caught.value.message
+
+
+@pytest.mark.parametrize("char", ["\t", "\x7f", "\x85", "\u00e9", "\u202e", "\U0001f525"], ids=repr)
+def test_free_text_keeps_every_character_ec2_can_store(char):
+    parsed = parse("snapshot", f"vol-1234abcd 'a{char}b'", DEFAULT_REGION)
+    assert parsed.args["description"] == f"a{char}b"

@@ -98,9 +98,7 @@ def test_kill_mid_scheduled_sweep_then_restart(tmp_path, aws, ec2, fake_slack, m
         # No catch-up for a slot already claimed by the killed run; the next run finishes the work.
         second.command("/lifecycle run nightly")
         wait_until(lambda: existing(ec2) == {newest}, timeout=60, what="the rest deleted by the next run")
-        wait_until(
-            lambda: second.query("SELECT count(*) FROM runs WHERE state = 'ok'") == [(1,)], what="the run done"
-        )
+        wait_until(lambda: second.query("SELECT count(*) FROM runs WHERE state = 'ok'") == [(1,)], what="the run done")
     finally:
         second.terminate()
     again = audited_deletions(second, last_audit)

@@ -8,6 +8,7 @@ counter uses moto.
 from __future__ import annotations
 
 import socket
+import string
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 
@@ -29,6 +31,7 @@ from bot.gateway import (
     Instance,
     Snapshot,
     Volume,
+    aws_errors,
     parse_timestamp,
 )
 
@@ -535,6 +538,107 @@ def test_no_credentials_is_access_denied(monkeypatch, tmp_path):
     with pytest.raises(errors.AccessDenied) as caught:
         gateway.availability_zones(REGION)
     assert "no AWS credentials" in caught.value.message
+
+
+# --- botocore's own failures: credentials, TLS, proxy, paging, configuration ----------------------
+
+
+def test_a_tls_failure_is_aws_unavailable_with_a_hint(scripted, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", scripted.url.replace("http://", "https://"))  # TLS to a plain HTTP port
+    gateway = Ec2Gateway(boto3.session.Session(region_name=REGION), max_attempts=1, connect_timeout=2)
+    with pytest.raises(errors.AwsUnavailable) as caught:
+        list(gateway.describe_snapshots(REGION))
+    assert "DescribeSnapshots failed: the TLS connection to AWS failed" in caught.value.message
+    assert "AWS_CA_BUNDLE" in caught.value.hint and caught.value.code == "SSLError"
+
+
+def test_an_unreachable_proxy_is_aws_unavailable_with_a_hint(monkeypatch):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    gateway = Ec2Gateway(boto3.session.Session(region_name=REGION), max_attempts=1, connect_timeout=2)
+    with pytest.raises(errors.AwsUnavailable) as caught:
+        gateway.availability_zones(REGION)
+    assert "through the proxy" in caught.value.message and "HTTPS_PROXY" in caught.value.hint
+
+
+def failing_credentials_session(monkeypatch, tmp_path) -> boto3.session.Session:
+    """A profile whose credential_process fails, as an expired SSO login or a broken helper does."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "aws-config"
+    config.write_text("[profile broken]\ncredential_process = false\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    return boto3.session.Session(profile_name="broken", region_name=REGION)
+
+
+def test_a_credential_retrieval_failure_is_access_denied_with_a_hint(monkeypatch, tmp_path):
+    gateway = Ec2Gateway(failing_credentials_session(monkeypatch, tmp_path), max_attempts=1)
+    with pytest.raises(errors.AccessDenied) as caught:
+        list(gateway.describe_volumes(REGION))
+    assert "could not get AWS credentials" in caught.value.message
+    assert "credentials" in caught.value.hint and "python -m bot check" in caught.value.hint
+
+
+def test_warm_up_never_stops_start_up(monkeypatch, tmp_path, caplog):
+    gateway = Ec2Gateway(failing_credentials_session(monkeypatch, tmp_path), max_attempts=1)
+    gateway.warm_up([REGION, "eu-west-1"])  # credentials are resolved when a client is built: they fail here
+    assert caplog.text.count("could not prepare the EC2 client") == 2
+    with pytest.raises(errors.AccessDenied):  # and again, mapped, at the first real call
+        gateway.account_id(REGION)
+
+
+def test_an_unknown_profile_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(errors.ConfigError) as caught:
+        Ec2Gateway()
+    assert "AWS_PROFILE" in caught.value.message and "no-such-profile" in caught.value.message
+
+
+def test_a_repeated_page_token_is_an_aws_error(gateway, stub):
+    page = {"Snapshots": [raw_snapshot(0)], "NextToken": "same"}
+    stub.add_response("describe_snapshots", page)
+    stub.add_response("describe_snapshots", page)
+    with pytest.raises(errors.AwsError) as caught:
+        list(gateway.describe_snapshots(REGION))
+    assert "inconsistent listing" in caught.value.message and caught.value.code == "PaginationError"
+
+
+def test_a_response_botocore_cannot_read_is_aws_unavailable(scripted):
+    scripted.script = [(200, "<html>a proxy's login page, not EC2's XML")]
+    gateway = Ec2Gateway(boto3.session.Session(region_name=REGION), max_attempts=1)
+    with pytest.raises(errors.AwsUnavailable) as caught:
+        gateway.availability_zones(REGION)
+    assert "could not read" in caught.value.message and caught.value.code == "ResponseParserError"
+    assert "proxy" in caught.value.hint
+
+
+def _botocore_errors() -> list[type]:
+    found = []
+    for cls in vars(botocore.exceptions).values():
+        if isinstance(cls, type) and issubclass(cls, botocore.exceptions.BotoCoreError):
+            found.append(cls)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", _botocore_errors(), ids=lambda c: c.__name__)
+def test_every_botocore_error_becomes_a_bot_error(cls):
+    fields = {name: "x" for _, name, _, _ in string.Formatter().parse(cls.fmt) if name}
+    try:
+        exc = cls(**fields)
+    except TypeError:
+        exc = cls(**fields, last_response={})  # WaiterError
+    with pytest.raises(errors.AwsError) as caught:
+        with aws_errors("DescribeVolumes"):
+            raise exc
+    assert caught.value.message.startswith("DescribeVolumes failed") and caught.value.hint
+    assert caught.value.code == cls.__name__
 
 
 # --- the call counter, against moto --------------------------------------------------------------
