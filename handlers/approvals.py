@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.webhook import WebhookClient
-
-from bot import approval_flow, blocks
+from bot import approval_flow, blocks, slack_retry
 from bot.approvals import Plan
 from bot.deps import Deps
 from bot.errors import Busy
@@ -38,7 +36,7 @@ def _teller(response_url: str | None):
         if not response_url:
             return
         try:
-            resp = WebhookClient(response_url, timeout=10).send(
+            resp = slack_retry.webhook(response_url, timeout=10).send(
                 response_type="ephemeral", replace_original=False, **msg
             )
         except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
