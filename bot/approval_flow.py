@@ -94,8 +94,7 @@ def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -
         expire(deps, row)
         row = deps.store.get_approval(approval_id)
     if row["state"] != "pending":
-        by = f" by <@{row['decided_by']}>" if row.get("decided_by") else ""
-        tell(blocks.refusal(f"This request is already {row['state']}{by}; nothing changed."))
+        tell(blocks.already_decided(row["state"], row.get("decided_by") or ""))
         deps.store.audit(user, channel, action, "refused", f"already {row['state']}")
         return "refused"
     if not deps.store.transition(

@@ -497,6 +497,13 @@ def refusal(text: str) -> Message:
     return message(escape(text), [section(f":no_entry: {escape(text)}")])
 
 
+def already_decided(state: str, decided_by: str = "") -> Message:
+    """A click on a request that is no longer pending: its state, and who decided it (a real mention)."""
+    by = f" by <@{escape(decided_by)}>" if decided_by else ""
+    text = f"This request is already {escape(state)}{by}; nothing changed."
+    return message(text, [section(f":no_entry: {text}")])
+
+
 # --- lifecycle: digest and sweep reports ------------------------------------------
 
 DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections

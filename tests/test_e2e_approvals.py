@@ -122,7 +122,7 @@ def test_deny_leaves_everything(bot, ec2):
     bot.click(message, "approval_approve", user=BOB)  # a click after the decision
     bot.settle()
     assert exists(ec2, snap) and approval_state(bot) == "denied"
-    assert "already denied" in bot.responses()[-1]
+    assert f"already denied by <@{BOB}>" in bot.responses()[-1]  # a real mention, not escaped text
     assert bot.deps.gateway.calls["DeleteSnapshot"] == 0
 
 
