@@ -175,6 +175,7 @@ class Runtime:
         deadline = time.monotonic() + drain
         idle = self.deps.worker.wait_idle(timeout=drain) and self.running_jobs.wait_idle(deadline - time.monotonic())
         self.deps.worker.shutdown(wait=False)
+        self.listener_pool.shutdown(wait=False)
         if not idle:
             log.error("work still running %.0f s after the shutdown began; leaving the store open for it", drain)
             return False

@@ -140,3 +140,5 @@ class HttpServer:
         self._server.close()
         if self._thread:
             self._thread.join(timeout=5)
+        # Closing the socket leaves waitress's worker threads waiting for tasks forever.
+        self._server.task_dispatcher.shutdown(timeout=5)
