@@ -1,4 +1,8 @@
-"""`python -m bot` as a real process for the tests: start it, send it signed Slack requests, stop or kill it."""
+"""`python -m bot` as a real process for the tests: start it, send it signed Slack requests, stop or kill it.
+
+Several `BotProcess`es with the same `workdir` share one config file and one store, as replicas (or a
+server and `python -m bot sweep`) do in production.  Output goes to a file: a pipe nobody reads fills up.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,23 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot import slack_payloads
 from bot.fakeslack import FakeSlack
 from tests.harness import ALICE, SECRET, find_button
+
+# The smallest useful config; tests append sections (policies, access) or pass their own.
+BASE_CONFIG = """
+[slack]
+digest_channel = "C0DIGEST"
+[aws]
+default_region = "us-east-1"
+regions = ["us-east-1"]
+"""
 
 
 def free_port() -> int:
@@ -25,15 +40,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not met in {timeout} s")
+
+
+def read_store(path: str | Path, sql: str, *params) -> list[tuple]:
+    """Read a store as an operator would, with a plain SQLite connection."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def post_signed(url: str, body: str, secret: str = SECRET) -> int:
+    """POST a Slack payload to a bot's /slack/events, signed as Slack signs it; returns the HTTP status."""
+    request = urllib.request.Request(
+        f"{url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(secret, body)
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.status
+
+
 @dataclass
 class BotProcess:
-    """One `python -m bot` (or `python -m bot ARGS`) against moto and the fake Slack; its store is `db`."""
+    """One `python -m bot [args]` against moto and the fake Slack; its store is `workdir/bot.db`.
+
+    `env` adds or overrides environment variables, `unset` removes some (e.g.
+    credentials), and `secret` is the signing secret requests are signed with.
+    """
 
     workdir: Path
     config: str
     slack: FakeSlack
     moto_url: str
-    args: tuple[str, ...] = ()
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    unset: Sequence[str] = ()
+    secret: str = SECRET
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -46,25 +97,28 @@ class BotProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def env(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
         config = self.workdir / "config.toml"
         config.write_text(self.config)
+        base = {k: v for k, v in os.environ.items() if k not in self.unset}
         return {
-            **os.environ,
+            **base,
             "CHATOPS_CONFIG": str(config),
             "CHATOPS_DB": str(self.db),
             "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_SIGNING_SECRET": self.secret,
             "SLACK_API_URL": self.slack.api_url,
             "PORT": str(self.port),
             "AWS_ENDPOINT_URL": self.moto_url,
+            **self.env,
         }
 
     def start(self, wait: bool = True) -> BotProcess:
+        """Start it; with `wait`, return once /healthz answers (a server; not for `sweep` and other one-shots)."""
         self.log = self.workdir / f"bot-{time.monotonic_ns()}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", *self.args], env=self.env(), stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "bot", *self.args], env=self.environment(), stdout=out, stderr=subprocess.STDOUT
             )
         if wait:
             self.wait_healthy()
@@ -73,7 +127,7 @@ class BotProcess:
     def output(self) -> str:
         return self.log.read_text() if self.log and self.log.exists() else ""
 
-    def wait_healthy(self, timeout: float = 30) -> None:
+    def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.output()
@@ -86,28 +140,26 @@ class BotProcess:
         raise TimeoutError(f"bot never became healthy:\n{self.output()}")
 
     def command(self, line: str, user: str = ALICE, channel: str = "C0OPS") -> int:
+        """Send `/cmd text` as Slack would; returns the HTTP status of the ack."""
         command, _, text = line.partition(" ")
         body = slack_payloads.slash_command(command, text, user, channel, self.slack.new_response_url())
-        request = urllib.request.Request(
-            f"{self.url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body)
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status
+        return post_signed(self.url, body, self.secret)
 
     def click(self, message: dict, action_id: str, user: str, channel: str = "C0OPS") -> int:
         """Press a button of a message the bot posted (as the fake Slack recorded it)."""
         action = find_button(message, action_id)
         body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
-        request = urllib.request.Request(
-            f"{self.url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body)
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status
+        return post_signed(self.url, body, self.secret)
+
+    def wait(self, timeout: float = 120) -> int:
+        """Wait for a one-shot (e.g. `sweep`) to end; returns its exit code."""
+        return self.proc.wait(timeout=timeout)
 
     def terminate(self, timeout: float = 60) -> float:
         """SIGTERM; returns how long the process took to exit."""
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=timeout)
         return time.monotonic() - started
 
@@ -117,21 +169,10 @@ class BotProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """Make sure it is gone (test clean-up)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
     def query(self, sql: str, *params) -> list[tuple]:
-        """Read the process's store (a separate connection, as an operator would)."""
-        with sqlite3.connect(self.db, timeout=30) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not met in {timeout} s")
+        return read_store(self.db, sql, *params)

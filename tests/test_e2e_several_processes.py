@@ -9,15 +9,8 @@ against the moto server and the fake Slack.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,19 +18,18 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bot import slack_payloads
 from bot.app import make_slack_client
 from bot.config import Config, Policy
 from bot.deps import Deps
-from bot.fakeslack import Call, message_text
+from bot.fakeslack import Call, FakeSlack, message_text
 from bot.gateway import Ec2Gateway
 from bot.store import Store, from_iso, utcnow
 from scheduler.upkeep import reclaim_orphans
 from scheduler.watches import poll_watches, watch_volume
+from tests.bot_process import BotProcess, read_store
 from tests.conftest import base_config, make_instance, make_volume
-from tests.harness import ALICE, BOB, SECRET
+from tests.harness import ALICE, BOB
 from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
-from tests.test_e2e_process import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +44,6 @@ POLICY = Policy(
 )
 
 
-def rows(path: str, sql: str, *params) -> list[tuple]:
-    """Read the store as an operator would, with a plain SQLite connection."""
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 # --- two participants in this interpreter ---------------------------------------------------------
 
 
@@ -71,7 +54,7 @@ def test_a_starting_server_leaves_a_live_process_s_run_alone(make_bot, tmp_path,
     make_volume(ec2, 8, Backup="daily")
 
     bot = make_bot(config)
-    assert rows(config.store.path, "SELECT state FROM runs WHERE id = ?", run) == [("running",)]
+    assert read_store(config.store.path, "SELECT state FROM runs WHERE id = ?", run) == [("running",)]
     bot.command("/lifecycle run daily-db")
     bot.settle()
     assert "running right now" in bot.responses()[-1]
@@ -127,89 +110,46 @@ on_expired = "{on_expired}"
 
 @dataclasses.dataclass
 class Processes:
-    """Real bot processes on one store; their output goes to files (a pipe nobody reads would fill up)."""
+    """Real bot processes on one store (and one config): servers, `python -m bot sweep`, …"""
 
     tmp_path: Path
-    env: dict[str, str]
-    started: list[tuple[subprocess.Popen, Path]] = dataclasses.field(default_factory=list)
+    config: str
+    fake_slack: FakeSlack
+    moto_url: str
+    started: list[BotProcess] = dataclasses.field(default_factory=list)
 
     @property
-    def db(self) -> str:
-        return self.env["CHATOPS_DB"]
+    def db(self) -> Path:
+        return self.tmp_path / "bot.db"
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen:
-        log = self.tmp_path / f"process-{len(self.started)}.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", *args], env={**self.env, **env}, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.started.append((proc, log))
-        return proc
+    def start(self, *args: str, wait: bool = False) -> BotProcess:
+        self.started.append(BotProcess(self.tmp_path, self.config, self.fake_slack, self.moto_url, args=args))
+        return self.started[-1].start(wait=wait)
 
-    def server(self) -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        return self.start(PORT=str(port)), f"http://127.0.0.1:{port}"
+    def server(self) -> BotProcess:
+        return self.start(wait=True)
 
-    def log(self, proc: subprocess.Popen) -> str:
-        return next(log for p, log in self.started if p is proc).read_text()
-
-    def wait_healthy(self, proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, self.log(proc)
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        raise TimeoutError(f"bot never became healthy:\n{self.log(proc)}")
-
-    def stop(self, proc: subprocess.Popen) -> int:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=30)
+    def query(self, sql: str, *params) -> list[tuple]:
+        return read_store(self.db, sql, *params)
 
 
 @pytest.fixture
 def processes(tmp_path, aws, fake_slack, moto_server):
     def configure(every: str = "12h", keep: int = 1, on_expired: str = "approve") -> Processes:
-        config = tmp_path / "config.toml"
-        config.write_text(CONFIG.format(every=every, keep=keep, on_expired=on_expired))
-        env = {
-            **os.environ,
-            "CHATOPS_CONFIG": str(config),
-            "CHATOPS_DB": str(tmp_path / "shared.db"),
-            "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": fake_slack.api_url,
-            "AWS_ENDPOINT_URL": moto_server,
-        }
-        made.append(Processes(tmp_path, env))
+        config = CONFIG.format(every=every, keep=keep, on_expired=on_expired)
+        made.append(Processes(tmp_path, config, fake_slack, moto_server))
         return made[-1]
 
     made: list[Processes] = []
     yield configure
     for group in made:
-        for proc, _ in group.started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+        for bot in group.started:
+            bot.stop()
 
 
 def policy_snapshots(ec2) -> list[dict]:
     f = [{"Name": "tag:chatops:policy", "Values": ["daily-db"]}]
     return ec2.describe_snapshots(OwnerIds=["self"], Filters=f)["Snapshots"]
-
-
-def signed_command(url: str, fake_slack, line: str) -> int:
-    command, _, text = line.partition(" ")
-    body = slack_payloads.slash_command(command, text, ALICE, "C0OPS", fake_slack.new_response_url())
-    request = urllib.request.Request(
-        f"{url}/slack/events", data=body.encode(), headers=slack_payloads.signed_headers(SECRET, body), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return resp.status
 
 
 def test_a_server_starting_beside_a_running_cli_sweep_leaves_its_lease_alone(processes, ec2, fake_slack):
@@ -232,21 +172,21 @@ def test_a_server_starting_beside_a_running_cli_sweep_leaves_its_lease_alone(pro
     try:
         sweep = group.start("sweep", "--policy", "daily-db")
         while not asked.wait(0.2):
-            assert sweep.poll() is None, group.log(sweep)
-        server, url = group.server()
-        group.wait_healthy(server, url)
+            assert sweep.proc.poll() is None, sweep.output()
+        server = group.server()
         # The server started while the sweep holds the policy's lease: it stays the sweep's.
-        assert rows(group.db, "SELECT trigger, state FROM runs") == [("cli", "running")]
-        assert signed_command(url, fake_slack, "/lifecycle run daily-db") == 200
+        assert group.query("SELECT trigger, state FROM runs") == [("cli", "running")]
+        assert server.command("/lifecycle run daily-db") == 200
         refused = fake_slack.wait_for(
             lambda s: [t for t in s.texts("response_url") if "running right now" in t], timeout=30
         )
         assert refused and len(policy_snapshots(ec2)) == 2  # the manual run did not start beside the sweep
     finally:
         release.set()
-    assert sweep.wait(timeout=60) == 0, group.log(sweep)
-    assert rows(group.db, "SELECT trigger, state FROM runs") == [("cli", "ok")]
-    assert group.stop(server) == 0, group.log(server)
+    assert sweep.wait(timeout=60) == 0, sweep.output()
+    assert group.query("SELECT trigger, state FROM runs") == [("cli", "ok")]
+    server.terminate(timeout=30)
+    assert server.proc.returncode == 0, server.output()
 
 
 def test_two_servers_run_each_slot_once(processes, ec2, fake_slack):
@@ -258,27 +198,28 @@ def test_two_servers_run_each_slot_once(processes, ec2, fake_slack):
     seen.close()
 
     servers = [group.server() for _ in range(2)]
-    for proc, url in servers:
-        group.wait_healthy(proc, url)
 
     def progress() -> tuple[int, int]:
-        [(policy_runs,)] = rows(group.db, "SELECT count(*) FROM runs WHERE job = 'policy:daily-db' AND state = 'ok'")
-        [(digests,)] = rows(group.db, "SELECT count(*) FROM runs WHERE job = 'digest' AND state != 'running'")
+        [(policy_runs,)] = read_store(
+            group.db, "SELECT count(*) FROM runs WHERE job = 'policy:daily-db' AND state = 'ok'"
+        )
+        [(digests,)] = group.query("SELECT count(*) FROM runs WHERE job = 'digest' AND state != 'running'")
         return policy_runs, digests
 
     deadline = time.monotonic() + 60
     while progress()[0] < 3 or progress()[1] < 1:
-        assert time.monotonic() < deadline, f"runs so far: {progress()}\n" + group.log(servers[0][0])
+        assert time.monotonic() < deadline, f"runs so far: {progress()}\n" + servers[0].output()
         time.sleep(0.2)
-    for proc, _ in servers:
-        assert group.stop(proc) == 0, group.log(proc)
+    for server in servers:
+        server.terminate(timeout=30)
+        assert server.proc.returncode == 0, server.output()
 
     digests = [c for c in fake_slack.calls_of("chat.postMessage") if "Snapshot & AMI digest" in message_text(c.params)]
     assert len(digests) == 1  # both caught the missed digest up; it ran once
-    assert rows(group.db, "SELECT trigger FROM runs WHERE job = 'digest'") == [("missed-at-start",)]
-    policy_runs = [from_iso(slot) for (slot,) in rows(group.db, "SELECT slot FROM runs WHERE job = 'policy:daily-db'")]
+    assert group.query("SELECT trigger FROM runs WHERE job = 'digest'") == [("missed-at-start",)]
+    policy_runs = [from_iso(slot) for (slot,) in group.query("SELECT slot FROM runs WHERE job = 'policy:daily-db'")]
     assert len(set(policy_runs)) == len(policy_runs) >= 3  # one run per slot ...
-    [(anchor,)] = rows(group.db, "SELECT first_seen FROM jobs_seen WHERE job = 'policy:daily-db'")
+    [(anchor,)] = group.query("SELECT first_seen FROM jobs_seen WHERE job = 'policy:daily-db'")
     assert all((slot - from_iso(anchor)).total_seconds() % 2 == 0 for slot in policy_runs)  # ... on the shared grid
     assert len(policy_snapshots(ec2)) <= len(policy_runs)  # and no run without its claim
 

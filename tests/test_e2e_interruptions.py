@@ -1,5 +1,7 @@
-"""kill -9 of a real `python -m bot`: mid-sweep, mid-approval, with a watch pending. Restarted, nothing is lost and
-nothing is done twice; what was interrupted says so, and the next run finishes the work."""
+"""A real `python -m bot` stopped mid-work: SIGTERM mid-sweep; kill -9 mid-sweep, mid-approval, with a watch pending.
+
+Nothing is lost and nothing is done twice; what was interrupted says so, and the next run finishes the work.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from tests.harness import BOB
 
 pytestmark = pytest.mark.e2e
 
-# After a burst of 95, deletions pace at 0.5 a second (api_rate_scale = 0.1): the kill lands mid-batch.
+# After a burst of 95, deletions pace at 0.5 a second (api_rate_scale = 0.1): the signal lands mid-batch.
 CONFIG = """
 [slack]
 digest_channel = "C0DIGEST"
@@ -181,3 +183,36 @@ def test_kill_with_a_watch_pending_then_restart(tmp_path, aws, ec2, fake_slack, 
     assert len(fake_slack.calls_of("chat.postMessage")) == posts  # the same message was updated, not re-posted
     [message] = [m for m in fake_slack.messages.values() if restored["VolumeId"] in message_text(m)]
     assert "in-use" in message_text(message) or "attached" in message_text(message)
+
+
+def test_sigterm_stops_a_sweep_between_deletions_and_loses_no_record(tmp_path, aws, ec2, fake_slack, moto_server):
+    seeded, newest = seed(ec2)
+    bot = BotProcess(tmp_path, config(), fake_slack, moto_server).start()
+    try:
+        bot.command("/lifecycle run nightly")
+        wait_until(lambda: len(seeded - existing(ec2)) > 95, timeout=60, what="the sweep under way, past its burst")
+        took = bot.terminate()
+    finally:
+        bot.stop()
+
+    assert bot.proc.returncode == 0, bot.output()
+    assert took < 15, f"shutdown took {took:.1f} s"
+    gone = seeded - existing(ec2)
+    assert 95 < len(gone) < SNAPSHOTS  # stopped part-way: the test saw a real interruption
+    rows = bot.query(
+        "SELECT substr(action, length('sweep nightly delete ') + 1), outcome, detail FROM audit"
+        " WHERE action LIKE 'sweep nightly delete %'"
+    )
+    outcome = {snap: result for snap, result, _ in rows}
+    # Every deletion that happened is in the audit log, and every expired snapshot has exactly one outcome.
+    assert len(rows) == len(outcome) == SNAPSHOTS
+    assert {s for s, result in outcome.items() if result == "done"} == gone
+    assert {s for s, result in outcome.items() if result == "failed"} == seeded - gone
+    assert all("shutting down" in detail for _, result, detail in rows if result == "failed")
+    [(state,)] = bot.query("SELECT state FROM runs WHERE job = 'policy:nightly'")
+    assert state == "interrupted"
+
+    # Nothing is lost: the next sweep deletes what the interrupted one did not attempt.
+    sweep = BotProcess(tmp_path, config(scale=1.0), fake_slack, moto_server, args=("sweep",)).start(wait=False)
+    assert sweep.wait() == 0, sweep.output()
+    assert existing(ec2) == {newest}
