@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from bot.config import Config, with_overrides
+from bot.config import Config, Policy, with_overrides
 from bot.fakeslack import FakeSlack
 from tests.harness import BOB, BotUnderTest
 
@@ -53,6 +54,20 @@ def fake_slack() -> Iterator[FakeSlack]:
     slack = FakeSlack().start()
     yield slack
     slack.stop()
+
+
+def daily_policy(**changes) -> Policy:
+    """The tests' usual policy: daily-db snapshots volumes tagged Backup=daily in us-east-1 every 12 h, keeps 2."""
+    policy = Policy(
+        name="daily-db",
+        resource="volume",
+        target_tags={"Backup": "daily"},
+        regions=("us-east-1",),
+        every=timedelta(hours=12),
+        keep=2,
+        on_expired="approve",
+    )
+    return dataclasses.replace(policy, **changes)
 
 
 def base_config(tmp_path) -> Config:

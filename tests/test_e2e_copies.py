@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 
 import pytest
 
-from bot.config import Policy
-from tests.conftest import base_config, make_instance, make_volume
+from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE
 
 pytestmark = pytest.mark.e2e
@@ -61,15 +59,8 @@ def test_a_manual_ami_copy_of_a_policy_item_does_not_carry_the_policy_tags(bot, 
 
 
 def test_a_policy_dr_copy_still_carries_its_policy_and_origin(make_bot, ec2, aws, tmp_path):
-    policy = Policy(
-        name="daily-db",
-        resource="volume",
-        target_tags={"Backup": "daily"},
-        regions=("us-east-1",),
-        every=timedelta(hours=12),
-        keep=2,
+    policy = daily_policy(
         copy_to=("us-west-2",),
-        on_expired="approve",
     )
     bot = make_bot(dataclasses.replace(base_config(tmp_path), policies=(policy,)))
     make_volume(ec2, Backup="daily")

@@ -7,35 +7,20 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
 
 import pytest
 
-from bot.config import Policy
 from bot.fakeslack import message_text
-from tests.conftest import base_config, make_volume
+from tests.conftest import base_config, daily_policy, make_volume
 from tests.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
 
 
-def policy(**changes) -> Policy:
-    base = Policy(
-        name="daily-db",
-        resource="volume",
-        target_tags={"Backup": "daily"},
-        regions=("us-east-1",),
-        every=timedelta(hours=12),
-        keep=2,
-        on_expired="approve",
-    )
-    return dataclasses.replace(base, **changes)
-
-
 @pytest.fixture
 def policy_bot(make_bot, tmp_path):
     def make(**changes):
-        config = dataclasses.replace(base_config(tmp_path), policies=(policy(**changes),))
+        config = dataclasses.replace(base_config(tmp_path), policies=(daily_policy(**changes),))
         return make_bot(config)
 
     return make

@@ -19,7 +19,7 @@ import pytest
 from botocore.stub import Stubber
 
 from bot.app import make_slack_client
-from bot.config import Config, Policy
+from bot.config import Config
 from bot.deps import Deps
 from bot.fakeslack import Call, FakeSlack, message_text
 from bot.gateway import Ec2Gateway
@@ -27,21 +27,13 @@ from bot.store import Store, from_iso, utcnow
 from scheduler.upkeep import reclaim_orphans
 from scheduler.watches import poll_watches, watch_volume
 from tests.bot_process import BotProcess, read_store
-from tests.conftest import base_config, make_instance, make_volume
+from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB
 from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
 
 pytestmark = pytest.mark.e2e
 
-POLICY = Policy(
-    name="daily-db",
-    resource="volume",
-    target_tags={"Backup": "daily"},
-    regions=("us-east-1",),
-    every=timedelta(hours=12),
-    keep=1,
-    on_expired="approve",
-)
+POLICY = daily_policy(keep=1)
 
 
 # --- two participants in this interpreter ---------------------------------------------------------

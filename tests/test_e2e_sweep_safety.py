@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
 
 import pytest
 
-from bot.config import Policy
 from bot.fakeslack import message_text
-from tests.conftest import base_config, make_instance, make_volume
+from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
@@ -21,16 +19,7 @@ KEEP_TAG = [{"Key": "chatops:keep", "Value": "true"}]
 @pytest.fixture
 def policy_bot(make_bot, tmp_path):
     def make(**changes):
-        policy = Policy(
-            name="nightly",
-            resource="volume",
-            target_tags={"Backup": "nightly"},
-            regions=("us-east-1",),
-            every=timedelta(hours=12),
-            keep=1,
-            on_expired="approve",
-        )
-        config = dataclasses.replace(base_config(tmp_path), policies=(dataclasses.replace(policy, **changes),))
+        config = dataclasses.replace(base_config(tmp_path), policies=(daily_policy(**{"keep": 1, **changes}),))
         return make_bot(config)
 
     return make
@@ -40,12 +29,12 @@ def run(bot, times: int) -> None:
     for i in range(times):
         if i:
             time.sleep(1.1)  # moto stamps creation times to the second; retention orders by them
-        bot.command("/lifecycle run nightly", user=ALICE)
+        bot.command("/lifecycle run daily-db", user=ALICE)
         bot.settle()
 
 
 def policy_snapshots(ec2) -> list[dict]:
-    found = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:chatops:policy", "Values": ["nightly"]}])
+    found = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:chatops:policy", "Values": ["daily-db"]}])
     return sorted(found["Snapshots"], key=lambda s: s["StartTime"])
 
 
@@ -66,7 +55,7 @@ def approve(bot, request) -> str:
 
 def test_a_snapshot_pinned_after_the_request_is_spared_and_the_message_says_why(policy_bot, ec2):
     bot = policy_bot(keep=1)
-    make_volume(ec2, 8, Backup="nightly")
+    make_volume(ec2, 8, Backup="daily")
     run(bot, 3)
     oldest, middle, newest = (s["SnapshotId"] for s in policy_snapshots(ec2))
     request = the_request(bot)
@@ -82,7 +71,7 @@ def test_a_snapshot_pinned_after_the_request_is_spared_and_the_message_says_why(
 
 def test_deleting_newer_snapshots_before_the_click_never_cuts_below_keep(policy_bot, ec2):
     bot = policy_bot(keep=2)
-    make_volume(ec2, 8, Backup="nightly")
+    make_volume(ec2, 8, Backup="daily")
     run(bot, 4)
     ids = [s["SnapshotId"] for s in policy_snapshots(ec2)]
     request = the_request(bot)
@@ -97,12 +86,14 @@ def test_deleting_newer_snapshots_before_the_click_never_cuts_below_keep(policy_
 
 
 def test_an_ami_sweep_keeps_a_pinned_backing_snapshot_and_deletes_the_rest(policy_bot, ec2):
-    bot = policy_bot(resource="instance", target_tags={"Backup": "nightly"}, keep=1)
-    make_instance(ec2, Name="web", Backup="nightly")
-    make_instance(ec2, Name="web", Backup="nightly")  # same Name: the AMI names must still differ
+    bot = policy_bot(resource="instance", target_tags={"Backup": "daily"}, keep=1)
+    make_instance(ec2, Name="web", Backup="daily")
+    make_instance(ec2, Name="web", Backup="daily")  # same Name: the AMI names must still differ
     run(bot, 2)
     images = sorted(
-        ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:chatops:policy", "Values": ["nightly"]}])["Images"],
+        ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:chatops:policy", "Values": ["daily-db"]}])[
+            "Images"
+        ],
         key=lambda i: i["CreationDate"],
     )
     assert len(images) == 4 and len({i["Name"] for i in images}) == 4
@@ -111,7 +102,7 @@ def test_an_ami_sweep_keeps_a_pinned_backing_snapshot_and_deletes_the_rest(polic
     doomed = older[1]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     # The policy's AMIs' snapshots carry the policy and their AMI, so a leftover is never lost.
     tags = {t["Key"]: t["Value"] for t in ec2.describe_snapshots(SnapshotIds=[doomed])["Snapshots"][0]["Tags"]}
-    assert tags["chatops:policy"] == "nightly" and tags["chatops:ami"] == older[1]["ImageId"]
+    assert tags["chatops:policy"] == "daily-db" and tags["chatops:ami"] == older[1]["ImageId"]
     request = the_request(bot)
 
     ec2.create_tags(Resources=[pinned], Tags=KEEP_TAG)

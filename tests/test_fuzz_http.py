@@ -27,7 +27,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -36,11 +35,10 @@ from hypothesis import strategies as st
 
 from bot import blocks, slack_payloads
 from bot.commands import COMMANDS, HelpRequest, parse
-from bot.config import Policy
 from bot.errors import UsageError
 from bot.fakeslack import message_text
 from bot.server import payload_problem
-from tests.conftest import base_config, make_instance, make_volume
+from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, SECRET, BotUnderTest, HttpResult
 
 pytestmark = pytest.mark.e2e
@@ -75,15 +73,7 @@ class Inventory:
 
 @pytest.fixture
 def fuzz_bot(make_bot, ec2, tmp_path) -> tuple[BotUnderTest, Inventory]:
-    policy = Policy(
-        name="daily-db",
-        resource="volume",
-        target_tags={"Backup": "daily"},
-        regions=("us-east-1",),
-        every=timedelta(hours=12),
-        keep=1,
-        on_expired="approve",
-    )
+    policy = daily_policy(keep=1)
     bot = make_bot(dataclasses.replace(base_config(tmp_path), policies=(policy,)))
     volume = make_volume(ec2, 8, Name=EVIL, Backup="daily")
     instance = make_instance(ec2, Name=EVIL)
