@@ -34,6 +34,22 @@ regions = ["us-east-1"]
 """
 
 
+def policy_config(every: str = "12h", keep: int = 1, on_expired: str = "approve", aws: str = "") -> str:
+    """BASE_CONFIG (plus `aws` lines in its [aws] table), U0BOB approving, and the daily-db policy."""
+    return f"""{BASE_CONFIG}{aws}
+[access]
+approvers = ["U0BOB"]
+[[policies]]
+name = "daily-db"
+resource = "volume"
+target_tags = {{ Backup = "daily" }}
+regions = ["us-east-1"]
+every = "{every}"
+keep = {keep}
+on_expired = "{on_expired}"
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,41 +12,23 @@ import pytest
 
 from bot.fakeslack import message_text
 from bot.store import Store, utcnow
-from tests.bot_process import BotProcess, wait_until
+from tests.bot_process import BotProcess, policy_config, wait_until
 from tests.harness import BOB
 
 pytestmark = pytest.mark.e2e
 
 # After a burst of 95, deletions pace at 0.5 a second (api_rate_scale = 0.1): the signal lands mid-batch.
-CONFIG = """
-[slack]
-digest_channel = "C0DIGEST"
-[aws]
-default_region = "us-east-1"
-regions = ["us-east-1"]
-api_rate_scale = {scale}
-poll_interval = "{poll}"
-[access]
-approvers = ["U0BOB"]
-[[policies]]
-name = "nightly"
-resource = "volume"
-target_tags = {{ Backup = "nightly" }}
-every = "12h"
-keep = 1
-on_expired = "{on_expired}"
-"""
 SNAPSHOTS = 120
 
 
 def config(on_expired: str = "delete", scale: float = 0.1, poll: str = "15s") -> str:
-    return CONFIG.format(on_expired=on_expired, scale=scale, poll=poll)
+    return policy_config(on_expired=on_expired, aws=f'api_rate_scale = {scale}\npoll_interval = "{poll}"\n')
 
 
 def seed(ec2) -> tuple[set[str], str]:
     """SNAPSHOTS expired snapshots of the policy and the newest one, which keep = 1 keeps."""
     vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]  # untagged: the runs create nothing
-    tags = [{"Key": "chatops:policy", "Value": "nightly"}, {"Key": "chatops:source", "Value": vol}]
+    tags = [{"Key": "chatops:policy", "Value": "daily-db"}, {"Key": "chatops:source", "Value": vol}]
     spec = [{"ResourceType": "snapshot", "Tags": tags}]
     expired = {ec2.create_snapshot(VolumeId=vol, TagSpecifications=spec)["SnapshotId"] for _ in range(SNAPSHOTS)}
     time.sleep(1.1)  # creation times are to the second
@@ -64,8 +46,8 @@ def deleted_past_the_burst(ec2, expired: set[str]) -> None:
 
 def audited_deletions(bot: BotProcess, since_id: int = 0) -> dict[str, str]:
     rows = bot.query(
-        "SELECT substr(action, length('sweep nightly delete ') + 1), outcome FROM audit"
-        " WHERE action LIKE 'sweep nightly delete %' AND id > ?",
+        "SELECT substr(action, length('sweep daily-db delete ') + 1), outcome FROM audit"
+        " WHERE action LIKE 'sweep daily-db delete %' AND id > ?",
         since_id,
     )
     return dict(rows)
@@ -75,7 +57,7 @@ def test_kill_mid_scheduled_sweep_then_restart(tmp_path, aws, ec2, fake_slack, m
     expired, newest = seed(ec2)
     db = tmp_path / "bot.db"
     # The bot was down when the policy was due: it catches the slot up at start, in the scheduler.
-    Store(str(db), clock=lambda: utcnow() - timedelta(days=2)).first_seen("policy:nightly")
+    Store(str(db), clock=lambda: utcnow() - timedelta(days=2)).first_seen("policy:daily-db")
     first = BotProcess(tmp_path, config(), fake_slack, moto_server).start()
     try:
         deleted_past_the_burst(ec2, expired)
@@ -84,7 +66,7 @@ def test_kill_mid_scheduled_sweep_then_restart(tmp_path, aws, ec2, fake_slack, m
         first.stop()
     gone = expired - existing(ec2)
     assert len(gone) < SNAPSHOTS  # a real interruption
-    assert first.query("SELECT trigger, state FROM runs WHERE job = 'policy:nightly'") == [
+    assert first.query("SELECT trigger, state FROM runs WHERE job = 'policy:daily-db'") == [
         ("missed-at-start", "running")
     ]
     # What the audit log says was deleted was deleted (a deletion in flight at the kill may be missing from it).
@@ -92,13 +74,13 @@ def test_kill_mid_scheduled_sweep_then_restart(tmp_path, aws, ec2, fake_slack, m
 
     second = BotProcess(tmp_path, config(scale=1.0), fake_slack, moto_server).start()
     try:
-        assert second.query("SELECT state FROM runs WHERE job = 'policy:nightly'") == [("interrupted",)]
+        assert second.query("SELECT state FROM runs WHERE job = 'policy:daily-db'") == [("interrupted",)]
         [(last_audit,)] = second.query("SELECT max(id) FROM audit")
         second.command("/lifecycle list")
-        listed = fake_slack.wait_for(lambda s: [t for t in s.texts("response_url") if "nightly" in t], timeout=20)
+        listed = fake_slack.wait_for(lambda s: [t for t in s.texts("response_url") if "daily-db" in t], timeout=20)
         assert "interrupted" in listed[-1]
         # No catch-up for a slot already claimed by the killed run; the next run finishes the work.
-        second.command("/lifecycle run nightly")
+        second.command("/lifecycle run daily-db")
         wait_until(lambda: existing(ec2) == {newest}, timeout=60, what="the rest deleted by the next run")
         wait_until(lambda: second.query("SELECT count(*) FROM runs WHERE state = 'ok'") == [(1,)], what="the run done")
     finally:
@@ -112,7 +94,7 @@ def test_kill_mid_approved_batch_then_restart(tmp_path, aws, ec2, fake_slack, mo
     expired, newest = seed(ec2)
     first = BotProcess(tmp_path, config(on_expired="approve"), fake_slack, moto_server).start()
     try:
-        first.command("/lifecycle run nightly")
+        first.command("/lifecycle run daily-db")
         request = fake_slack.wait_for(
             lambda s: [m for m in s.messages.values() if "Request `req-" in message_text(m)], timeout=30
         )[0]
@@ -138,7 +120,7 @@ def test_kill_mid_approved_batch_then_restart(tmp_path, aws, ec2, fake_slack, mo
         assert all(f"`{snap}`" in updated for snap in list(gone)[:3])
 
         # The next run asks again for exactly what is left, and it goes once approved.
-        second.command("/lifecycle run nightly")
+        second.command("/lifecycle run daily-db")
         again = fake_slack.wait_for(
             lambda s: [
                 m
@@ -189,7 +171,7 @@ def test_sigterm_stops_a_sweep_between_deletions_and_loses_no_record(tmp_path, a
     seeded, newest = seed(ec2)
     bot = BotProcess(tmp_path, config(), fake_slack, moto_server).start()
     try:
-        bot.command("/lifecycle run nightly")
+        bot.command("/lifecycle run daily-db")
         wait_until(lambda: len(seeded - existing(ec2)) > 95, timeout=60, what="the sweep under way, past its burst")
         took = bot.terminate()
     finally:
@@ -200,8 +182,8 @@ def test_sigterm_stops_a_sweep_between_deletions_and_loses_no_record(tmp_path, a
     gone = seeded - existing(ec2)
     assert 95 < len(gone) < SNAPSHOTS  # stopped part-way: the test saw a real interruption
     rows = bot.query(
-        "SELECT substr(action, length('sweep nightly delete ') + 1), outcome, detail FROM audit"
-        " WHERE action LIKE 'sweep nightly delete %'"
+        "SELECT substr(action, length('sweep daily-db delete ') + 1), outcome, detail FROM audit"
+        " WHERE action LIKE 'sweep daily-db delete %'"
     )
     outcome = {snap: result for snap, result, _ in rows}
     # Every deletion that happened is in the audit log, and every expired snapshot has exactly one outcome.
@@ -209,7 +191,7 @@ def test_sigterm_stops_a_sweep_between_deletions_and_loses_no_record(tmp_path, a
     assert {s for s, result in outcome.items() if result == "done"} == gone
     assert {s for s, result in outcome.items() if result == "failed"} == seeded - gone
     assert all("shutting down" in detail for _, result, detail in rows if result == "failed")
-    [(state,)] = bot.query("SELECT state FROM runs WHERE job = 'policy:nightly'")
+    [(state,)] = bot.query("SELECT state FROM runs WHERE job = 'policy:daily-db'")
     assert state == "interrupted"
 
     # Nothing is lost: the next sweep deletes what the interrupted one did not attempt.

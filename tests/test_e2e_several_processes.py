@@ -26,7 +26,7 @@ from bot.gateway import Ec2Gateway
 from bot.store import Store, from_iso, utcnow
 from scheduler.upkeep import reclaim_orphans
 from scheduler.watches import poll_watches, watch_volume
-from tests.bot_process import BotProcess, read_store
+from tests.bot_process import BotProcess, policy_config, read_store
 from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB
 from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
@@ -81,24 +81,6 @@ def test_a_starting_server_leaves_a_live_replica_s_approval_alone(make_bot, ec2)
 
 # --- real processes --------------------------------------------------------------------------------
 
-CONFIG = """
-[slack]
-digest_channel = "C0DIGEST"
-[aws]
-default_region = "us-east-1"
-regions = ["us-east-1"]
-[access]
-approvers = ["U0BOB"]
-[[policies]]
-name = "daily-db"
-resource = "volume"
-target_tags = {{ Backup = "daily" }}
-regions = ["us-east-1"]
-every = "{every}"
-keep = {keep}
-on_expired = "{on_expired}"
-"""
-
 
 @dataclasses.dataclass
 class Processes:
@@ -128,7 +110,7 @@ class Processes:
 @pytest.fixture
 def processes(tmp_path, aws, fake_slack, moto_server):
     def configure(every: str = "12h", keep: int = 1, on_expired: str = "approve") -> Processes:
-        config = CONFIG.format(every=every, keep=keep, on_expired=on_expired)
+        config = policy_config(every=every, keep=keep, on_expired=on_expired)
         made.append(Processes(tmp_path, config, fake_slack, moto_server))
         return made[-1]
 
