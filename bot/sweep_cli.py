@@ -7,6 +7,8 @@ and exits non-zero when anything failed or was left undone.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Mapping
 
 from bot import blocks, lifecycle_flow
@@ -31,6 +33,7 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
     deps = build_deps(config, slack)
     deps.gateway.warm_up(config.aws.regions)
     settle_heap()
+    restore = _stop_on_signals(deps.stopping)
     try:
         if dry_run:
             reports = [lifecycle_flow.preview_policy(deps, p) for p in policies]
@@ -42,5 +45,24 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
             lifecycle_flow.post_report(deps, report)
         return 0 if report.ok else 1
     finally:
+        restore()
         deps.worker.shutdown()
         deps.store.close()
+
+
+def _stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
+    """SIGTERM and Ctrl-C stop the sweep between two deletions; it then reports and exits non-zero.
+
+    The default (dying at once, or KeyboardInterrupt in the main thread while
+    the deleters carry on) would close the store under deletions in flight.
+    Returns what puts the previous handlers back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

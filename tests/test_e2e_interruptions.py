@@ -198,3 +198,25 @@ def test_sigterm_stops_a_sweep_between_deletions_and_loses_no_record(tmp_path, a
     sweep = BotProcess(tmp_path, config(scale=1.0), fake_slack, moto_server, args=("sweep",)).start(wait=False)
     assert sweep.wait() == 0, sweep.output()
     assert existing(ec2) == {newest}
+
+
+def test_sigterm_stops_the_sweep_cli_between_deletions_and_it_reports_and_fails(
+    tmp_path, aws, ec2, fake_slack, moto_server
+):
+    expired, newest = seed(ec2)
+    sweep = BotProcess(tmp_path, config(), fake_slack, moto_server, args=("sweep",)).start(wait=False)
+    try:
+        deleted_past_the_burst(ec2, expired)
+        took = sweep.terminate()
+    finally:
+        sweep.stop()
+
+    assert took < 15, f"the CLI took {took:.1f} s to stop"
+    assert sweep.proc.returncode == 1, sweep.output()  # work left undone is a failure
+    assert "shutting down" in sweep.output()  # the report says why
+    gone = expired - existing(ec2)
+    outcome = audited_deletions(sweep)
+    assert {s for s, result in outcome.items() if result == "done"} == gone
+    assert {s for s, result in outcome.items() if result == "failed"} == expired - gone
+    assert sweep.query("SELECT trigger, state FROM runs") == [("cli", "interrupted")]
+    assert newest in existing(ec2)
