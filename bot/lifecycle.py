@@ -360,36 +360,29 @@ class _RegionSweep:
         self.results: dict[str, ItemResult] = {}
         self.extra: list[ItemResult] = []  # an AMI's backing snapshots, each with its own outcome
         self._lock = threading.Lock()
-        self._listing = listing
-        self._decided_at = time.monotonic() if listing is not None else -math.inf
-        self._decisions: dict[str, Decision] = _decide_listing(listing, policy, ctx.now(), self.tz) if listing else {}
-        self._images: dict[str, Image] = {}
-        self._backing: dict[str, set[str]] = {}
-        self._snap_tags: dict[str, Mapping[str, str]] = {}
+        self._decided_at = -math.inf  # no decision yet: the first item lists and decides
         if listing is not None:
-            self._index(listing)
+            self._adopt(listing)
 
     # -- deciding --
 
-    def _index(self, listing: Listing) -> None:
+    def _adopt(self, listing: Listing) -> None:
+        """Decide every item of a fresh listing, and index what deleting needs (images, backing, tags)."""
+        self._decisions = _decide_listing(listing, self.policy, self.ctx.now(), self.tz)
         self._images = {i.id: i for i in listing.images if i.state != "deregistered"}
         backing: dict[str, set[str]] = defaultdict(set)
         for image in self._images.values():
             for snap in image.snapshot_ids:
                 backing[snap].add(image.id)
         self._backing = backing
-        self._snap_tags = {s.id: s.tags for s in listing.snapshots}
+        self._snap_tags: dict[str, Mapping[str, str]] = {s.id: s.tags for s in listing.snapshots}
+        self._decided_at = time.monotonic()
 
     def refresh(self) -> None:
         """List and decide again when the last decision is older than `redecide_after` (raises BotError)."""
         with self._lock:
-            if time.monotonic() - self._decided_at < self.redecide_after:
-                return
-            listing = list_policy_items(self.gw, self.policy.name, self.region)
-            self._decisions = _decide_listing(listing, self.policy, self.ctx.now(), self.tz)
-            self._index(listing)
-            self._listing = listing
-            self._decided_at = time.monotonic()
+            if time.monotonic() - self._decided_at >= self.redecide_after:
+                self._adopt(list_policy_items(self.gw, self.policy.name, self.region))
 
     def verdict(self, item: PlanItem) -> ItemResult | None:
         """None when the item is still expired; else why it is not deleted."""
