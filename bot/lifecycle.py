@@ -37,7 +37,7 @@ from bot.costs import monthly_usd
 from bot.gateway import Ec2Gateway, Image, Snapshot
 from bot.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
-from bot.tags import AMI, COPY_OF, KEEP, POLICY, SOURCE, carried_over, is_pinned, managed_tags
+from bot.tags import AMI, COPY_OF, KEEP, POLICY, SOURCE, backing_snapshot_tags, carried_over, is_pinned, managed_tags
 
 log = logging.getLogger(__name__)
 
@@ -469,19 +469,12 @@ class _RegionSweep:
         return follow
 
     def _learn_and_tag(self, image: Image, snapshot_ids: Sequence[str]) -> None:
-        found = {
-            s.id: s
-            for s in self.gw.describe_snapshots(
-                self.region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}]
-            )
-        }
-        for sid, snap in found.items():
-            self._snap_tags[sid] = snap.tags
-        tags = {**managed_tags(SCHEDULER_USER, policy=self.policy.name), AMI: image.id}
+        only = [{"Name": "snapshot-id", "Values": list(snapshot_ids)}]
+        found = {s.id: s.tags for s in self.gw.describe_snapshots(self.region, filters=only)}
+        tags = backing_snapshot_tags(image.id, image.tags)
         if found:
             self.gw.create_tags(self.region, list(found), tags)
-            for sid in found:
-                self._snap_tags[sid] = {**tags, **self._snap_tags[sid], AMI: image.id}
+        self._snap_tags.update({sid: {**old, **tags} for sid, old in found.items()})
 
     def _delete_backing(self, image_id: str, snap: str, final: bool) -> list[tuple]:
         if self.ctx.stopping.is_set():
@@ -630,9 +623,8 @@ def tag_policy_image_snapshots(gw: Ec2Gateway, policy: Policy, listings: Mapping
             todo = [s for s in image.snapshot_ids if tagged.get(s, {}).get(AMI) != image.id]
             if not todo:
                 continue
-            tags = {**carried_over(image.tags), AMI: image.id}
             try:
-                gw.create_tags(region, todo, tags)
+                gw.create_tags(region, todo, backing_snapshot_tags(image.id, image.tags))
             except errors.NotFound:
                 pass  # a snapshot not there yet (pending AMI) or gone: the next run tags it
             except errors.BotError as exc:

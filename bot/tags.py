@@ -33,6 +33,15 @@ def carried_over(tags: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (tags or {}).items() if not k.startswith("aws:")}
 
 
+def backing_snapshot_tags(image_id: str, image_tags: dict[str, str] | None) -> dict[str, str]:
+    """Tags for an AMI's backing snapshots: the AMI's own (who, what policy, from what) and which AMI they back.
+
+    Never the AMI's chatops:keep: a snapshot's pin is its own, and copying the
+    AMI's (say "false") over it would unpin a snapshot someone pinned.
+    """
+    return {**{k: v for k, v in carried_over(image_tags).items() if k != KEEP}, AMI: image_id}
+
+
 def manual_copy_tags(tags: dict[str, str] | None) -> dict[str, str]:
     """Tags a copy made by hand (`/snapshot copy`, `/ami copy`) keeps from its source.
 
