@@ -20,7 +20,15 @@ from bot.approvals import Context, ItemResult, Plan, PlanItem
 from bot.commands import AMI_NAME_PATTERN
 from bot.config import Config, Policy
 from bot.gateway import Ec2Gateway
-from bot.lifecycle import create_backups, decide_policy, execute_sweep, list_policy_items, policy_ami_name, sweep_plan
+from bot.lifecycle import (
+    create_backups,
+    decide_policy,
+    execute_sweep,
+    list_policy_items,
+    policy_ami_name,
+    sweep_plan,
+    tag_policy_image_snapshots,
+)
 from tests.conftest import make_instance, make_volume
 
 REGION = "us-east-1"
@@ -181,6 +189,22 @@ def seed_policy_images(fake: FakeEc2, count: int = 2, snapshots_each: int = 2) -
         tags = {"chatops:policy": AMIS.name, "chatops:source": INSTANCE, "chatops:managed": "true"}
         made.append((fake.register_image(REGION, snaps, tags=tags, created=now - timedelta(days=age)), snaps))
     return made
+
+
+def test_a_run_tags_its_amis_snapshots_but_never_copies_the_ami_s_pin_over_theirs(fake):
+    [(image, snaps)] = seed_policy_images(fake, count=1)
+    ec2 = boto3.session.Session().client("ec2", region_name=REGION)
+    ec2.create_tags(Resources=[image], Tags=[{"Key": "chatops:keep", "Value": "false"}])
+    pin(snaps[0])
+    ctx = context(AMIS)
+    listings = {REGION: list_policy_items(ctx.gateway, AMIS.name, REGION)}
+
+    assert tag_policy_image_snapshots(ctx.gateway, AMIS, listings) == []
+
+    described = ec2.describe_snapshots(SnapshotIds=snaps)["Snapshots"]
+    tags = {s["SnapshotId"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in described}
+    assert all(t["chatops:policy"] == AMIS.name and t["chatops:ami"] == image for t in tags.values())
+    assert tags[snaps[0]]["chatops:keep"] == "true" and "chatops:keep" not in tags[snaps[1]]
 
 
 def test_an_ami_sweep_retries_each_backing_snapshot_on_its_own(fake):
