@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from bot import approval_flow, blocks, slack_retry
+from bot import approval_flow, blocks
 from bot.approvals import Plan
 from bot.deps import Deps
 from bot.errors import Busy
-from handlers.respond import SlackReply
+from handlers.respond import SlackReply, send_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,11 @@ def _teller(response_url: str | None):
         if not response_url:
             return
         try:
-            resp = slack_retry.webhook(response_url, timeout=10).send(
-                response_type="ephemeral", replace_original=False, **msg
-            )
+            refused = send_ephemeral(response_url, msg, timeout=10)
         except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
-            log.warning("could not answer a click through its response_url: %s", exc)
-            return
-        if resp.status_code >= 400:
-            log.warning("response_url answered %s: %s", resp.status_code, resp.body)
+            refused = str(exc)
+        if refused:
+            log.warning("could not answer a click through its response_url: %s", refused)
 
     return tell
 

@@ -55,10 +55,7 @@ class SlackReply:
         if not self.response_url:
             self.deps.slack.chat_postEphemeral(channel=self.channel, user=self.user, **msg)
             return ""
-        resp = webhook(self.response_url, self.deps.slack.timeout).send(
-            response_type="ephemeral", replace_original=False, **msg
-        )
-        return f"response_url answered {resp.status_code} {resp.body}" if resp.status_code >= 400 else ""
+        return send_ephemeral(self.response_url, msg, self.deps.slack.timeout)
 
     def post(self, msg: blocks.Message, channel: str | None = None, *, watch_id: int | None = None) -> str | None:
         """Post in the channel (so it can be updated); returns its ts, or None when Slack did not confirm it.
@@ -104,6 +101,15 @@ class SlackReply:
         """
         deadline = self.deps.now() + self.deps.config.aws.poll_timeout
         return self.deps.store.add_watch(kind, region, resource_ids, self.channel, None, self.user, deadline, data)
+
+
+def send_ephemeral(response_url: str, msg: blocks.Message, timeout: float) -> str:
+    """Answer through a response_url, only to the user who acted; returns why Slack refused ("" once delivered).
+
+    Connection failures raise (SLACK_FAILURES).  The client retries only what cannot double the answer.
+    """
+    resp = webhook(response_url, timeout).send(response_type="ephemeral", replace_original=False, **msg)
+    return f"response_url answered {resp.status_code} {resp.body}" if resp.status_code >= 400 else ""
 
 
 Runner = Callable[[SlackReply, object], str | None]
