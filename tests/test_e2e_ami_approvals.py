@@ -116,3 +116,27 @@ def test_create_without_reboot_needs_no_approval(bot, ec2):
     bot.settle()
     assert bot.approval_messages() == []
     assert [i["Name"] for i in ec2.describe_images(Owners=["self"])["Images"]] == ["quick"]
+
+
+def test_deregister_keeps_a_pinned_backing_snapshot_and_says_so_up_front(bot, ec2):
+    image, snaps, _ = golden(ec2)
+    ec2.create_tags(Resources=[snaps[0]], Tags=[{"Key": "chatops:keep", "Value": "true"}])
+    message = request(bot, f"/ami deregister {image}")
+    assert "kept: pinned with chatops:keep=true" in message_text(message)
+
+    final = approve(bot, message)
+
+    assert image not in image_ids(ec2)
+    assert snaps[0] in snapshot_ids(ec2) and not set(snaps[1:]) & snapshot_ids(ec2)
+    assert "kept: pinned" in final
+
+
+def test_an_ami_pinned_after_the_deregister_request_is_left_alone(bot, ec2):
+    image, snaps, _ = golden(ec2)
+    message = request(bot, f"/ami deregister {image}")
+    ec2.create_tags(Resources=[image], Tags=[{"Key": "chatops:keep", "Value": "true"}])
+
+    final = approve(bot, message)
+
+    assert image in image_ids(ec2) and set(snaps) <= snapshot_ids(ec2)
+    assert "pinned with chatops:keep=true since the request; nothing was done" in final

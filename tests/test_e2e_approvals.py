@@ -282,3 +282,18 @@ def test_chatops_approvals_lists_pending(bot, ec2):
     bot.command("/chatops approvals")
     bot.settle()
     assert "Delete 1 snapshot" in bot.responses()[-1]
+
+
+def test_a_snapshot_pinned_after_the_request_is_spared_one_pinned_before_goes_as_approved(bot, ec2):
+    pinned_before = snapshot(ec2, **{"chatops:keep": "true"})
+    pinned_after = snapshot(ec2)
+    message = request_delete(bot, ec2, pinned_before, pinned_after)
+    assert f"{pinned_before} is tagged chatops:keep=true" in message_text(message)  # the approver sees it
+    ec2.create_tags(Resources=[pinned_after], Tags=[{"Key": "chatops:keep", "Value": "true"}])
+
+    bot.click(message, "approval_approve", user=BOB)
+    bot.settle()
+
+    assert not exists(ec2, pinned_before)  # approved knowingly
+    assert exists(ec2, pinned_after)  # the approver never saw it pinned
+    assert "pinned with chatops:keep=true since the request" in message_text(bot.approval_messages()[0])

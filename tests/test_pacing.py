@@ -1,9 +1,12 @@
-"""Token buckets: a burst, then the refill rate; measured on a fake clock, never by sleeping."""
+"""Token buckets: a burst, then the refill rate; measured on a fake clock (only the stop test waits, 0.2 s)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from bot.errors import ShuttingDown
 from bot.pacing import EC2_RATES, HEADROOM, Pacer, Rate, TokenBucket
 
 
@@ -71,3 +74,15 @@ def test_the_pacer_leaves_headroom_in_ec2s_burst_but_keeps_its_rate():
     assert HEADROOM > 0
     for action, published in EC2_RATES.items():
         assert pacer.rate(action) == Rate(published.burst - HEADROOM, published.per_second)
+
+
+def test_a_stopping_pacer_sends_nothing_more_and_cuts_a_wait_short():
+    stop = threading.Event()
+    pacer = Pacer({"DeleteSnapshot": Rate(1, 0.01)}, scale=1, headroom=0, stop=stop)
+    assert pacer.take("us-east-1", "DeleteSnapshot") == 0  # the burst
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(ShuttingDown):  # its token is 100 s away: the wait ends when `stop` is set
+        pacer.take("us-east-1", "DeleteSnapshot")
+    with pytest.raises(ShuttingDown):  # stopped: not even a call that needs no wait goes out
+        pacer.take("us-west-2", "DeleteSnapshot")
+    assert pacer.take("us-east-1", "DescribeRegions") == 0  # unpaced actions are not the pacer's to stop
