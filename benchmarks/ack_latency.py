@@ -43,8 +43,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import slack_payloads
-from bot.fakeslack import FakeSlack, message_text
+from bot.testing import slack_payloads
+from bot.testing.fakeslack import FakeSlack, message_text
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"

@@ -34,7 +34,7 @@ from pathlib import Path
 from benchmarks.inventory import add_scenario_arguments, scenario_options, seed_scenario, sweep_outcome, sweep_policy
 from benchmarks.measure import deletion_floor, fake_stats, machine_load, stats_delta
 from bot.config import Policy
-from bot.tags import KEEP, POLICY
+from bot.domain.tags import KEEP, POLICY
 
 VENV = Path(__file__).resolve().parent / ".c7n-venv"
 

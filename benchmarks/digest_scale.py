@@ -36,13 +36,13 @@ from pathlib import Path
 import boto3
 
 from benchmarks.fake_ec2 import FakeEc2
-from bot.blocks import digest_message
+from bot.aws.pacing import Pacer
 from bot.config import Config, with_overrides
-from bot.lifecycle_flow import build_region_digest
-from bot.pacing import Pacer
-from bot.retention import PLACEHOLDER_VOLUME
-from bot.runtime import SlackSettings, build_deps, settle_heap
-from bot.tags import KEEP, SOURCE, managed_tags
+from bot.domain.retention import PLACEHOLDER_VOLUME
+from bot.domain.tags import KEEP, SOURCE, managed_tags
+from bot.flows.lifecycle_flow import build_region_digest
+from bot.process.runtime import SlackSettings, build_deps, settle_heap
+from bot.slack.blocks import digest_message
 from tests.slack_limits import assert_within_limits, texts
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "sa-east-1")

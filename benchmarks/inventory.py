@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 
 from benchmarks.fake_ec2 import FakeEc2
 from bot.config import Policy
-from bot.tags import KEEP as KEEP_TAG
-from bot.tags import MANAGED, POLICY, REQUESTED_BY, SOURCE
+from bot.domain.tags import KEEP as KEEP_TAG
+from bot.domain.tags import MANAGED, POLICY, REQUESTED_BY, SOURCE
 
 POLICY_NAME = "bench-daily"
 OTHER_POLICY = "bench-other"
@@ -52,7 +52,7 @@ def sweep_policy(name: str = POLICY_NAME, *, keep: int = KEEP, max_age: timedelt
 
 
 def _policy_tags(policy: str, source: str, **extra: str) -> dict[str, str]:
-    # What the scheduler puts on a policy snapshot (bot.tags.managed_tags).
+    # What the scheduler puts on a policy snapshot (bot.domain.tags.managed_tags).
     return {MANAGED: "true", REQUESTED_BY: "scheduler", POLICY: policy, SOURCE: source, **extra}
 
 

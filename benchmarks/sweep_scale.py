@@ -43,7 +43,7 @@ from benchmarks.inventory import (
 )
 from benchmarks.measure import call_floor, deletion_floor, fake_stats, machine_load, stats_delta
 from bot.config import format_duration
-from bot.tags import POLICY
+from bot.domain.tags import POLICY
 
 CONFIG = """\
 [aws]

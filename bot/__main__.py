@@ -38,7 +38,7 @@ def _interrupt(*_: object) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Serve Slack: HTTP on $PORT (SLACK_SIGNING_SECRET) or Socket Mode (SLACK_APP_TOKEN)."""
     from bot.config import load_config
-    from bot.runtime import Runtime, SlackSettings, settle_heap
+    from bot.process.runtime import Runtime, SlackSettings, settle_heap
 
     config = load_config()
     slack = SlackSettings.from_env(os.environ)
@@ -57,7 +57,7 @@ def serve(args: argparse.Namespace) -> int:
             log.info("serving Slack over Socket Mode")
             SocketModeHandler(runtime.app, slack.app_token).start()
         else:
-            from bot.server import HttpServer
+            from bot.slack.server import HttpServer
 
             server = HttpServer(runtime.app, port=int(os.environ.get("PORT", "3000")))
             log.info("serving Slack over HTTP on port %s (POST /slack/events, GET /healthz)", server.port)
@@ -87,7 +87,7 @@ def _sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="decide and report; create and delete nothing")
 
     def run(args: argparse.Namespace) -> int:
-        from bot.sweep_cli import run_sweep
+        from bot.process.sweep_cli import run_sweep
 
         return run_sweep(os.environ, args.policy, args.dry_run, print)
 
@@ -100,7 +100,7 @@ def _manifest(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket-mode", action="store_true", help="manifest for Socket Mode (no request URLs)")
 
     def run(args: argparse.Namespace) -> int:
-        from bot.manifest import manifest_json
+        from bot.slack.manifest import manifest_json
 
         print(manifest_json(args.url, args.socket_mode))
         return 0
@@ -111,7 +111,7 @@ def _manifest(parser: argparse.ArgumentParser) -> None:
 @subcommand("check", "validate config.toml and test the Slack and AWS credentials")
 def _check(parser: argparse.ArgumentParser) -> None:
     def run(args: argparse.Namespace) -> int:
-        from bot.checks import run_checks
+        from bot.process.checks import run_checks
 
         return run_checks(os.environ, print)
 
@@ -124,7 +124,7 @@ def _backup(parser: argparse.ArgumentParser) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from bot.config import load_config
-        from bot.store import backup
+        from bot.state.store import backup
 
         config = load_config()
         copy = backup(config.store.path, args.path)

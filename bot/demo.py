@@ -167,9 +167,9 @@ def run_demo(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, config_path
     import boto3
 
     from bot.config import load_config, parse_config, with_overrides
-    from bot.console import Console
-    from bot.fakeslack import FakeSlack
-    from bot.runtime import Runtime, SlackSettings
+    from bot.process.runtime import Runtime, SlackSettings
+    from bot.testing.console import Console
+    from bot.testing.fakeslack import FakeSlack
 
     logging.getLogger().setLevel(logging.WARNING)
     for noisy in ("werkzeug", "botocore", "apscheduler"):

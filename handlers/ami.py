@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from bot import ami_approvals, amis, blocks
-from bot.commands import Invocation
+from bot.approvals import amis as ami_approvals
+from bot.domain import amis
+from bot.slack import blocks
+from bot.slack.commands import Invocation
 from handlers.approvals import request_approval
 from handlers.respond import SlackReply
 from handlers.slash import register_command

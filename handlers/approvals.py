@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from bot import approval_flow, blocks
-from bot.approvals import Plan
-from bot.deps import Deps
+from bot.domain.plans import Plan
 from bot.errors import Busy
+from bot.flows import approval_flow
+from bot.flows.deps import Deps
+from bot.slack import blocks
 from handlers.respond import SlackReply, send_ephemeral
 
 log = logging.getLogger(__name__)

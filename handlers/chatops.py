@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import blocks
-from bot.commands import Invocation
+from bot.slack import blocks
+from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 

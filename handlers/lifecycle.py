@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bot import blocks, lifecycle_flow
-from bot.commands import Invocation
 from bot.config import Policy
 from bot.errors import UsageError
+from bot.flows import lifecycle_flow
+from bot.slack import blocks
+from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 from scheduler.jobs import next_run

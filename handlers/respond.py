@@ -23,11 +23,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot import blocks
-from bot.approval_flow import SLACK_FAILURES, slack_error
-from bot.deps import Deps
 from bot.errors import BotError
-from bot.slack_retry import webhook
+from bot.flows.approval_flow import SLACK_FAILURES, slack_error
+from bot.flows.deps import Deps
+from bot.slack import blocks
+from bot.slack.retry import webhook
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bot import blocks
-from bot.access import require_operator
-from bot.commands import COMMANDS, HelpRequest, parse
-from bot.deps import Deps
+from bot.domain.access import require_operator
 from bot.errors import BotError
+from bot.flows.deps import Deps
+from bot.slack import blocks
+from bot.slack.commands import COMMANDS, HelpRequest, parse
 from handlers.respond import Runner, SlackReply, run_job
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from bot import approvals, blocks, snapshots
-from bot.commands import Invocation
-from bot.snapshots import DEFAULT_DEVICE
+from bot.domain import plans as approvals
+from bot.domain import snapshots
+from bot.domain.snapshots import DEFAULT_DEVICE
+from bot.slack import blocks
+from bot.slack.commands import Invocation
 from handlers.approvals import request_approval
 from handlers.respond import SlackReply
 from handlers.slash import register_command

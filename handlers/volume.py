@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot import amis, blocks, snapshots
-from bot.commands import Invocation
-from bot.snapshots import DEFAULT_DEVICE
+from bot.domain import amis, snapshots
+from bot.domain.snapshots import DEFAULT_DEVICE
+from bot.slack import blocks
+from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot import amis, blocks
-from bot.deps import Deps
+from bot.domain import amis
 from bot.errors import NotFound
+from bot.flows.deps import Deps
+from bot.slack import blocks
 from scheduler.watches import finish, give_up, timed_out, update_message, watcher
 
 _IMAGE_FAILED = ("failed", "error", "invalid", "deregistered")

@@ -23,10 +23,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import lifecycle_flow
 from bot.config import Policy
-from bot.deps import Deps
-from bot.store import from_iso
+from bot.flows import lifecycle_flow
+from bot.flows.deps import Deps
+from bot.state.store import from_iso
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from bot.approval_flow import reconcile_unfinished
-from bot.deps import Deps
+from bot.flows.approval_flow import reconcile_unfinished
+from bot.flows.deps import Deps
 
 log = logging.getLogger(__name__)
 

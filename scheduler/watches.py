@@ -25,11 +25,12 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, snapshots
-from bot.approval_flow import SLACK_FAILURES
-from bot.deps import Deps
+from bot.domain import snapshots
 from bot.errors import BotError, NotFound
-from bot.store import from_iso
+from bot.flows.approval_flow import SLACK_FAILURES
+from bot.flows.deps import Deps
+from bot.slack import blocks
+from bot.state.store import from_iso
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import slack_payloads
-from bot.fakeslack import FakeSlack
+from bot.testing import slack_payloads
+from bot.testing.fakeslack import FakeSlack
 from tests.harness import ALICE, SECRET, find_button
 
 # The smallest useful config; tests append sections (policies, access) or pass their own.

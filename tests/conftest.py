@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from bot.config import Config, Policy, with_overrides
-from bot.fakeslack import FakeSlack
+from bot.testing.fakeslack import FakeSlack
 from tests.harness import BOB, BotUnderTest
 
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"

@@ -19,12 +19,12 @@ from typing import Any
 
 import boto3
 
-from bot import slack_payloads
 from bot.config import Config
-from bot.fakeslack import FakeSlack, message_text
-from bot.runtime import Runtime, SlackSettings
-from bot.server import HttpServer
-from bot.store import utcnow
+from bot.process.runtime import Runtime, SlackSettings
+from bot.slack.server import HttpServer
+from bot.state.store import utcnow
+from bot.testing import slack_payloads
+from bot.testing.fakeslack import FakeSlack, message_text
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0OPS"

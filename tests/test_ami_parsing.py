@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import blocks
-from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
-from bot.commands import COMMANDS, Invocation, parse
+from bot.aws.gateway import BackingSnapshot, Image, Instance
 from bot.config import parse_config
+from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
 from bot.errors import ConfigError, UsageError
-from bot.gateway import BackingSnapshot, Image, Instance
+from bot.slack import blocks
+from bot.slack.commands import COMMANDS, Invocation, parse
 
 AMI = "ami-0123456789abcdef0"
 INST = "i-0123456789abcdef0"

@@ -8,12 +8,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bot.app import make_slack_client
+from bot.aws.gateway import Ec2Gateway
 from bot.config import Config
-from bot.deps import Deps
-from bot.gateway import Ec2Gateway
-from bot.store import Store
-from bot.worker import Worker
+from bot.flows.deps import Deps
+from bot.flows.worker import Worker
+from bot.process.app import make_slack_client
+from bot.state.store import Store
 from scheduler.watches import poll_watches
 
 AMI = "ami-0123456789abcdef0"

@@ -9,8 +9,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bot import amis, errors
-from bot.gateway import Ec2Gateway, Image
+from bot import errors
+from bot.aws.gateway import Ec2Gateway, Image
+from bot.domain import amis
 from tests.conftest import make_instance
 
 OWN = "123456789012"  # moto's account

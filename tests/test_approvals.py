@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import errors
-from bot.approvals import (
+from bot.aws.gateway import Ec2Gateway
+from bot.config import AccessConfig, Config
+from bot.domain.plans import (
     Context,
     ItemResult,
     Plan,
@@ -17,9 +19,7 @@ from bot.approvals import (
     delete_snapshots_plan,
     execute_delete_snapshots,
 )
-from bot.config import AccessConfig, Config
-from bot.gateway import Ec2Gateway
-from bot.store import Store, utcnow
+from bot.state.store import Store, utcnow
 from tests.conftest import make_instance, make_volume
 
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import handlers  # noqa: F401  (registers every feature's verbs, for the help tests)
-from bot import blocks
-from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
-from bot.approvals import Plan, PlanItem
-from bot.commands import COMMANDS
+from bot.aws.gateway import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
+from bot.domain.plans import Plan, PlanItem
 from bot.errors import BotError, NotFound, UsageError
-from bot.gateway import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.slack import blocks
+from bot.slack.commands import COMMANDS
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 EVIL = "<!channel> <@U0EVIL> <!here> Tom & Jerry <https://evil.example|click me>"

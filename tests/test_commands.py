@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import handlers  # noqa: F401  (importing the handlers registers every feature's verbs)
-from bot.commands import (
+from bot.errors import UsageError
+from bot.slack.commands import (
     COMMANDS,
     ID_EXAMPLES,
     ID_PREFIXES,
@@ -24,7 +25,6 @@ from bot.commands import (
     parse,
     tokenize,
 )
-from bot.errors import UsageError
 
 DEFAULT_REGION = "us-east-1"
 ID_KINDS = ("volume", "snapshot", "image", "instance", "account")

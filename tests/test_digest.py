@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.blocks import digest_message
-from bot.digest import Activity, RegionInventory, build_digest
-from bot.gateway import Image, Instance, Snapshot, Volume
+from bot.aws.gateway import Image, Instance, Snapshot, Volume
+from bot.domain.digest import Activity, RegionInventory, build_digest
+from bot.slack.blocks import digest_message
 from tests.slack_limits import all_text, assert_within_limits
 
 NOW = datetime(2024, 6, 15, 9, 0, tzinfo=UTC)

@@ -15,12 +15,13 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
 import handlers  # noqa: F401  (registers every feature's verbs)
-from bot import blocks, slack_payloads
 from bot.__main__ import COMMANDS as CLI_COMMANDS
-from bot.commands import COMMANDS, Verb
 from bot.config import Config, Policy, with_overrides
-from bot.manifest import manifest
-from bot.runtime import Runtime, SlackSettings
+from bot.process.runtime import Runtime, SlackSettings
+from bot.slack import blocks
+from bot.slack.commands import COMMANDS, Verb
+from bot.slack.manifest import manifest
+from bot.testing import slack_payloads
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.fakeslack import message_text
+from bot.testing.fakeslack import message_text
 from tests.conftest import make_instance
 from tests.harness import ALICE, BOB
 

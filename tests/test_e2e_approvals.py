@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.fakeslack import message_text
+from bot.testing.fakeslack import message_text
 from tests.conftest import make_instance, make_volume
 from tests.harness import ALICE, BOB, CAROL, FakeClock
 
@@ -142,7 +142,7 @@ def test_expired_request_refuses_clicks_and_says_so(make_bot, ec2):
 
 
 def test_expiry_job_marks_and_updates_without_a_click(make_bot, ec2):
-    from bot.approval_flow import expire_due
+    from bot.flows.approval_flow import expire_due
 
     clock = FakeClock()
     bot = make_bot(clock=clock)

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from bot import slack_payloads
 from bot.errors import Busy
+from bot.testing import slack_payloads
 from tests.conftest import make_volume
 from tests.harness import BOB, CAROL, CHANNEL, SECRET, find_button
 

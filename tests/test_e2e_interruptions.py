@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.fakeslack import message_text
-from bot.store import Store, utcnow
+from bot.state.store import Store, utcnow
+from bot.testing.fakeslack import message_text
 from tests.bot_process import BotProcess, policy_config, wait_until
 from tests.harness import BOB
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from bot import slack_payloads
-from bot.server import MAX_BODY_BYTES
+from bot.slack.server import MAX_BODY_BYTES
+from bot.testing import slack_payloads
 from tests.conftest import make_volume
 from tests.harness import ALICE, SECRET
 

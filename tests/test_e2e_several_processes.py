@@ -18,12 +18,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bot.app import make_slack_client
+from bot.aws.gateway import Ec2Gateway
 from bot.config import Config
-from bot.deps import Deps
-from bot.fakeslack import Call, FakeSlack, message_text
-from bot.gateway import Ec2Gateway
-from bot.store import Store, from_iso, utcnow
+from bot.flows.deps import Deps
+from bot.process.app import make_slack_client
+from bot.state.store import Store, from_iso, utcnow
+from bot.testing.fakeslack import Call, FakeSlack, message_text
 from scheduler.upkeep import reclaim_orphans
 from scheduler.watches import poll_watches, watch_volume
 from tests.bot_process import BotProcess, policy_config, read_store

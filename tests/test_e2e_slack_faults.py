@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.fakeslack import message_text
+from bot.testing.fakeslack import message_text
 from tests.conftest import base_config, make_instance, make_volume
 from tests.harness import ALICE, BOB, BotUnderTest
 

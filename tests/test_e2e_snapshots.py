@@ -165,7 +165,7 @@ def test_malformed_commands_get_usage_in_the_ack_and_make_no_aws_call(bot, line)
 
 def test_bad_signature_is_401_and_does_nothing(bot, ec2):
     vol = make_volume(ec2)
-    from bot import slack_payloads
+    from bot.testing import slack_payloads
 
     body = slack_payloads.slash_command("/snapshot", vol, ALICE, "C0OPS", bot.slack.new_response_url())
     headers = slack_payloads.signed_headers("not-the-secret", body)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.fakeslack import message_text
+from bot.testing.fakeslack import message_text
 from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from benchmarks.fake_ec2 import AMAZON_ID, FakeEc2
 from bot import errors
-from bot.gateway import Ec2Gateway
-from bot.pacing import Pacer
+from bot.aws.gateway import Ec2Gateway
+from bot.aws.pacing import Pacer
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}

@@ -33,11 +33,12 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks, slack_payloads
-from bot.commands import COMMANDS, HelpRequest, parse
 from bot.errors import UsageError
-from bot.fakeslack import message_text
-from bot.server import payload_problem
+from bot.slack import blocks
+from bot.slack.commands import COMMANDS, HelpRequest, parse
+from bot.slack.server import payload_problem
+from bot.testing import slack_payloads
+from bot.testing.fakeslack import message_text
 from tests.conftest import base_config, daily_policy, make_instance, make_volume
 from tests.harness import ALICE, BOB, CAROL, CHANNEL, SECRET, BotUnderTest, HttpResult
 

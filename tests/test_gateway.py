@@ -22,7 +22,7 @@ import pytest
 from botocore.stub import Stubber
 
 from bot import errors
-from bot.gateway import (
+from bot.aws.gateway import (
     PAGE_SIZE,
     Attachment,
     BackingSnapshot,

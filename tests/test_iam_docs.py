@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def gateway_operations() -> set[str]:
-    source = (ROOT / "bot" / "gateway.py").read_text()
+    source = (ROOT / "bot" / "aws" / "gateway.py").read_text()
     calls = set(re.findall(r"\.client\([^)]*\)\.([a-z_]+)\(", source))
     calls |= set(re.findall(r'_pages\(\s*region,\s*"([a-z_]+)"', source))
     return {"".join(part.title() for part in name.split("_")) for name in calls}

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from bot.aws.pacing import EC2_RATES, HEADROOM, Pacer, Rate, TokenBucket
 from bot.errors import ShuttingDown
-from bot.pacing import EC2_RATES, HEADROOM, Pacer, Rate, TokenBucket
 
 
 class FakeTime:
@@ -58,7 +58,7 @@ def test_pacer_keeps_regions_and_actions_apart_and_ignores_unknown_actions():
 def test_the_bot_paces_to_config_api_rate_scale(tmp_path):
     # An account whose EC2 limits AWS raised sets aws.api_rate_scale; every entry point paces to it.
     from bot.config import parse_config
-    from bot.runtime import SlackSettings, build_deps
+    from bot.process.runtime import SlackSettings, build_deps
 
     raw = {"aws": {"api_rate_scale": 2.5}, "store": {"path": str(tmp_path / "bot.db")}}
     deps = build_deps(parse_config(raw), SlackSettings(bot_token="xoxb-test"))

@@ -8,11 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.aws.gateway import Image, Snapshot
 from bot.config import Policy, load_config, parse_config
-from bot.costs import Cost, estimate, monthly_usd
-from bot.errors import ConfigError
-from bot.gateway import Image, Snapshot
-from bot.retention import (
+from bot.domain.costs import Cost, estimate, monthly_usd
+from bot.domain.retention import (
     EXPIRE,
     IGNORE,
     KEEP_ACTION,
@@ -22,6 +21,7 @@ from bot.retention import (
     expired,
     item_from_snapshot,
 )
+from bot.errors import ConfigError
 
 NOW = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
 

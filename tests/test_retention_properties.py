@@ -34,7 +34,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import Policy
-from bot.retention import EXPIRE, IGNORE, KEEP_ACTION, KIND_OF, Item, decide
+from bot.domain.retention import EXPIRE, IGNORE, KEEP_ACTION, KIND_OF, Item, decide
 
 NOW = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
 POLICY = "p"

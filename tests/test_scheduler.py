@@ -12,11 +12,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.aws.gateway import Ec2Gateway
 from bot.config import Config, Policy, with_overrides
-from bot.deps import Deps
-from bot.gateway import Ec2Gateway
-from bot.lifecycle_flow import AlreadyRunning, job_name, run_policy
-from bot.store import Store, iso
+from bot.flows.deps import Deps
+from bot.flows.lifecycle_flow import AlreadyRunning, job_name, run_policy
+from bot.state.store import Store, iso
 from scheduler import build_scheduler
 from scheduler.jobs import DIGEST_JOB, add_lifecycle_jobs, missed, next_run, policy_trigger, slot_of
 from scheduler.upkeep import prune_store
@@ -108,7 +108,7 @@ def test_a_lease_left_by_a_crashed_process_is_taken_over_at_once(tmp_path):
     deps = make_deps(tmp_path, clock)
     # A real process takes the lease and dies without a word (no close, no finish).
     crash = (
-        "import os, sys; from bot.store import Store; "
+        "import os, sys; from bot.state.store import Store; "
         "assert Store(sys.argv[1]).start_run('policy:daily-db', 'cli'); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", crash, deps.config.store.path], check=True, timeout=60)

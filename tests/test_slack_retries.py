@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.state import RetryState
 
-from bot.app import make_slack_client
-from bot.slack_retry import retry_handlers, webhook
+from bot.process.app import make_slack_client
+from bot.slack.retry import retry_handlers, webhook
 
 TIMEOUT = 0.3
 HANG = 2 * TIMEOUT

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlite_utils
 
-from bot import heartbeat
-from bot import store as store_module
 from bot.config import RetentionConfig, load_config, parse_config
 from bot.errors import ConfigError
-from bot.store import MIGRATIONS, Store, StoreError, from_iso, iso, utcnow
+from bot.state import heartbeat
+from bot.state import store as store_module
+from bot.state.store import MIGRATIONS, Store, StoreError, from_iso, iso, utcnow
 
 RETENTION_FIELDS = [f.name for f in dataclasses.fields(RetentionConfig)]
 

@@ -15,12 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.fake_ec2 import FakeEc2
-from bot import lifecycle
-from bot.approvals import Context, ItemResult, Plan, PlanItem
-from bot.commands import AMI_NAME_PATTERN
+from bot.aws.gateway import Ec2Gateway
 from bot.config import Config, Policy
-from bot.gateway import Ec2Gateway
-from bot.lifecycle import (
+from bot.domain import lifecycle
+from bot.domain.lifecycle import (
     create_backups,
     decide_policy,
     execute_sweep,
@@ -29,6 +27,8 @@ from bot.lifecycle import (
     sweep_plan,
     tag_policy_image_snapshots,
 )
+from bot.domain.plans import Context, ItemResult, Plan, PlanItem
+from bot.slack.commands import AMI_NAME_PATTERN
 from tests.conftest import make_instance, make_volume
 
 REGION = "us-east-1"

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.blocks import sweep_report_message
 from bot.config import Policy
-from bot.costs import Cost
-from bot.retention import Item, decide
-from bot.sweep_report import Created, Failed, PolicyReport, SweepReport, policy_report
+from bot.domain.costs import Cost
+from bot.domain.retention import Item, decide
+from bot.domain.sweep_report import Created, Failed, PolicyReport, SweepReport, policy_report
+from bot.slack.blocks import sweep_report_message
 from tests.slack_limits import all_text, assert_within_limits
 
 NOW = datetime(2024, 6, 15, 3, 0, tzinfo=UTC)

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from botocore.stub import Stubber
 
-from bot import approval_flow
-from bot.commands import parse
-from bot.fakeslack import message_text
+from bot.flows import approval_flow
+from bot.slack.commands import parse
+from bot.testing.fakeslack import message_text
 from handlers import snapshot as snapshot_handlers
 from handlers.respond import SlackReply, run_job
 from scheduler import watches

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.worker import Worker, start_threads
+from bot.flows.worker import Worker, start_threads
 
 
 def _threads(prefix: str) -> list[threading.Thread]:

@@ -3,7 +3,7 @@
 `build_digest()` takes, per region, iterables of volumes, instances, images
 and snapshots (typically the gateway's paginated generators), plus activity
 counts from the audit log, and returns a small frozen `Digest` for
-`bot.blocks.digest_message()`.
+`bot.slack.blocks.digest_message()`.
 
 Memory stays bounded by what the answer needs, not by the inventory:
 volumes, instances and images (hundreds to thousands) are read first into ID
@@ -16,7 +16,7 @@ Cleanup candidates are resources nothing seems to need any more:
   snapshot of an AMI belongs to the AMI, whatever became of its volume);
 - an AMI that no instance (not terminated) in its region was launched from.
 Pinned items (`chatops:keep=true`) and unfinished ones are never candidates.
-Costs are upper-bound estimates (see bot.costs): full volume size × price.
+Costs are upper-bound estimates (see bot.domain.costs): full volume size × price.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.costs import monthly_usd
-from bot.gateway import Image, Instance, Snapshot, Volume
-from bot.retention import snapshot_source
-from bot.tags import KEEP
+from bot.aws.gateway import Image, Instance, Snapshot, Volume
+from bot.domain.costs import monthly_usd
+from bot.domain.retention import snapshot_source
+from bot.domain.tags import KEEP
 
 TOP_CANDIDATES = 10
 GONE = ("terminated", "shutting-down")

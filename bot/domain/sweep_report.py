@@ -1,6 +1,6 @@
 """What a lifecycle run (or its preview) did, per policy: pure result objects.
 
-The sweep fills these in as it works; `bot.blocks.sweep_report_message()`
+The sweep fills these in as it works; `bot.slack.blocks.sweep_report_message()`
 renders them and `python -m bot sweep` exits non-zero unless `ok`.  The
 report refuses to call a run successful with work left undone (SPEC §6): in
 delete mode every expired item must end up deleted or failed with a reason,
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.costs import Cost, estimate
-from bot.retention import Decision, Item
+from bot.domain.costs import Cost, estimate
+from bot.domain.retention import Decision, Item
 
 APPROVE, DELETE, REPORT = "approve", "delete", "report"
 

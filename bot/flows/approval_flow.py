@@ -18,11 +18,12 @@ from dataclasses import asdict
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import ami_approvals, blocks  # noqa: F401  (ami_approvals registers the AMI executors)
-from bot.approvals import EXECUTORS, ItemResult, Plan, check_decider, summarise
-from bot.deps import Deps
+from bot.approvals import amis as ami_approvals  # noqa: F401  (ami_approvals registers the AMI executors)
+from bot.domain.plans import EXECUTORS, ItemResult, Plan, check_decider, summarise
 from bot.errors import BotError, NotAllowed
-from bot.store import from_iso
+from bot.flows.deps import Deps
+from bot.slack import blocks
+from bot.state.store import from_iso
 
 log = logging.getLogger(__name__)
 

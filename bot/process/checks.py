@@ -9,9 +9,9 @@ from bot.errors import BotError, ConfigError
 
 def run_checks(env: Mapping[str, str], say: Callable[[str], None]) -> int:
     """Print one line per check; returns 0 when everything passed, 1 otherwise."""
-    from bot.app import make_slack_client
+    from bot.aws.gateway import Ec2Gateway
     from bot.config import load_config
-    from bot.gateway import Ec2Gateway
+    from bot.process.app import make_slack_client
 
     failures = 0
     try:

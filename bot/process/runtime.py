@@ -18,14 +18,14 @@ import boto3
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.app import LISTENER_THREADS, SLACK_TIMEOUT, build_app, listener_pool, make_slack_client
-from bot.approval_flow import expire_due, reconcile_unfinished
+from bot.aws.gateway import Ec2Gateway
+from bot.aws.pacing import Pacer
 from bot.config import Config
-from bot.deps import Deps
-from bot.gateway import Ec2Gateway
-from bot.pacing import Pacer
-from bot.store import Store, utcnow
-from bot.worker import Worker, start_threads
+from bot.flows.approval_flow import expire_due, reconcile_unfinished
+from bot.flows.deps import Deps
+from bot.flows.worker import Worker, start_threads
+from bot.process.app import LISTENER_THREADS, SLACK_TIMEOUT, build_app, listener_pool, make_slack_client
+from bot.state.store import Store, utcnow
 from scheduler import build_scheduler
 from scheduler.jobs import add_lifecycle_jobs
 

@@ -9,8 +9,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 import handlers
-from bot.deps import Deps
-from bot.slack_retry import retry_handlers
+from bot.flows.deps import Deps
+from bot.slack.retry import retry_handlers
 
 log = logging.getLogger(__name__)
 

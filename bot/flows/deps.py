@@ -9,11 +9,11 @@ from datetime import datetime
 
 from slack_sdk import WebClient
 
-from bot.approvals import Context
+from bot.aws.gateway import Ec2Gateway
 from bot.config import Config
-from bot.gateway import Ec2Gateway
-from bot.store import Store
-from bot.worker import Worker
+from bot.domain.plans import Context
+from bot.flows.worker import Worker
+from bot.state.store import Store
 
 
 @dataclass

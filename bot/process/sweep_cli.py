@@ -11,11 +11,12 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 
-from bot import blocks, lifecycle_flow
 from bot.config import load_config
-from bot.console import render_blocks
 from bot.errors import ConfigError
-from bot.runtime import SlackSettings, build_deps, settle_heap
+from bot.flows import lifecycle_flow
+from bot.process.runtime import SlackSettings, build_deps, settle_heap
+from bot.slack import blocks
+from bot.testing.console import render_blocks
 
 
 def report_text(msg: blocks.Message) -> str:

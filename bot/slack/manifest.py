@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.commands import COMMAND_SUMMARIES, COMMANDS
-from bot.server import EVENTS_PATH
+from bot.slack.commands import COMMAND_SUMMARIES, COMMANDS
+from bot.slack.server import EVENTS_PATH
 
 BOT_SCOPES = ["commands", "chat:write", "chat:write.public"]
 

@@ -29,7 +29,7 @@ import botocore.parsers
 import botocore.utils
 
 from bot import errors
-from bot.pacing import Pacer
+from bot.aws.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -627,7 +627,7 @@ class Ec2Gateway:
 
         Only the image is tagged here: a *snapshot* TagSpecification is valid in
         AWS but fails in moto, so the backing snapshots are tagged with CreateTags
-        once they are known (bot.amis.tag_backing_snapshots).
+        once they are known (bot.domain.amis.tag_backing_snapshots).
         """
         with aws_errors(f"CreateImage of {instance_id}"):
             raw = self.client(region).create_image(

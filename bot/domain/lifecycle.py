@@ -31,13 +31,23 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.approvals import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress, executor
+from bot.aws.gateway import Ec2Gateway, Image, Snapshot
 from bot.config import Config, Policy
-from bot.costs import monthly_usd
-from bot.gateway import Ec2Gateway, Image, Snapshot
-from bot.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
-from bot.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
-from bot.tags import AMI, COPY_OF, KEEP, POLICY, SOURCE, backing_snapshot_tags, carried_over, is_pinned, managed_tags
+from bot.domain.costs import monthly_usd
+from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress, executor
+from bot.domain.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
+from bot.domain.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
+from bot.domain.tags import (
+    AMI,
+    COPY_OF,
+    KEEP,
+    POLICY,
+    SOURCE,
+    backing_snapshot_tags,
+    carried_over,
+    is_pinned,
+    managed_tags,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,16 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot import approval_flow, blocks, lifecycle
-from bot.approval_flow import SLACK_FAILURES
-from bot.approvals import ItemResult
 from bot.config import Policy
-from bot.deps import Deps
-from bot.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
+from bot.domain import lifecycle
+from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
+from bot.domain.plans import ItemResult
+from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
 from bot.errors import BotError
-from bot.sweep_report import Created, PolicyReport, SweepReport, policy_report
+from bot.flows import approval_flow
+from bot.flows.approval_flow import SLACK_FAILURES
+from bot.flows.deps import Deps
+from bot.slack import blocks
 
 log = logging.getLogger(__name__)
 

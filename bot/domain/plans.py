@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from bot import errors
+from bot.aws.gateway import Ec2Gateway
 from bot.config import AccessConfig, Config
-from bot.costs import monthly_usd
-from bot.gateway import Ec2Gateway
-from bot.tags import KEEP, is_pinned
+from bot.domain.costs import monthly_usd
+from bot.domain.tags import KEEP, is_pinned
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from bot import errors
-from bot.gateway import Ec2Gateway, Instance, Snapshot, Volume
-from bot.tags import SOURCE, managed_tags, manual_copy_tags
+from bot.aws.gateway import Ec2Gateway, Instance, Snapshot, Volume
+from bot.domain.tags import SOURCE, managed_tags, manual_copy_tags
 
 DEFAULT_DEVICE = "/dev/sdf"
 T = TypeVar("T")

@@ -7,11 +7,12 @@ and the reconcile that tells, after a crash, what AWS shows as done.
 
 from __future__ import annotations
 
-from bot import amis, errors
-from bot.approvals import Context, ItemResult, Plan, PlanItem, Progress, executor
-from bot.costs import monthly_usd
-from bot.gateway import Ec2Gateway
-from bot.tags import KEEP
+from bot import errors
+from bot.aws.gateway import Ec2Gateway
+from bot.domain import amis
+from bot.domain.costs import monthly_usd
+from bot.domain.plans import Context, ItemResult, Plan, PlanItem, Progress, executor
+from bot.domain.tags import KEEP
 
 
 def _item_results(results, progress: Progress) -> list[ItemResult]:

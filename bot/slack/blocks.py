@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from bot.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
-from bot.commands import COMMAND_SUMMARIES, COMMANDS, Verb
-from bot.costs import monthly_usd, usd
-from bot.digest import Digest
+from bot.aws.gateway import BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
+from bot.domain.costs import monthly_usd, usd
+from bot.domain.digest import Digest
+from bot.domain.sweep_report import PolicyReport, SweepReport
 from bot.errors import BotError
-from bot.gateway import BackingSnapshot, Image, Instance, Snapshot, Volume
-from bot.sweep_report import PolicyReport, SweepReport
+from bot.slack.commands import COMMAND_SUMMARIES, COMMANDS, Verb
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000

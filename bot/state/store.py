@@ -29,8 +29,8 @@ from typing import Any
 
 import sqlite_utils
 
-from bot import heartbeat
 from bot.errors import BotError
+from bot.state import heartbeat
 
 Clock = Callable[[], datetime]
 

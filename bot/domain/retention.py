@@ -51,9 +51,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from bot.aws.gateway import Image, Snapshot
 from bot.config import Policy, format_duration
-from bot.gateway import Image, Snapshot
-from bot.tags import AMI, KEEP, POLICY, SOURCE, is_pinned
+from bot.domain.tags import AMI, KEEP, POLICY, SOURCE, is_pinned
 
 SNAPSHOT = "snapshot"
 IMAGE = "image"

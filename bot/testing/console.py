@@ -22,8 +22,8 @@ from typing import Any, TextIO
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
-from bot import slack_payloads
-from bot.fakeslack import Call, FakeSlack
+from bot.testing import slack_payloads
+from bot.testing.fakeslack import Call, FakeSlack
 
 EMOJI = {
     ":white_check_mark:": "✅",

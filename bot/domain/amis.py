@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import errors
-from bot.commands import AMI_NAME_PATTERN
-from bot.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
-from bot.snapshots import Page
-from bot.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
+from bot.aws.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
+from bot.domain.snapshots import Page
+from bot.domain.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
+from bot.slack.commands import AMI_NAME_PATTERN
 
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 MAX_DESCRIPTION = 255
