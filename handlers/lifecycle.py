@@ -9,7 +9,6 @@ from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
 from handlers.slash import register_command
-from scheduler.jobs import next_run
 
 
 def _policies(reply: SlackReply, inv: Invocation, allow_all: bool) -> list[Policy]:
@@ -26,7 +25,10 @@ def _policies(reply: SlackReply, inv: Invocation, allow_all: bool) -> list[Polic
 
 def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    rows = [(p, next_run(deps, p), deps.store.last_run(lifecycle_flow.job_name(p))) for p in deps.config.policies]
+    rows = [
+        (p, lifecycle_flow.next_run(deps, p), deps.store.last_run(lifecycle_flow.job_name(p)))
+        for p in deps.config.policies
+    ]
     reply.ephemeral(blocks.lifecycle_list(rows, deps.now()))
     return f"{len(rows)} policies"
 

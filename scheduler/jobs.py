@@ -21,9 +21,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.config import Policy
 from bot.flows import lifecycle_flow
 from bot.flows.deps import Deps
 from bot.state.store import from_iso
@@ -31,12 +29,6 @@ from bot.state.store import from_iso
 log = logging.getLogger(__name__)
 
 DIGEST_JOB = "digest"
-
-
-def policy_trigger(policy: Policy, timezone: str, start: datetime | None = None) -> BaseTrigger:
-    if policy.every is not None:
-        return IntervalTrigger(seconds=policy.every.total_seconds(), start_date=start, timezone=timezone)
-    return CronTrigger.from_crontab(policy.cron, timezone=timezone)
 
 
 def slot_of(trigger: BaseTrigger, now: datetime) -> datetime | None:
@@ -72,7 +64,7 @@ def missed(deps: Deps, job: str, trigger: BaseTrigger) -> bool:
 def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     """The job body: run the policy's current slot and post its summary; never raises into APScheduler."""
     policy = deps.config.policy(policy_name)
-    slot = slot_of(_trigger_for(deps, policy), deps.now())
+    slot = slot_of(lifecycle_flow.trigger_for(deps, policy), deps.now())
     if slot is None:
         log.warning("policy %s fired before its first slot; skipped", policy_name)
         return
@@ -111,26 +103,18 @@ def scheduled_digest(deps: Deps, trigger: str) -> None:
         deps.store.finish_run(run_id, state, summary)
 
 
-def _trigger_for(deps: Deps, policy: Policy) -> BaseTrigger:
-    # Interval slots count from when the store first saw the job (or, for a store
-    # older than that rule, from its last run then): the same in every process,
-    # and unchanged by a restart or a manual run.
-    anchor = deps.store.first_seen(lifecycle_flow.job_name(policy))
-    return policy_trigger(policy, deps.config.schedule.timezone, start=anchor + policy.every if policy.every else None)
-
-
-def next_run(deps: Deps, policy: Policy) -> datetime | None:
-    """When the policy runs next (from config and the store; no scheduler needed)."""
-    return _trigger_for(deps, policy).get_next_fire_time(None, deps.now())
-
-
 def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
     """Add one job per policy and the digest; returns the IDs of jobs caught up at start."""
     caught_up = []
     specs: list[tuple[str, BaseTrigger, Callable, list]] = []
     for policy in deps.config.policies:
         specs.append(
-            (lifecycle_flow.job_name(policy), _trigger_for(deps, policy), scheduled_policy_run, [deps, policy.name])
+            (
+                lifecycle_flow.job_name(policy),
+                lifecycle_flow.trigger_for(deps, policy),
+                scheduled_policy_run,
+                [deps, policy.name],
+            )
         )
     specs.append((DIGEST_JOB, digest_trigger(deps), scheduled_digest, [deps]))
     for job, trigger, func, args in specs:

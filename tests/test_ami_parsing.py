@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.aws.gateway import BackingSnapshot, Image, Instance
+from bot.aws.models import BackingSnapshot, Image, Instance
 from bot.config import parse_config
 from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
 from bot.errors import ConfigError, UsageError

@@ -10,7 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from bot import errors
-from bot.aws.gateway import Ec2Gateway, Image
+from bot.aws.gateway import Ec2Gateway
+from bot.aws.models import Image
 from bot.domain import amis
 from tests.conftest import make_instance
 

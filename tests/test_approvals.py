@@ -10,12 +10,12 @@ import pytest
 from bot import errors
 from bot.aws.gateway import Ec2Gateway
 from bot.config import AccessConfig, Config
+from bot.domain.access import check_decider
 from bot.domain.plans import (
     Context,
     ItemResult,
     Plan,
     PlanItem,
-    check_decider,
     delete_snapshots_plan,
     execute_delete_snapshots,
 )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import handlers  # noqa: F401  (registers every feature's verbs, for the help tests)
-from bot.aws.gateway import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.aws.models import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
 from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
 from bot.domain.plans import Plan, PlanItem
 from bot.errors import BotError, NotFound, UsageError

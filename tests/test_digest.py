@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.aws.gateway import Image, Instance, Snapshot, Volume
+from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.domain.digest import Activity, RegionInventory, build_digest
 from bot.slack.blocks import digest_message
 from tests.slack_limits import all_text, assert_within_limits

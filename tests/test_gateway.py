@@ -22,18 +22,8 @@ import pytest
 from botocore.stub import Stubber
 
 from bot import errors
-from bot.aws.gateway import (
-    PAGE_SIZE,
-    Attachment,
-    BackingSnapshot,
-    Ec2Gateway,
-    Image,
-    Instance,
-    Snapshot,
-    Volume,
-    aws_errors,
-    parse_timestamp,
-)
+from bot.aws.gateway import PAGE_SIZE, Ec2Gateway, aws_errors, parse_timestamp
+from bot.aws.models import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.aws.gateway import Image, Snapshot
+from bot.aws.models import Image, Snapshot
 from bot.config import Policy, load_config, parse_config
 from bot.domain.costs import Cost, estimate, monthly_usd
 from bot.domain.retention import (

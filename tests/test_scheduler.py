@@ -15,10 +15,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.aws.gateway import Ec2Gateway
 from bot.config import Config, Policy, with_overrides
 from bot.flows.deps import Deps
-from bot.flows.lifecycle_flow import AlreadyRunning, job_name, run_policy
+from bot.flows.lifecycle_flow import AlreadyRunning, job_name, next_run, policy_trigger, run_policy
 from bot.state.store import Store, iso
 from scheduler import build_scheduler
-from scheduler.jobs import DIGEST_JOB, add_lifecycle_jobs, missed, next_run, policy_trigger, slot_of
+from scheduler.jobs import DIGEST_JOB, add_lifecycle_jobs, missed, slot_of
 from scheduler.upkeep import prune_store
 
 

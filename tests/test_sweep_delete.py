@@ -18,6 +18,7 @@ from benchmarks.fake_ec2 import FakeEc2
 from bot.aws.gateway import Ec2Gateway
 from bot.config import Config, Policy
 from bot.domain import lifecycle
+from bot.domain.amis import AMI_NAME_PATTERN
 from bot.domain.lifecycle import (
     create_backups,
     decide_policy,
@@ -28,7 +29,6 @@ from bot.domain.lifecycle import (
     tag_policy_image_snapshots,
 )
 from bot.domain.plans import Context, ItemResult, Plan, PlanItem
-from bot.slack.commands import AMI_NAME_PATTERN
 from tests.conftest import make_instance, make_volume
 
 REGION = "us-east-1"

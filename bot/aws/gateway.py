@@ -19,8 +19,8 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import cache
 
 import boto3
 import botocore.config
@@ -29,6 +29,7 @@ import botocore.parsers
 import botocore.utils
 
 from bot import errors
+from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.aws.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -176,10 +177,6 @@ def aws_errors(what: str) -> Iterator[None]:
         ) from exc
 
 
-def _tags(raw: Iterable[Mapping] | None) -> dict[str, str]:
-    return {t["Key"]: t.get("Value", "") for t in raw or ()}
-
-
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
@@ -201,170 +198,14 @@ def parse_timestamp(value: str | float) -> datetime:
     return botocore.utils.parse_timestamp(value)
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-# --- results -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    region: str
-    volume_id: str
-    state: str  # pending | completed | error | recoverable | recovering
-    progress: str
-    size_gib: int
-    start_time: datetime
-    description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    encrypted: bool = False
-    owner_id: str = ""
-
-    @classmethod
-    def from_api(cls, raw: Mapping, region: str) -> Snapshot:
-        return cls(
-            id=raw["SnapshotId"],
-            region=region,
-            volume_id=raw.get("VolumeId", ""),
-            state=raw.get("State", ""),
-            progress=raw.get("Progress", "") or "",
-            size_gib=int(raw.get("VolumeSize", 0) or 0),
-            start_time=_utc(raw.get("StartTime")) or datetime.now(UTC),
-            description=raw.get("Description", "") or "",
-            tags=_tags(raw.get("Tags")),
-            encrypted=bool(raw.get("Encrypted", False)),
-            owner_id=raw.get("OwnerId", "") or "",
-        )
-
-
-@dataclass(frozen=True)
-class Attachment:
-    instance_id: str
-    device: str
-    state: str
-
-
-@dataclass(frozen=True)
-class Volume:
-    id: str
-    region: str
-    state: str  # creating | available | in-use | deleting | error
-    size_gib: int
-    volume_type: str
-    az: str
-    create_time: datetime
-    attachments: tuple[Attachment, ...] = ()
-    snapshot_id: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_api(cls, raw: Mapping, region: str) -> Volume:
-        return cls(
-            id=raw["VolumeId"],
-            region=region,
-            state=raw.get("State", ""),
-            size_gib=int(raw.get("Size", 0) or 0),
-            volume_type=raw.get("VolumeType", ""),
-            az=raw.get("AvailabilityZone", ""),
-            create_time=_utc(raw.get("CreateTime")) or datetime.now(UTC),
-            attachments=tuple(
-                Attachment(a.get("InstanceId", ""), a.get("Device", ""), a.get("State", ""))
-                for a in raw.get("Attachments", ()) or ()
-            ),
-            snapshot_id=raw.get("SnapshotId", "") or "",
-            tags=_tags(raw.get("Tags")),
-        )
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    region: str
-    state: str
-    instance_type: str
-    image_id: str
-    az: str
-    launch_time: datetime
-    tags: Mapping[str, str] = field(default_factory=dict)
-    volume_ids: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.tags.get("Name", "")
-
-    @classmethod
-    def from_api(cls, raw: Mapping, region: str) -> Instance:
-        return cls(
-            id=raw["InstanceId"],
-            region=region,
-            state=(raw.get("State") or {}).get("Name", ""),
-            instance_type=raw.get("InstanceType", ""),
-            image_id=raw.get("ImageId", "") or "",
-            az=(raw.get("Placement") or {}).get("AvailabilityZone", ""),
-            launch_time=_utc(raw.get("LaunchTime")) or datetime.now(UTC),
-            tags=_tags(raw.get("Tags")),
-            volume_ids=tuple(m["Ebs"]["VolumeId"] for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs")),
-        )
-
-
-@dataclass(frozen=True)
-class BackingSnapshot:
-    """One EBS snapshot behind an AMI, as its block device mapping describes it."""
-
-    id: str
-    size_gib: int
-    device: str = ""
-    encrypted: bool = False
-
-
-@dataclass(frozen=True)
-class Image:
-    id: str
-    region: str
-    name: str
-    state: str  # pending | available | failed | deregistered ...
-    creation_date: datetime
-    snapshot_ids: tuple[str, ...] = ()
-    description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    public: bool = False
-    owner_id: str = ""
-    backing: tuple[BackingSnapshot, ...] = ()
-
-    @property
-    def backing_gib(self) -> int:
-        return sum(b.size_gib for b in self.backing)
-
-    @classmethod
-    def from_api(cls, raw: Mapping, region: str) -> Image:
-        ebs = [m for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs") and m["Ebs"].get("SnapshotId")]
-        return cls(
-            id=raw["ImageId"],
-            region=region,
-            name=raw.get("Name", "") or "",
-            state=raw.get("State", ""),
-            creation_date=_utc(raw.get("CreationDate")) or datetime.now(UTC),
-            snapshot_ids=tuple(m["Ebs"]["SnapshotId"] for m in ebs),
-            description=raw.get("Description", "") or "",
-            tags=_tags(raw.get("Tags")),
-            public=bool(raw.get("Public", False)),
-            owner_id=raw.get("OwnerId", "") or "",
-            backing=tuple(
-                BackingSnapshot(
-                    id=m["Ebs"]["SnapshotId"],
-                    size_gib=int(m["Ebs"].get("VolumeSize", 0) or 0),
-                    device=m.get("DeviceName", "") or "",
-                    encrypted=bool(m["Ebs"].get("Encrypted", False)),
-                )
-                for m in ebs
-            ),
-        )
+@cache
+def known_regions() -> frozenset[str]:
+    """EC2 regions from botocore's bundled endpoint data (no network call)."""
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in ("aws", "aws-us-gov", "aws-cn"):
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(regions)
 
 
 # --- the gateway ---------------------------------------------------------------

@@ -15,16 +15,21 @@ included, never hidden.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import errors
-from bot.aws.gateway import BackingSnapshot, Ec2Gateway, Image, Instance
+from bot.aws.models import BackingSnapshot, Image, Instance
 from bot.domain.snapshots import Page
 from bot.domain.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
-from bot.slack.commands import AMI_NAME_PATTERN
 
+if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
+    from bot.aws.gateway import Ec2Gateway
+
+# EC2's rule for AMI names: 3-128 characters of letters, digits and ()[] ./'@_-
+AMI_NAME_PATTERN = re.compile(r"^[A-Za-z0-9()\[\] ./'@_-]{3,128}$")
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 MAX_DESCRIPTION = 255
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.aws.gateway import Image, Instance, Snapshot, Volume
+from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.domain.costs import monthly_usd
 from bot.domain.retention import snapshot_source
 from bot.domain.tags import KEEP

@@ -28,10 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.aws.gateway import Ec2Gateway, Image, Snapshot
+from bot.aws.models import Image, Snapshot
 from bot.config import Config, Policy
 from bot.domain.costs import monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress, executor
@@ -48,6 +49,9 @@ from bot.domain.tags import (
     is_pinned,
     managed_tags,
 )
+
+if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
+    from bot.aws.gateway import Ec2Gateway
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,15 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import errors
-from bot.aws.gateway import Ec2Gateway
-from bot.config import AccessConfig, Config
+from bot.config import Config
 from bot.domain.costs import monthly_usd
 from bot.domain.tags import KEEP, is_pinned
+
+if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
+    from bot.aws.gateway import Ec2Gateway
 
 
 @dataclass(frozen=True)
@@ -114,23 +116,6 @@ def executor(kind: str, reconcile: Callable[[Context, Plan], list[ItemResult]]):
         return execute
 
     return add
-
-
-# --- who may decide ------------------------------------------------------------
-
-
-def check_decider(access: AccessConfig, requester: str, user: str, approve: bool) -> None:
-    """Only approvers decide; nobody approves their own request unless allow_self_approval."""
-    if user not in access.approvers:
-        raise errors.NotAllowed(
-            "only an approver can approve or deny this request; nothing changed.",
-            "Approvers are listed in access.approvers in config.toml.",
-        )
-    if approve and user == requester and not access.allow_self_approval:
-        raise errors.NotAllowed(
-            "two-person rule: you cannot approve your own request; nothing changed.",
-            "Ask another approver to review it.",
-        )
 
 
 OUTCOMES = ("done", "skipped", "spared", "failed")

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.aws.gateway import Image, Snapshot
+from bot.aws.models import Image, Snapshot
 from bot.config import Policy, format_duration
 from bot.domain.tags import AMI, KEEP, POLICY, SOURCE, is_pinned
 

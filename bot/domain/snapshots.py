@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bot import errors
-from bot.aws.gateway import Ec2Gateway, Instance, Snapshot, Volume
+from bot.aws.models import Instance, Snapshot, Volume
 from bot.domain.tags import SOURCE, managed_tags, manual_copy_tags
+
+if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
+    from bot.aws.gateway import Ec2Gateway
 
 DEFAULT_DEVICE = "/dev/sdf"
 T = TypeVar("T")

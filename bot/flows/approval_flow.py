@@ -19,7 +19,8 @@ from dataclasses import asdict
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.approvals import amis as ami_approvals  # noqa: F401  (ami_approvals registers the AMI executors)
-from bot.domain.plans import EXECUTORS, ItemResult, Plan, check_decider, summarise
+from bot.domain.access import check_decider
+from bot.domain.plans import EXECUTORS, ItemResult, Plan, summarise
 from bot.errors import BotError, NotAllowed
 from bot.flows.deps import Deps
 from bot.slack import blocks

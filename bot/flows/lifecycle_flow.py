@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.config import Policy
 from bot.domain import lifecycle
 from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
@@ -33,6 +37,25 @@ class AlreadyRunning(BotError):
 
 def job_name(policy: Policy) -> str:
     return f"policy:{policy.name}"
+
+
+def policy_trigger(policy: Policy, timezone: str, start: datetime | None = None) -> BaseTrigger:
+    if policy.every is not None:
+        return IntervalTrigger(seconds=policy.every.total_seconds(), start_date=start, timezone=timezone)
+    return CronTrigger.from_crontab(policy.cron, timezone=timezone)
+
+
+def trigger_for(deps: Deps, policy: Policy) -> BaseTrigger:
+    # Interval slots count from when the store first saw the job (or, for a store
+    # older than that rule, from its last run then): the same in every process,
+    # and unchanged by a restart or a manual run.
+    anchor = deps.store.first_seen(job_name(policy))
+    return policy_trigger(policy, deps.config.schedule.timezone, start=anchor + policy.every if policy.every else None)
+
+
+def next_run(deps: Deps, policy: Policy) -> datetime | None:
+    """When the policy runs next (from config and the store; no scheduler needed)."""
+    return trigger_for(deps, policy).get_next_fire_time(None, deps.now())
 
 
 def run_policy(

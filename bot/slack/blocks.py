@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from bot.aws.gateway import BackingSnapshot, Image, Instance, Snapshot, Volume
+from bot.aws.models import BackingSnapshot, Image, Instance, Snapshot, Volume
 from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
 from bot.domain.costs import monthly_usd, usd
 from bot.domain.digest import Digest

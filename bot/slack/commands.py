@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
+from bot.domain.amis import AMI_NAME_PATTERN
 from bot.errors import UsageError
 
 # Digits are spelled [0-9], never \d or str.isdigit(): those accept every Unicode
@@ -37,18 +37,6 @@ ID_EXAMPLES = {
 }
 POLICY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _OPTION_TOKEN = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.DOTALL)
-
-
-@cache
-def known_regions() -> frozenset[str]:
-    """EC2 regions from botocore's bundled endpoint data (no network call)."""
-    import boto3
-
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in ("aws", "aws-us-gov", "aws-cn"):
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return frozenset(regions)
 
 
 def is_id(kind: str, text: str) -> bool:
@@ -78,6 +66,8 @@ def _matches(pattern: str) -> Callable[[str], str]:
 
 
 def _region(value: str) -> str:
+    from bot.aws.gateway import known_regions  # here, not at the top: the grammar imports no boto3 until it must
+
     if value not in known_regions():
         raise ValueError
     return value
@@ -426,7 +416,6 @@ register(
 
 # AWS's rule for AMI names, checked before any call: 3–128 characters of
 # letters, numbers, ( ) [ ] space . / - ' @ _
-AMI_NAME_PATTERN = re.compile(r"^[A-Za-z0-9()\[\] ./'@_-]{3,128}$")
 AMI_NAME = Option(
     "an AMI name: 3–128 letters, numbers, spaces or ( ) [ ] . / - ' @ _ (quote it if it has spaces)",
     _matches(AMI_NAME_PATTERN.pattern),

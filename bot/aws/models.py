@@ -1,0 +1,178 @@
+"""What the gateway returns: small frozen dataclasses read from EC2's responses (no boto3 here).
+
+Every layer above the gateway (domain rules, rendering, the store's callers)
+works with these, so they can be imported, built and tested without boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def _tags(raw: Iterable[Mapping] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in raw or ()}
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    region: str
+    volume_id: str
+    state: str  # pending | completed | error | recoverable | recovering
+    progress: str
+    size_gib: int
+    start_time: datetime
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    encrypted: bool = False
+    owner_id: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Snapshot:
+        return cls(
+            id=raw["SnapshotId"],
+            region=region,
+            volume_id=raw.get("VolumeId", ""),
+            state=raw.get("State", ""),
+            progress=raw.get("Progress", "") or "",
+            size_gib=int(raw.get("VolumeSize", 0) or 0),
+            start_time=_utc(raw.get("StartTime")) or datetime.now(UTC),
+            description=raw.get("Description", "") or "",
+            tags=_tags(raw.get("Tags")),
+            encrypted=bool(raw.get("Encrypted", False)),
+            owner_id=raw.get("OwnerId", "") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    instance_id: str
+    device: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    region: str
+    state: str  # creating | available | in-use | deleting | error
+    size_gib: int
+    volume_type: str
+    az: str
+    create_time: datetime
+    attachments: tuple[Attachment, ...] = ()
+    snapshot_id: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Volume:
+        return cls(
+            id=raw["VolumeId"],
+            region=region,
+            state=raw.get("State", ""),
+            size_gib=int(raw.get("Size", 0) or 0),
+            volume_type=raw.get("VolumeType", ""),
+            az=raw.get("AvailabilityZone", ""),
+            create_time=_utc(raw.get("CreateTime")) or datetime.now(UTC),
+            attachments=tuple(
+                Attachment(a.get("InstanceId", ""), a.get("Device", ""), a.get("State", ""))
+                for a in raw.get("Attachments", ()) or ()
+            ),
+            snapshot_id=raw.get("SnapshotId", "") or "",
+            tags=_tags(raw.get("Tags")),
+        )
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    region: str
+    state: str
+    instance_type: str
+    image_id: str
+    az: str
+    launch_time: datetime
+    tags: Mapping[str, str] = field(default_factory=dict)
+    volume_ids: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.tags.get("Name", "")
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Instance:
+        return cls(
+            id=raw["InstanceId"],
+            region=region,
+            state=(raw.get("State") or {}).get("Name", ""),
+            instance_type=raw.get("InstanceType", ""),
+            image_id=raw.get("ImageId", "") or "",
+            az=(raw.get("Placement") or {}).get("AvailabilityZone", ""),
+            launch_time=_utc(raw.get("LaunchTime")) or datetime.now(UTC),
+            tags=_tags(raw.get("Tags")),
+            volume_ids=tuple(m["Ebs"]["VolumeId"] for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs")),
+        )
+
+
+@dataclass(frozen=True)
+class BackingSnapshot:
+    """One EBS snapshot behind an AMI, as its block device mapping describes it."""
+
+    id: str
+    size_gib: int
+    device: str = ""
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    region: str
+    name: str
+    state: str  # pending | available | failed | deregistered ...
+    creation_date: datetime
+    snapshot_ids: tuple[str, ...] = ()
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    public: bool = False
+    owner_id: str = ""
+    backing: tuple[BackingSnapshot, ...] = ()
+
+    @property
+    def backing_gib(self) -> int:
+        return sum(b.size_gib for b in self.backing)
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str) -> Image:
+        ebs = [m for m in raw.get("BlockDeviceMappings", ()) or () if m.get("Ebs") and m["Ebs"].get("SnapshotId")]
+        return cls(
+            id=raw["ImageId"],
+            region=region,
+            name=raw.get("Name", "") or "",
+            state=raw.get("State", ""),
+            creation_date=_utc(raw.get("CreationDate")) or datetime.now(UTC),
+            snapshot_ids=tuple(m["Ebs"]["SnapshotId"] for m in ebs),
+            description=raw.get("Description", "") or "",
+            tags=_tags(raw.get("Tags")),
+            public=bool(raw.get("Public", False)),
+            owner_id=raw.get("OwnerId", "") or "",
+            backing=tuple(
+                BackingSnapshot(
+                    id=m["Ebs"]["SnapshotId"],
+                    size_gib=int(m["Ebs"].get("VolumeSize", 0) or 0),
+                    device=m.get("DeviceName", "") or "",
+                    encrypted=bool(m["Ebs"].get("Encrypted", False)),
+                )
+                for m in ebs
+            ),
+        )
