@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.domain import snapshots
+from bot.domain import volumes
 from bot.errors import BotError, NotFound
 from bot.flows.deps import Deps
 from bot.slack import blocks
@@ -50,7 +50,7 @@ def watch_volume(deps: Deps, row: Mapping) -> None:
         if not deps.store.claim_watch_step(row["id"], "attach_started", deps.now().isoformat()):
             return
         try:
-            snapshots.attach_volume(deps.gateway, region, volume_id, attach["instance_id"], attach["device"])
+            volumes.attach_volume(deps.gateway, region, volume_id, attach["instance_id"], attach["device"])
         except BotError as exc:
             finish(deps, row, render(volume, exc.message), "failed")
             return

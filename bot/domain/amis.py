@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import errors
 from bot.aws.models import BackingSnapshot, Image, Instance
-from bot.domain.snapshots import Page
+from bot.domain.pages import Page
 from bot.domain.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
