@@ -53,7 +53,8 @@ def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
     return deps.store.get_approval(approval_id)
 
 
-def update_message(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
+def show_request(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
+    """Update the request's message to its current state (and its per-resource results, once executed)."""
     if not row.get("message_ts"):
         return
     try:
@@ -95,7 +96,7 @@ def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -
         return "refused"
     row = deps.store.get_approval(approval_id)
     deps.store.audit(user, channel, action, "approved" if approve else "denied", row["plan"]["title"])
-    update_message(deps, row)
+    show_request(deps, row)
     if approve:
         execute(deps, row)
     return "approved" if approve else "denied"
@@ -128,7 +129,7 @@ def execute(deps: Deps, row: dict) -> str:
     as_dicts = [asdict(r) for r in results]
     deps.store.transition(approval_id, "executing", state, result=as_dicts)
     deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} executed", state, summarise(results))
-    update_message(deps, deps.store.get_approval(approval_id), as_dicts)
+    show_request(deps, deps.store.get_approval(approval_id), as_dicts)
     source = plan.params.get("instance_id", "")
     for result in results:
         if result.started_image:
@@ -202,7 +203,7 @@ def expire(deps: Deps, row: dict) -> bool:
     if not deps.store.transition(row["id"], "pending", "expired"):
         return False
     deps.store.audit("", row["channel"], f"approval {row['id']} expired", "expired", row["plan"]["title"])
-    update_message(deps, deps.store.get_approval(row["id"]))
+    show_request(deps, deps.store.get_approval(row["id"]))
     return True
 
 
@@ -234,6 +235,6 @@ def reconcile_unfinished(deps: Deps) -> int:
             deps.store.audit(
                 "", row["channel"], f"approval {row['id']} reconciled after restart", state, summarise(results)
             )
-            update_message(deps, deps.store.get_approval(row["id"]), as_dicts)
+            show_request(deps, deps.store.get_approval(row["id"]), as_dicts)
             count += 1
     return count
