@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VOLUME_ID = re.compile(r"vol-[0-9a-f]{17}")
 SNAPSHOT_ID = re.compile(r"snap-[0-9a-f]{17}")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.testing.fakeslack import message_text
-from tests.conftest import make_instance
-from tests.harness import ALICE, BOB
+from tests.support.factories import make_instance
+from tests.support.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
 

@@ -8,41 +8,15 @@ from datetime import timedelta
 import pytest
 
 from bot.testing.fakeslack import message_text
-from tests.conftest import make_instance, make_volume
-from tests.harness import ALICE, BOB, CAROL, FakeClock
+from tests.support.approvals import approval_state, exists, request_delete
+from tests.support.factories import make_instance, make_snapshot
+from tests.support.harness import ALICE, BOB, CAROL, FakeClock
 
 pytestmark = pytest.mark.e2e
 
 
-def snapshot(ec2, **tags) -> str:
-    vol = make_volume(ec2, 10)
-    spec = {"VolumeId": vol, "Description": "nightly"}
-    if tags:
-        spec["TagSpecifications"] = [
-            {"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-        ]
-    return ec2.create_snapshot(**spec)["SnapshotId"]
-
-
-def exists(ec2, snapshot_id: str) -> bool:
-    return snapshot_id in {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-
-
-def request_delete(bot, ec2, *ids: str, user: str = ALICE) -> dict:
-    ack = bot.command(f"/snapshot delete {' '.join(ids)}", user=user)
-    assert ack.status == 200
-    bot.settle()
-    [message] = bot.approval_messages()
-    return message
-
-
-def approval_state(bot) -> str:
-    [row] = bot.deps.store.db["approvals"].rows
-    return row["state"]
-
-
 def test_request_posts_the_exact_plan_and_touches_nothing(bot, ec2):
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap)
 
     text = message_text(message)
@@ -62,7 +36,7 @@ def test_request_posts_the_exact_plan_and_touches_nothing(bot, ec2):
 
 
 def test_approver_executes_and_the_message_shows_the_result(bot, ec2):
-    snaps = [snapshot(ec2), snapshot(ec2)]
+    snaps = [make_snapshot(ec2), make_snapshot(ec2)]
     message = request_delete(bot, ec2, *snaps)
 
     ack = bot.click(message, "approval_approve", user=BOB)
@@ -81,7 +55,7 @@ def test_approver_executes_and_the_message_shows_the_result(bot, ec2):
 
 
 def test_non_approver_is_refused_and_nothing_changes(bot, ec2):
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap)
     bot.click(message, "approval_approve", user=CAROL)
     bot.settle()
@@ -92,7 +66,7 @@ def test_non_approver_is_refused_and_nothing_changes(bot, ec2):
 
 def test_self_approval_is_refused_by_default(make_bot, ec2):
     bot = make_bot(access={"approvers": (BOB, CAROL)})
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap, user=BOB)
     bot.click(message, "approval_approve", user=BOB)
     bot.settle()
@@ -105,7 +79,7 @@ def test_self_approval_is_refused_by_default(make_bot, ec2):
 
 def test_self_approval_when_allowed(make_bot, ec2):
     bot = make_bot(access={"approvers": (BOB,), "allow_self_approval": True})
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap, user=BOB)
     bot.click(message, "approval_approve", user=BOB)
     bot.settle()
@@ -113,7 +87,7 @@ def test_self_approval_when_allowed(make_bot, ec2):
 
 
 def test_deny_leaves_everything(bot, ec2):
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap)
     bot.click(message, "approval_deny", user=BOB)
     bot.settle()
@@ -129,7 +103,7 @@ def test_deny_leaves_everything(bot, ec2):
 def test_expired_request_refuses_clicks_and_says_so(make_bot, ec2):
     clock = FakeClock()
     bot = make_bot(clock=clock)
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap)
 
     clock.advance(timedelta(hours=1, seconds=1))
@@ -146,7 +120,7 @@ def test_expiry_job_marks_and_updates_without_a_click(make_bot, ec2):
 
     clock = FakeClock()
     bot = make_bot(clock=clock)
-    request_delete(bot, ec2, snapshot(ec2))
+    request_delete(bot, ec2, make_snapshot(ec2))
     assert expire_due(bot.deps) == 0
     clock.advance(timedelta(hours=2))
     assert expire_due(bot.deps) == 1
@@ -156,7 +130,7 @@ def test_expiry_job_marks_and_updates_without_a_click(make_bot, ec2):
 
 def test_twenty_concurrent_approvals_delete_exactly_once(make_bot, ec2):
     bot = make_bot(access={"approvers": (BOB, CAROL, "U0DAVE", "U0ERIN")})
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(bot, ec2, snap)
     approvers = [BOB, CAROL, "U0DAVE", "U0ERIN"]
     barrier = threading.Barrier(20)
@@ -183,7 +157,7 @@ def test_twenty_concurrent_approvals_delete_exactly_once(make_bot, ec2):
 
 def test_pending_request_survives_a_restart(make_bot, ec2, tmp_path):
     first = make_bot()
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(first, ec2, snap)
     first.stop()
 
@@ -196,7 +170,7 @@ def test_pending_request_survives_a_restart(make_bot, ec2, tmp_path):
 
 def test_crash_between_approved_and_the_aws_call_is_reconciled_not_rerun(make_bot, ec2):
     first = make_bot()
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(first, ec2, snap)
     [row] = first.deps.store.approvals_in("pending")
     # The process dies right after winning the click, before any AWS call:
@@ -215,7 +189,7 @@ def test_crash_between_approved_and_the_aws_call_is_reconciled_not_rerun(make_bo
 
 def test_crash_after_the_delete_is_reconciled_as_done(make_bot, ec2):
     first = make_bot()
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     request_delete(first, ec2, snap)
     [row] = first.deps.store.approvals_in("pending")
     first.deps.store.transition(row["id"], "pending", "approved", decided_by=BOB)
@@ -245,7 +219,7 @@ def test_snapshot_backing_an_ami_is_refused_up_front(bot, ec2):
 
 
 def test_unknown_snapshot_makes_no_request(bot, ec2):
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     bot.command(f"/snapshot delete {snap} snap-0123456789abcdef0")
     bot.settle()
     assert "snap-0123456789abcdef0 not found" in bot.responses()[-1]
@@ -253,7 +227,7 @@ def test_unknown_snapshot_makes_no_request(bot, ec2):
 
 
 def test_world_changed_before_approval_is_reported_per_resource(bot, ec2):
-    gone, fine = snapshot(ec2), snapshot(ec2)
+    gone, fine = make_snapshot(ec2), make_snapshot(ec2)
     message = request_delete(bot, ec2, gone, fine)
     ec2.delete_snapshot(SnapshotId=gone)
 
@@ -268,7 +242,7 @@ def test_world_changed_before_approval_is_reported_per_resource(bot, ec2):
 
 def test_approval_channel_from_config(make_bot, ec2):
     bot = make_bot(slack={"digest_channel": "C0DIGEST", "approval_channel": "C0APPROVE"})
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     bot.command(f"/snapshot delete {snap}")
     bot.settle()
     [message] = bot.approval_messages()
@@ -277,7 +251,7 @@ def test_approval_channel_from_config(make_bot, ec2):
 
 
 def test_chatops_approvals_lists_pending(bot, ec2):
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     request_delete(bot, ec2, snap)
     bot.command("/chatops approvals")
     bot.settle()
@@ -285,8 +259,8 @@ def test_chatops_approvals_lists_pending(bot, ec2):
 
 
 def test_a_snapshot_pinned_after_the_request_is_spared_one_pinned_before_goes_as_approved(bot, ec2):
-    pinned_before = snapshot(ec2, **{"chatops:keep": "true"})
-    pinned_after = snapshot(ec2)
+    pinned_before = make_snapshot(ec2, **{"chatops:keep": "true"})
+    pinned_after = make_snapshot(ec2)
     message = request_delete(bot, ec2, pinned_before, pinned_after)
     assert f"{pinned_before} is tagged chatops:keep=true" in message_text(message)  # the approver sees it
     ec2.create_tags(Resources=[pinned_after], Tags=[{"Key": "chatops:keep", "Value": "true"}])

@@ -8,8 +8,8 @@ import pytest
 
 from bot.errors import Busy
 from bot.testing import slack_payloads
-from tests.conftest import make_volume
-from tests.harness import BOB, CAROL, CHANNEL, SECRET, find_button
+from tests.support.factories import make_volume
+from tests.support.harness import BOB, CAROL, CHANNEL, SECRET, find_button
 
 pytestmark = pytest.mark.e2e
 

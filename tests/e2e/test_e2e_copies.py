@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from tests.conftest import base_config, daily_policy, make_instance, make_volume
-from tests.harness import ALICE
+from tests.support.factories import base_config, daily_policy, make_instance, make_volume
+from tests.support.harness import ALICE
 
 pytestmark = pytest.mark.e2e
 

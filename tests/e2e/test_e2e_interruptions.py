@@ -12,8 +12,8 @@ import pytest
 
 from bot.state.store import Store, utcnow
 from bot.testing.fakeslack import message_text
-from tests.bot_process import BotProcess, policy_config, wait_until
-from tests.harness import BOB
+from tests.support.bot_process import BotProcess, policy_config, wait_until
+from tests.support.harness import BOB
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from bot.testing.fakeslack import message_text
-from tests.conftest import base_config, daily_policy, make_volume
-from tests.harness import ALICE, BOB
+from tests.support.factories import base_config, daily_policy, make_volume
+from tests.support.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from tests.bot_process import BASE_CONFIG, BotProcess
-from tests.conftest import make_volume
-from tests.harness import SECRET
+from tests.support.bot_process import BASE_CONFIG, BotProcess
+from tests.support.factories import make_volume
+from tests.support.harness import SECRET
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import pytest
 
 from bot.slack.server import MAX_BODY_BYTES
 from bot.testing import slack_payloads
-from tests.conftest import make_volume
-from tests.harness import ALICE, SECRET
+from tests.support.factories import make_volume
+from tests.support.harness import ALICE, SECRET
 
 pytestmark = pytest.mark.e2e
 

@@ -26,10 +26,10 @@ from bot.state.store import Store, from_iso, utcnow
 from bot.testing.fakeslack import Call, FakeSlack, message_text
 from scheduler.upkeep import reclaim_orphans
 from scheduler.watches import poll_watches, watch_volume
-from tests.bot_process import BotProcess, policy_config, read_store
-from tests.conftest import base_config, daily_policy, make_instance, make_volume
-from tests.harness import ALICE, BOB
-from tests.test_e2e_approvals import approval_state, exists, request_delete, snapshot
+from tests.support.approvals import approval_state, exists, request_delete
+from tests.support.bot_process import BotProcess, policy_config, read_store
+from tests.support.factories import base_config, daily_policy, make_instance, make_snapshot, make_volume
+from tests.support.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def test_a_starting_server_leaves_a_live_process_s_run_alone(make_bot, tmp_path,
 
 def test_a_starting_server_leaves_a_live_replica_s_approval_alone(make_bot, ec2):
     replica = make_bot()
-    snap = snapshot(ec2)
+    snap = make_snapshot(ec2)
     message = request_delete(replica, ec2, snap)
     [row] = replica.deps.store.approvals_in("pending")
     # The replica won the click and is about to delete, when a second server starts:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.testing.fakeslack import message_text
-from tests.conftest import base_config, make_instance, make_volume
-from tests.harness import ALICE, BOB, BotUnderTest
+from tests.support.factories import base_config, make_instance, make_volume
+from tests.support.harness import ALICE, BOB, BotUnderTest
 
 pytestmark = pytest.mark.e2e
 

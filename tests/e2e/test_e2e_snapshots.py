@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.conftest import make_instance, make_volume
-from tests.harness import ALICE, CAROL, SECRET
+from tests.support.factories import make_instance, make_volume
+from tests.support.harness import ALICE, CAROL, SECRET
 
 pytestmark = pytest.mark.e2e
 

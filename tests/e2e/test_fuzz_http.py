@@ -39,8 +39,8 @@ from bot.slack.commands import COMMANDS, HelpRequest, parse
 from bot.slack.server import payload_problem
 from bot.testing import slack_payloads
 from bot.testing.fakeslack import message_text
-from tests.conftest import base_config, daily_policy, make_instance, make_volume
-from tests.harness import ALICE, BOB, CAROL, CHANNEL, SECRET, BotUnderTest, HttpResult
+from tests.support.factories import base_config, daily_policy, make_instance, make_volume
+from tests.support.harness import ALICE, BOB, CAROL, CHANNEL, SECRET, BotUnderTest, HttpResult
 
 pytestmark = pytest.mark.e2e
 

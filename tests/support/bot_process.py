@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.testing import slack_payloads
 from bot.testing.fakeslack import FakeSlack
-from tests.harness import ALICE, SECRET, find_button
+from tests.support.harness import ALICE, SECRET, find_button
 
 # The smallest useful config; tests append sections (policies, access) or pass their own.
 BASE_CONFIG = """

@@ -213,7 +213,7 @@ def test_plan_lines_say_exactly_what_will_happen():
 def test_every_ami_verb_is_documented_in_the_readme():
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for verb in COMMANDS["ami"].values():
         assert f"`{verb.usage}`" in readme, verb.usage
 

@@ -13,7 +13,7 @@ from bot import errors
 from bot.aws.gateway import Ec2Gateway
 from bot.aws.models import Image
 from bot.domain import amis
-from tests.conftest import make_instance
+from tests.support.factories import make_instance
 
 OWN = "123456789012"  # moto's account
 OTHER = "111122223333"

@@ -20,7 +20,7 @@ from bot.domain.plans import (
     execute_delete_snapshots,
 )
 from bot.state.store import Store, utcnow
-from tests.conftest import make_instance, make_volume
+from tests.support.factories import make_instance, make_volume
 
 
 @pytest.fixture

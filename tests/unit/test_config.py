@@ -26,7 +26,7 @@ from bot.config import (
 )
 from bot.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 POLICY = {"name": "daily-db", "resource": "volume", "target_tags": {"Backup": "daily"}, "every": "12h"}
 

@@ -12,7 +12,7 @@ import pytest
 from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.domain.digest import Activity, RegionInventory, build_digest
 from bot.slack.blocks import digest_message
-from tests.slack_limits import all_text, assert_within_limits
+from bot.testing.slack_limits import all_text, assert_within_limits
 
 NOW = datetime(2024, 6, 15, 9, 0, tzinfo=UTC)
 PRICE = 0.05

@@ -23,7 +23,7 @@ from bot.slack.commands import COMMANDS, Verb
 from bot.slack.manifest import manifest
 from bot.testing import slack_payloads
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 CONFIG_TOML = (REPO / "config.toml").read_text(encoding="utf-8")
 SECRET = "docs-test-secret"

@@ -24,7 +24,7 @@ from bot import errors
 from bot.aws.gateway import Ec2Gateway
 from bot.aws.pacing import Pacer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 # One botocore session for the module: it caches the (large) EC2 model, which
 # otherwise takes most of a second to load for every new client.

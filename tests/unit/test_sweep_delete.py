@@ -29,7 +29,7 @@ from bot.domain.lifecycle import (
     tag_policy_image_snapshots,
 )
 from bot.domain.plans import Context, ItemResult, Plan, PlanItem
-from tests.conftest import make_instance, make_volume
+from tests.support.factories import make_instance, make_volume
 
 REGION = "us-east-1"
 VOLUME = "vol-0123456789abcdef0"

@@ -11,7 +11,7 @@ from bot.domain.costs import Cost
 from bot.domain.retention import Item, decide
 from bot.domain.sweep_report import Created, Failed, PolicyReport, SweepReport, policy_report
 from bot.slack.blocks import sweep_report_message
-from tests.slack_limits import all_text, assert_within_limits
+from bot.testing.slack_limits import all_text, assert_within_limits
 
 NOW = datetime(2024, 6, 15, 3, 0, tzinfo=UTC)
 PRICE = 0.05

@@ -2,62 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import boto3
-import pytest
 from botocore.stub import Stubber
 
-from bot.aws.gateway import Ec2Gateway
-from bot.config import Config
-from bot.flows.deps import Deps
-from bot.flows.worker import Worker
-from bot.process.app import make_slack_client
-from bot.state.store import Store
 from scheduler.watches import poll_watches
-
-AMI = "ami-0123456789abcdef0"
-SNAP = "snap-0123456789abcdef0"
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-_SESSION = boto3.session.Session(region_name="us-east-1")
-
-
-@pytest.fixture
-def clock() -> dict:
-    return {"now": NOW}
-
-
-@pytest.fixture
-def deps(fake_slack, clock):
-    """Deps by hand, without a running scheduler: the test itself polls the watches."""
-    deps = Deps(
-        config=Config(),
-        gateway=Ec2Gateway(_SESSION),
-        store=Store(":memory:", lambda: clock["now"]),
-        worker=Worker(1),
-        slack=make_slack_client("xoxb-test", fake_slack.api_url),
-        clock=lambda: clock["now"],
-    )
-    yield deps
-    deps.worker.shutdown()
-    deps.store.close()
-
-
-def watch(deps, kind: str, ids: list[str], data: dict) -> str:
-    ts = deps.slack.chat_postMessage(channel="C0OPS", text="working")["ts"]
-    deps.store.add_watch(kind, "us-east-1", ids, "C0OPS", ts, "U0ALICE", NOW + timedelta(hours=1), data)
-    return ts
-
-
-def image(state: str) -> dict:
-    return {
-        "ImageId": AMI,
-        "Name": "golden",
-        "State": state,
-        "CreationDate": "2026-11-25T11:59:00Z",
-        "Tags": [{"Key": "chatops:managed", "Value": "true"}, {"Key": "Name", "Value": "web-1"}],
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": SNAP, "VolumeSize": 8}}],
-    }
+from tests.support.watches import AMI, NOW, SNAP, image, watch
 
 
 def test_image_watch_waits_then_tags_snapshots_and_lists_them(deps, fake_slack):

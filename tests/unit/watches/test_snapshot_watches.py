@@ -4,46 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from botocore.stub import Stubber
-
 from scheduler.watches import poll_watches
-from tests.test_ami_watches import NOW, clock, deps, watch  # noqa: F401  (shared fixtures)
-
-SNAP = "snap-0123456789abcdef0"
-VOL = "vol-0123456789abcdef0"
-
-
-def snapshot(state: str, progress: str) -> dict:
-    return {
-        "SnapshotId": SNAP,
-        "VolumeId": VOL,
-        "State": state,
-        "Progress": progress,
-        "VolumeSize": 8,
-        "StartTime": NOW - timedelta(minutes=5),
-        "Description": "nightly <!channel>",
-        "OwnerId": "123456789012",
-    }
-
-
-@pytest.fixture
-def stub(deps):  # noqa: F811
-    with Stubber(deps.gateway.client("us-east-1")) as stubber:
-        yield stubber
-
-
-def describe(stub, state: str, progress: str) -> None:
-    stub.add_response(
-        "describe_snapshots", {"Snapshots": [snapshot(state, progress)]}, {"OwnerIds": ["self"], "SnapshotIds": [SNAP]}
-    )
+from tests.support.watches import NOW, SNAP, describe, watch
 
 
 def updates(fake_slack) -> list[str]:
     return fake_slack.texts("chat.update")
 
 
-def test_progress_then_completion_updates_the_message_once_each(deps, stub, fake_slack):  # noqa: F811
+def test_progress_then_completion_updates_the_message_once_each(deps, stub, fake_slack):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     describe(stub, "pending", "40%")
     describe(stub, "pending", "40%")  # unchanged: no second update
@@ -58,7 +27,7 @@ def test_progress_then_completion_updates_the_message_once_each(deps, stub, fake
     stub.assert_no_pending_responses()
 
 
-def test_a_watch_gives_up_after_the_deadline_and_says_how_to_check(deps, stub, fake_slack, clock):  # noqa: F811
+def test_a_watch_gives_up_after_the_deadline_and_says_how_to_check(deps, stub, fake_slack, clock):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     clock["now"] = NOW + timedelta(hours=2)
     describe(stub, "pending", "99%")
@@ -67,7 +36,7 @@ def test_a_watch_gives_up_after_the_deadline_and_says_how_to_check(deps, stub, f
     assert deps.store.active_watches() == []
 
 
-def test_a_vanished_snapshot_ends_the_watch_with_an_error(deps, stub, fake_slack):  # noqa: F811
+def test_a_vanished_snapshot_ends_the_watch_with_an_error(deps, stub, fake_slack):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     stub.add_client_error("describe_snapshots", "InvalidSnapshot.NotFound", "gone")
     poll_watches(deps)

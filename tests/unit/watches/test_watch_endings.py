@@ -20,24 +20,16 @@ from handlers import snapshot as snapshot_handlers
 from handlers.respond import SlackReply, run_job
 from scheduler import watches
 from scheduler.watches import poll_watches
-from tests.test_ami_watches import AMI, NOW, clock, deps, image, watch  # noqa: F401  (shared fixtures)
-from tests.test_snapshot_watches import SNAP, describe, snapshot
+from tests.support.watches import AMI, NOW, SNAP, VOL, describe, image, snapshot, watch
 
-VOL = "vol-0123456789abcdef0"
 INSTANCE = "i-0123456789abcdef0"
 
 
-@pytest.fixture
-def stub(deps):  # noqa: F811
-    with Stubber(deps.gateway.client("us-east-1")) as stubber:
-        yield stubber
-
-
-def state_of(deps, watch_id: int = 1) -> str:  # noqa: F811
+def state_of(deps, watch_id: int = 1) -> str:
     return deps.store.db["watches"].get(watch_id)["state"]
 
 
-def without_message(deps, kind: str, ids: list[str], data: dict) -> int:  # noqa: F811
+def without_message(deps, kind: str, ids: list[str], data: dict) -> int:
     """A watch whose message could not be posted (the command's post failed)."""
     watch_id = deps.store.add_watch(kind, "us-east-1", ids, "C0OPS", None, "U0ALICE", NOW + timedelta(hours=1), data)
     assert deps.store.set_watch_message(watch_id, None)
@@ -47,7 +39,7 @@ def without_message(deps, kind: str, ids: list[str], data: dict) -> int:  # noqa
 # -- the resource is gone --
 
 
-def test_a_volume_that_vanished_ends_its_watch(deps, stub, fake_slack):  # noqa: F811
+def test_a_volume_that_vanished_ends_its_watch(deps, stub, fake_slack):
     watch(deps, "volume", [VOL], {"snapshot_id": SNAP, "attach": None})
     stub.add_client_error("describe_volumes", "InvalidVolume.NotFound", "gone")
     poll_watches(deps)
@@ -55,7 +47,7 @@ def test_a_volume_that_vanished_ends_its_watch(deps, stub, fake_slack):  # noqa:
     assert VOL in fake_slack.texts("chat.update")[-1] and "not found" in fake_slack.texts("chat.update")[-1]
 
 
-def test_launched_instances_that_vanished_end_their_watch(deps, stub, fake_slack):  # noqa: F811
+def test_launched_instances_that_vanished_end_their_watch(deps, stub, fake_slack):
     watch(deps, "instances", [INSTANCE], {"image_id": "ami-0123456789abcdef0", "image_name": "golden"})
     stub.add_client_error("describe_instances", "InvalidInstanceID.NotFound", "gone")
     poll_watches(deps)
@@ -67,7 +59,7 @@ def test_launched_instances_that_vanished_end_their_watch(deps, stub, fake_slack
 
 
 @pytest.mark.parametrize("error", ["message_not_found", "channel_not_found", "is_archived", "not_in_channel"])
-def test_a_message_slack_will_not_update_any_more_ends_its_watch(deps, stub, fake_slack, error):  # noqa: F811
+def test_a_message_slack_will_not_update_any_more_ends_its_watch(deps, stub, fake_slack, error):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     fake_slack.fail_next("chat.update", error=error, times=10)
     describe(stub, "pending", "40%")  # new progress: the watch updates the message, and learns it is gone
@@ -78,7 +70,7 @@ def test_a_message_slack_will_not_update_any_more_ends_its_watch(deps, stub, fak
     assert len(fake_slack.calls_of("chat.update:failed")) == 1  # …or of Slack
 
 
-def test_a_deleted_message_ends_its_watch_even_when_the_resource_finishes(deps, stub, fake_slack):  # noqa: F811
+def test_a_deleted_message_ends_its_watch_even_when_the_resource_finishes(deps, stub, fake_slack):
     ts = watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     fake_slack.delete_message("C0OPS", ts)
     describe(stub, "completed", "100%")
@@ -90,7 +82,7 @@ def test_a_deleted_message_ends_its_watch_even_when_the_resource_finishes(deps, 
 # -- the poll keeps failing --
 
 
-def test_a_poll_that_keeps_failing_ends_the_watch_at_its_deadline(deps, stub, fake_slack, clock):  # noqa: F811
+def test_a_poll_that_keeps_failing_ends_the_watch_at_its_deadline(deps, stub, fake_slack, clock):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     stub.add_client_error("describe_snapshots", "UnauthorizedOperation", "no")
     poll_watches(deps)
@@ -103,7 +95,7 @@ def test_a_poll_that_keeps_failing_ends_the_watch_at_its_deadline(deps, stub, fa
     assert "stopped watching" in final and f"/snapshot status {SNAP}" in final
 
 
-def test_a_watch_whose_message_cannot_be_updated_ends_at_its_deadline(deps, stub, fake_slack, clock):  # noqa: F811
+def test_a_watch_whose_message_cannot_be_updated_ends_at_its_deadline(deps, stub, fake_slack, clock):
     watch(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     clock["now"] = NOW + timedelta(hours=2)
     fake_slack.fail_next("chat.update", error="invalid_auth", times=100)
@@ -115,7 +107,7 @@ def test_a_watch_whose_message_cannot_be_updated_ends_at_its_deadline(deps, stub
 # -- final is final --
 
 
-def test_a_finished_watch_never_moves_again(deps):  # noqa: F811
+def test_a_finished_watch_never_moves_again(deps):
     watch_id = deps.store.add_watch("snapshot", "us-east-1", [SNAP], "C0OPS", "1.000001", "U0ALICE", NOW, {})
     assert deps.store.update_watch(watch_id, state="done")
     assert not deps.store.update_watch(watch_id, state="timed-out")
@@ -124,7 +116,7 @@ def test_a_finished_watch_never_moves_again(deps):  # noqa: F811
     assert row["state"] == "done" and json.loads(row["data"]) == {}
 
 
-def test_a_watch_state_must_be_a_known_end(deps):  # noqa: F811
+def test_a_watch_state_must_be_a_known_end(deps):
     watch_id = deps.store.add_watch("snapshot", "us-east-1", [SNAP], "C0OPS", "1.000001", "U0ALICE", NOW, {})
     with pytest.raises(ValueError):
         deps.store.update_watch(watch_id, state="finished-ish")
@@ -133,7 +125,7 @@ def test_a_watch_state_must_be_a_known_end(deps):  # noqa: F811
 # -- a watch without a message --
 
 
-def test_a_watch_without_a_message_posts_the_final_state_once(deps, stub, fake_slack):  # noqa: F811
+def test_a_watch_without_a_message_posts_the_final_state_once(deps, stub, fake_slack):
     without_message(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     describe(stub, "pending", "40%")
     describe(stub, "completed", "100%")
@@ -147,7 +139,7 @@ def test_a_watch_without_a_message_posts_the_final_state_once(deps, stub, fake_s
     assert deps.store.active_watches() == [] and state_of(deps) == "done"
 
 
-def test_the_final_post_of_a_watch_without_a_message_is_never_repeated(deps, stub, fake_slack):  # noqa: F811
+def test_the_final_post_of_a_watch_without_a_message_is_never_repeated(deps, stub, fake_slack):
     without_message(deps, "snapshot", [SNAP], {"verb": "Snapshot"})
     fake_slack.fail_next("chat.postMessage", status=500, after=True)
     describe(stub, "completed", "100%")
@@ -158,7 +150,7 @@ def test_the_final_post_of_a_watch_without_a_message_is_never_repeated(deps, stu
     assert deps.store.active_watches() == []
 
 
-def test_a_watch_without_a_message_posts_into_its_thread(deps, stub, fake_slack):  # noqa: F811
+def test_a_watch_without_a_message_posts_into_its_thread(deps, stub, fake_slack):
     without_message(deps, "snapshot", [SNAP], {"verb": "Snapshot", "thread_ts": "1.000001"})
     describe(stub, "completed", "100%")
     poll_watches(deps)
@@ -166,7 +158,7 @@ def test_a_watch_without_a_message_posts_into_its_thread(deps, stub, fake_slack)
     assert final["thread_ts"] == "1.000001"
 
 
-def test_a_watch_is_not_polled_while_its_message_is_being_posted(deps, stub, fake_slack):  # noqa: F811
+def test_a_watch_is_not_polled_while_its_message_is_being_posted(deps, stub, fake_slack):
     watch_id = deps.store.add_watch(
         "snapshot", "us-east-1", [SNAP], "C0OPS", None, "U0ALICE", NOW + timedelta(hours=1), {"verb": "Snapshot"}
     )
@@ -179,7 +171,7 @@ def test_a_watch_is_not_polled_while_its_message_is_being_posted(deps, stub, fak
     assert len(fake_slack.calls_of("chat.postMessage")) == 1
 
 
-def test_a_watch_left_posting_by_a_crash_is_followed_without_a_message(deps, stub, fake_slack, clock):  # noqa: F811
+def test_a_watch_left_posting_by_a_crash_is_followed_without_a_message(deps, stub, fake_slack, clock):
     watch_id = deps.store.add_watch(
         "snapshot", "us-east-1", [SNAP], "C0OPS", None, "U0ALICE", NOW + timedelta(hours=1), {"verb": "Snapshot"}
     )
@@ -194,7 +186,7 @@ def test_a_watch_left_posting_by_a_crash_is_followed_without_a_message(deps, stu
 # -- a post that fails right after the AWS action: the pending resource is still followed --
 
 
-def test_a_pending_snapshot_whose_post_failed_is_followed_and_reported_once(deps, stub, fake_slack):  # noqa: F811
+def test_a_pending_snapshot_whose_post_failed_is_followed_and_reported_once(deps, stub, fake_slack):
     line = f"/snapshot {VOL} nightly"
     reply = SlackReply(deps, "U0ALICE", "C0OPS", fake_slack.new_response_url(), line)
     stub.add_response("describe_volumes", {"Volumes": [{"VolumeId": VOL, "Size": 8, "State": "in-use", "Tags": []}]})
@@ -213,7 +205,7 @@ def test_a_pending_snapshot_whose_post_failed_is_followed_and_reported_once(deps
     assert deps.store.active_watches() == []
 
 
-def test_an_ami_an_approval_started_is_followed_even_when_its_post_fails(deps, fake_slack):  # noqa: F811
+def test_an_ami_an_approval_started_is_followed_even_when_its_post_fails(deps, fake_slack):
     request_ts = deps.slack.chat_postMessage(channel="C0OPS", text="Request req-1")["ts"]
     row = {"id": "req-1", "channel": "C0OPS", "message_ts": request_ts, "requester": "U0ALICE"}
     fake_slack.fail_next("chat.postMessage", status=500, after=True)
