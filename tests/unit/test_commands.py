@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import handlers  # noqa: F401  (importing the handlers registers every feature's verbs)
 from bot.errors import UsageError
 from bot.slack.commands import (
     COMMANDS,

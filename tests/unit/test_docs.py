@@ -14,7 +14,6 @@ import pytest
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
-import handlers  # noqa: F401  (registers every feature's verbs)
 from bot.__main__ import COMMANDS as CLI_COMMANDS
 from bot.config import Config, Policy, with_overrides
 from bot.process.runtime import Runtime, SlackSettings
