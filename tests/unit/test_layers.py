@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("bot", "handlers", "scheduler")
 
 # (rank, group): a lower rank never imports a higher one; equal ranks in different groups never import each other.
