@@ -8,7 +8,7 @@ import pytest
 
 from bot.aws.models import BackingSnapshot, Image, Instance
 from bot.config import parse_config
-from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
+from bot.domain.amis import ImageRow
 from bot.errors import ConfigError, UsageError
 from bot.slack import blocks
 from bot.slack.commands import COMMANDS, Invocation, parse
@@ -175,39 +175,6 @@ def test_launch_progress_lists_every_instance_and_its_state():
     assert "i-0023456789abcdef0" in str(pending["blocks"]) and "pending" in str(pending["blocks"])
     running = blocks.launch_progress([inst(0, "running"), inst(1, "running")], AMI, "golden", "us-east-1")
     assert "2 instances running" in running["text"]
-
-
-def test_resource_results_never_hide_a_failure():
-    results = [
-        ResourceResult(AMI, True, "deregistered"),
-        ResourceResult("snap-0123456789abcdef0", False, "UnauthorizedOperation <boom>"),
-    ]
-    msg = blocks.resource_results("Deregister ami", results)
-    assert "1 ok, 1 failed" in msg["text"]
-    text = str(msg["blocks"])
-    assert ":x: `snap-0123456789abcdef0` UnauthorizedOperation &lt;boom&gt;" in text
-
-
-def test_plan_lines_say_exactly_what_will_happen():
-    plan = DeregisterPlan(
-        "us-east-1", AMI, "golden", image().backing, keep_snapshots=False, instances=("i-0123456789abcdef0",)
-    )
-    lines = "\n".join(blocks.deregister_plan_lines(plan))
-    assert f"Deregister AMI `{AMI}`" in lines and "Delete snapshot `snap-0123456789abcdef1` (100 GiB)" in lines
-    assert "Frees 108 GiB" in lines and "1 instance(s) run from it" in lines
-    kept = DeregisterPlan("us-east-1", AMI, "golden", image().backing, keep_snapshots=True)
-    assert "Keep snapshot" in "\n".join(blocks.deregister_plan_lines(kept))
-
-    share = SharePlan(
-        "us-east-1",
-        AMI,
-        "golden",
-        "111122223333",
-        ("444455556666",),
-        (BackingSnapshot("snap-0123456789abcdef0", 8, encrypted=True),),
-    )
-    lines = "\n".join(blocks.share_plan_lines(share))
-    assert "with account `111122223333`" in lines and "`444455556666`" in lines and "KMS" in lines
 
 
 def test_every_ami_verb_is_documented_in_the_readme():

@@ -11,8 +11,8 @@ import pytest
 
 import handlers  # noqa: F401  (registers every feature's verbs, for the help tests)
 from bot.aws.models import Attachment, BackingSnapshot, Image, Instance, Snapshot, Volume
-from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
-from bot.domain.plans import Plan, PlanItem
+from bot.domain.amis import ImageRow
+from bot.domain.plans import ItemResult, Plan, PlanItem
 from bot.errors import BotError, NotFound, UsageError
 from bot.slack import blocks
 from bot.slack.commands import COMMANDS
@@ -245,10 +245,7 @@ BUILDERS = {
     "approval_message-unknown-state": lambda: blocks.approval_message(approval_row(EVIL), NOW),
     "approvals_list": lambda: blocks.approvals_list([approval_row()], NOW),
     "refusal": lambda: blocks.refusal(f"I have no request {EVIL}; nothing changed."),
-    "resource_results": lambda: blocks.resource_results(
-        f"Deregister {EVIL}", [ResourceResult("ami-1234abcd", False, EVIL), ResourceResult(EVIL, True, "ok")]
-    ),
-    "image_unshared": lambda: blocks.image_unshared(ResourceResult(EVIL, False, f"AWS said {EVIL}"), "us-east-1"),
+    "image_unshared": lambda: blocks.image_unshared(ItemResult(EVIL, "failed", f"AWS said {EVIL}"), "us-east-1"),
     "image_progress-pending": lambda: blocks.image_progress(image(state="pending"), NOW, "AMI", "U0ALICE", EVIL),
     "image_progress-available": lambda: blocks.image_progress(
         image(backing=(BackingSnapshot(EVIL, 8),)), NOW, "AMI copy", "U0ALICE", EVIL
@@ -256,34 +253,6 @@ BUILDERS = {
     "ami_list": lambda: blocks.ami_list([ImageRow(image(i), (EVIL,), i) for i in range(3)], 3, "us-east-1", NOW),
     "launch_progress": lambda: blocks.launch_progress([instance(i) for i in range(3)], EVIL, EVIL, "us-east-1"),
     "posted_elsewhere": lambda: blocks.posted_elsewhere(f"Request {EVIL}", "C0OPS"),
-    "plan_lines": lambda: blocks.message(
-        "plans",
-        [
-            blocks.section(
-                "\n".join(
-                    blocks.deregister_plan_lines(
-                        DeregisterPlan(
-                            "us-east-1", "ami-1234abcd", EVIL, (BackingSnapshot("snap-1234abcd", 8),), False, (EVIL,)
-                        )
-                    )
-                )
-            ),
-            blocks.section(
-                "\n".join(
-                    blocks.share_plan_lines(
-                        SharePlan(
-                            "us-east-1",
-                            "ami-1234abcd",
-                            EVIL,
-                            "123456789012",
-                            (EVIL,),
-                            (BackingSnapshot(EVIL, 8, "", True),),
-                        )
-                    )
-                )
-            ),
-        ],
-    ),
 }
 
 

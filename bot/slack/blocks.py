@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.aws.models import BackingSnapshot, Image, Instance, Snapshot, Volume
-from bot.domain.amis import DeregisterPlan, ImageRow, ResourceResult, SharePlan
+from bot.domain.amis import ImageRow
 from bot.domain.costs import monthly_usd, usd
 from bot.domain.digest import Digest
+from bot.domain.plans import ItemResult
 from bot.domain.sweep_report import PolicyReport, SweepReport
 from bot.errors import BotError
 from bot.slack.commands import COMMAND_SUMMARIES, COMMANDS, Verb
@@ -813,56 +814,14 @@ def launch_progress(
     return message(head, blocks)
 
 
-def result_line(result: ResourceResult) -> str:
+def result_line(result: ItemResult) -> str:
     icon = ":white_check_mark:" if result.ok else ":x:"
     return f"{icon} `{escape(result.resource_id)}` {escape(result.reason)}"
 
 
-def resource_results(title: str, results: Sequence[ResourceResult]) -> Message:
-    """Per-resource outcome of destructive work: every failure is listed with its reason."""
-    failed = sum(1 for r in results if not r.ok)
-    summary = f"{escape(title)}: {len(results) - failed} ok, {failed} failed" if failed else f"{escape(title)}: done"
-    lines = [f"*{escape(title)}*", *(result_line(r) for r in results)]
-    blocks, shown = packed_sections(lines, MAX_BLOCKS - 1)
-    if shown < len(lines):
-        blocks.append(context(f"…and {len(lines) - shown} more results (see `/chatops audit`)."))
-    return message(summary, blocks)
-
-
-def image_unshared(result: ResourceResult, region: str) -> Message:
+def image_unshared(result: ItemResult, region: str) -> Message:
     fallback = f"{escape(result.resource_id)}: {escape(result.reason)}"
     return message(fallback, [section(f"{result_line(result)} ({region})")])
-
-
-def deregister_plan_lines(plan: DeregisterPlan) -> list[str]:
-    """What deregistering will do, one line per resource (for the approval message)."""
-    lines = [f"Deregister AMI `{plan.image_id}` *{escape(plan.name)}* in {plan.region}"]
-    verb = "Keep" if plan.keep_snapshots else "Delete"
-    lines += [f"{verb} snapshot `{escape(s.id)}` ({s.size_gib} GiB)" for s in plan.snapshots]
-    if plan.snapshots and not plan.keep_snapshots:
-        lines.append(f"Frees {plan.snapshot_gib} GiB of snapshot storage")
-    if plan.instances:
-        ids = ", ".join(f"`{escape(i)}`" for i in plan.instances[:10])
-        more = f" …and {len(plan.instances) - 10} more" if len(plan.instances) > 10 else ""
-        lines.append(
-            f":warning: {len(plan.instances)} instance(s) run from it ({ids}{more}); "
-            "they keep running but cannot be relaunched from this AMI"
-        )
-    return lines
-
-
-def share_plan_lines(plan: SharePlan) -> list[str]:
-    """What sharing will do (for the approval message)."""
-    lines = [f"Share AMI `{plan.image_id}` *{escape(plan.name)}* ({plan.region}) with account `{plan.account_id}`"]
-    if plan.shared_with:
-        lines.append("Already shared with " + ", ".join(f"`{escape(a)}`" for a in plan.shared_with))
-    if plan.encrypted_snapshots:
-        lines.append(
-            ":warning: encrypted snapshots "
-            + ", ".join(f"`{escape(s)}`" for s in plan.encrypted_snapshots)
-            + ": the account also needs use of their KMS key"
-        )
-    return lines
 
 
 # --- lifecycle policies -------------------------------------------------------------
