@@ -12,7 +12,7 @@ snapshots over 2 regions is 50 pages a region, inside the burst).
 The digest is built twice over the same inventory: once plain, for the wall
 time and the growth of the process's max RSS, and once under tracemalloc (which
 slows Python down) for the peak of traced allocations.  The rendered message
-is checked with the Block Kit checker the tests use (tests/slack_limits.py).
+is checked with the Block Kit checker the tests use (bot/testing/slack_limits.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bot.domain.tags import KEEP, SOURCE, managed_tags
 from bot.flows.lifecycle_flow import build_region_digest
 from bot.process.runtime import SlackSettings, build_deps, settle_heap
 from bot.slack.blocks import digest_message
-from tests.slack_limits import assert_within_limits, texts
+from bot.testing.slack_limits import assert_within_limits, texts
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "sa-east-1")
 PAGE = 1000

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import ami, approvals, chatops, lifecycle, snapshot, volume
+from handlers import ami, approvals, chatops, instance, lifecycle, snapshot, volume
 
-MODULES = (snapshot, volume, ami, lifecycle, chatops, approvals)
+MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals)
 
 
 def register_all(app, deps) -> None:

@@ -8,8 +8,8 @@ from bot.domain.plans import Plan
 from bot.errors import Busy
 from bot.flows import approval_flow
 from bot.flows.deps import Deps
-from bot.slack import blocks
-from handlers.respond import SlackReply, send_ephemeral
+from bot.slack import blocks, send
+from handlers.respond import SlackReply
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _teller(response_url: str | None):
         if not response_url:
             return
         try:
-            refused = send_ephemeral(response_url, msg, timeout=10)
+            refused = send.respond(response_url, msg, timeout=10)
         except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
             refused = str(exc)
         if refused:

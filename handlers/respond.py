@@ -24,10 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.errors import BotError
-from bot.flows.approval_flow import SLACK_FAILURES, slack_error
 from bot.flows.deps import Deps
-from bot.slack import blocks
-from bot.slack.retry import webhook
+from bot.slack import blocks, send
+from bot.slack.send import SLACK_FAILURES, error_of
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,9 @@ class SlackReply:
     def _ephemeral(self, msg: blocks.Message) -> str:
         """Send an ephemeral; returns why Slack refused it ("" once delivered).  Connection failures raise."""
         if not self.response_url:
-            self.deps.slack.chat_postEphemeral(channel=self.channel, user=self.user, **msg)
+            send.ephemeral(self.deps.slack, self.channel, self.user, msg)
             return ""
-        return send_ephemeral(self.response_url, msg, self.deps.slack.timeout)
+        return send.respond(self.response_url, msg, self.deps.slack.timeout)
 
     def post(self, msg: blocks.Message, channel: str | None = None, *, watch_id: int | None = None) -> str | None:
         """Post in the channel (so it can be updated); returns its ts, or None when Slack did not confirm it.
@@ -66,10 +65,9 @@ class SlackReply:
         where = channel or self.channel
         ts, why = None, ""
         try:
-            resp = self.deps.slack.chat_postMessage(channel=where, unfurl_links=False, unfurl_media=False, **msg)
-            ts = resp["ts"]
+            _, ts = send.post(self.deps.slack, where, msg)
         except SLACK_FAILURES as exc:
-            why = slack_error(exc)
+            why = error_of(exc)
             log.warning("could not post %r in %s: %s", msg["text"][:80], where, why)
             self.slack_notes.append(f"Slack: the message in {where} was not confirmed ({why})")
         finally:
@@ -83,7 +81,7 @@ class SlackReply:
         try:
             refused = self._ephemeral(msg)
         except SLACK_FAILURES as exc:
-            refused = slack_error(exc)
+            refused = error_of(exc)
         if refused:
             log.warning("could not tell %s about %r either: %s", self.user, self.line, refused)
             self.slack_notes.append(f"could not tell the requester either ({refused})")
@@ -91,7 +89,7 @@ class SlackReply:
             self.slack_notes.append("the requester was told by ephemeral")
 
     def update(self, ts: str, msg: blocks.Message, channel: str | None = None) -> None:
-        self.deps.slack.chat_update(channel=channel or self.channel, ts=ts, **msg)
+        send.update(self.deps.slack, channel or self.channel, ts, msg)
 
     def watch(self, kind: str, region: str, resource_ids: list[str], data: dict | None = None) -> int:
         """Follow the resources until they finish (scheduler/watches.py); call before `post`, pass it the ID.
@@ -101,15 +99,6 @@ class SlackReply:
         """
         deadline = self.deps.now() + self.deps.config.aws.poll_timeout
         return self.deps.store.add_watch(kind, region, resource_ids, self.channel, None, self.user, deadline, data)
-
-
-def send_ephemeral(response_url: str, msg: blocks.Message, timeout: float) -> str:
-    """Answer through a response_url, only to the user who acted; returns why Slack refused ("" once delivered).
-
-    Connection failures raise (SLACK_FAILURES).  The client retries only what cannot double the answer.
-    """
-    resp = webhook(response_url, timeout).send(response_type="ephemeral", replace_original=False, **msg)
-    return f"response_url answered {resp.status_code} {resp.body}" if resp.status_code >= 400 else ""
 
 
 Runner = Callable[[SlackReply, object], str | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.approvals import snapshots as snapshot_approvals
 from bot.domain import snapshots
-from bot.domain.snapshots import DEFAULT_DEVICE
+from bot.domain.volumes import DEFAULT_DEVICE
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.approvals import request_approval

@@ -1,9 +1,9 @@
-"""/volume list, /volume attach;  /instance list."""
+"""/volume list, /volume attach."""
 
 from __future__ import annotations
 
-from bot.domain import amis, snapshots
-from bot.domain.snapshots import DEFAULT_DEVICE
+from bot.domain import volumes
+from bot.domain.volumes import DEFAULT_DEVICE
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
@@ -12,7 +12,7 @@ from handlers.slash import register_command
 
 def list_volumes(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    page = snapshots.list_volumes(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
+    page = volumes.list_volumes(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
     reply.ephemeral(blocks.volume_list(page.items, page.total, inv.region, deps.now()))
     return f"{page.total} volumes"
 
@@ -20,19 +20,10 @@ def list_volumes(reply: SlackReply, inv: Invocation) -> str:
 def attach(reply: SlackReply, inv: Invocation) -> str:
     volume_id, instance_id = inv.args["volume_id"], inv.args["instance_id"]
     device = inv.options.get("device", DEFAULT_DEVICE)
-    snapshots.attach_volume(reply.deps.gateway, inv.region, volume_id, instance_id, device)
+    volumes.attach_volume(reply.deps.gateway, inv.region, volume_id, instance_id, device)
     reply.post(blocks.volume_attached(volume_id, instance_id, device, inv.region))
     return f"attached {volume_id} to {instance_id} as {device}"
 
 
-def list_instances(reply: SlackReply, inv: Invocation) -> str:
-    deps = reply.deps
-    page = snapshots.list_instances(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
-    names = amis.image_names(deps.gateway, inv.region, [i.image_id for i in page.items])
-    reply.ephemeral(blocks.instance_list(page.items, page.total, inv.region, deps.now(), names))
-    return f"{page.total} instances"
-
-
 def register(app, deps) -> None:
     register_command(app, deps, "volume", {"list": list_volumes, "attach": attach})
-    register_command(app, deps, "instance", {"list": list_instances})

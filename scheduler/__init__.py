@@ -9,7 +9,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.flows.approval_flow import expire_due
 from bot.flows.deps import Deps
 from bot.state.heartbeat import OWNER_TTL
-from scheduler import ami_watches  # noqa: F401  (registers the "image" and "instances" watchers)
 from scheduler.upkeep import prune_store, reclaim_orphans
 from scheduler.watches import poll_watches
 

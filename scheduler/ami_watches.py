@@ -1,6 +1,6 @@
 """Watches for AMI work: an image being created or copied, instances being launched.
 
-Registered in scheduler.watches.WATCHERS on import (scheduler/__init__.py).
+Listed in scheduler.watches.WATCHERS.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from bot.domain import amis
 from bot.errors import NotFound
 from bot.flows.deps import Deps
 from bot.slack import blocks
-from scheduler.watches import finish, give_up, timed_out, update_message, watcher
+from scheduler.watch_messages import finish, give_up, timed_out, update_message
 
 _IMAGE_FAILED = ("failed", "error", "invalid", "deregistered")
 _INSTANCE_SETTLED = ("running", "stopped", "stopping", "shutting-down", "terminated")
 
 
-@watcher("image", "/ami list region={region}")
 def watch_image(deps: Deps, row: Mapping) -> None:
     """AMI creation or copy: tag its backing snapshots and update the message when it is available or failed."""
     region, (image_id,) = row["region"], row["resource_ids"]
@@ -37,7 +36,6 @@ def watch_image(deps: Deps, row: Mapping) -> None:
         give_up(deps, row)
 
 
-@watcher("instances", "/instance list region={region}")
 def watch_instances(deps: Deps, row: Mapping) -> None:
     """`/ami launch`: show each instance's state until all are running (or stopped/terminated)."""
     region, ids = row["region"], row["resource_ids"]

@@ -1,0 +1,1 @@
+"""Destructive actions as stored plans: one executor and one crash reconcile per plan kind, in one registry."""

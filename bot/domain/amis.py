@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from bot import errors
 from bot.aws.models import BackingSnapshot, Image, Instance
 from bot.domain.costs import monthly_usd
+from bot.domain.pages import Page
 from bot.domain.plans import ItemResult, Plan, PlanItem
-from bot.domain.snapshots import Page
 from bot.domain.tags import KEEP, SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3

@@ -1,4 +1,4 @@
-"""Domain functions for snapshots, volumes and instances.
+"""Domain functions for snapshots: create, list, status, restore, copy.
 
 Plain functions over the gateway: no Slack here.  They check what can be
 checked before acting (the volume exists, the regions differ, the AZ matches)
@@ -7,28 +7,15 @@ so the user gets a clear refusal rather than a raw AWS error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from bot import errors
-from bot.aws.models import Instance, Snapshot, Volume
+from bot.aws.models import Snapshot, Volume
+from bot.domain.pages import Page
 from bot.domain.tags import SOURCE, managed_tags, manual_copy_tags
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
     from bot.aws.gateway import Ec2Gateway
-
-DEFAULT_DEVICE = "/dev/sdf"
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """The first `items` of a newest-first listing, and how many there were in all."""
-
-    items: Sequence[T]
-    total: int
 
 
 def create_snapshot(gw: Ec2Gateway, region: str, volume_id: str, description: str, user: str) -> Snapshot:
@@ -103,38 +90,3 @@ def copy_snapshot(
         f": {snap.description}" if snap.description else ""
     )
     return gw.copy_snapshot(region, snapshot_id, to_region, description[:255], tags)
-
-
-def list_volumes(gw: Ec2Gateway, region: str, limit: int) -> Page[tuple[Volume, datetime | None]]:
-    """Volumes, newest first, each with the start time of its newest snapshot (one describe pass)."""
-    last: dict[str, datetime] = {}
-    for snap in gw.describe_snapshots(region):
-        if snap.volume_id and (snap.volume_id not in last or snap.start_time > last[snap.volume_id]):
-            last[snap.volume_id] = snap.start_time
-    vols = sorted(gw.describe_volumes(region), key=lambda v: v.create_time, reverse=True)
-    return Page([(v, last.get(v.id)) for v in vols[:limit]], len(vols))
-
-
-def attach_volume(gw: Ec2Gateway, region: str, volume_id: str, instance_id: str, device: str) -> None:
-    """Attach after checking the volume is free and in the instance's AZ."""
-    volume = gw.get_volume(region, volume_id)
-    instance = gw.get_instance(region, instance_id)
-    if volume.state != "available":
-        where = ", ".join(a.instance_id for a in volume.attachments)
-        raise errors.Conflict(
-            f"{volume_id} is {volume.state}" + (f" (attached to {where})" if where else "") + ".",
-            "Detach it first, or restore a copy with `/snapshot restore`.",
-        )
-    if volume.az != instance.az:
-        raise errors.InvalidParameter(
-            f"{volume_id} is in {volume.az} but {instance_id} is in {instance.az}.",
-            f"Snapshot it and restore into {instance.az}: `/snapshot restore snap-… az={instance.az}`.",
-        )
-    if instance.state not in ("running", "stopped"):
-        raise errors.Conflict(f"{instance_id} is {instance.state}; attach needs a running or stopped instance.")
-    gw.attach_volume(region, volume_id, instance_id, device)
-
-
-def list_instances(gw: Ec2Gateway, region: str, limit: int) -> Page[Instance]:
-    insts = sorted(gw.describe_instances(region), key=lambda i: i.launch_time, reverse=True)
-    return Page(insts[:limit], len(insts))

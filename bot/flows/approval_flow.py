@@ -16,27 +16,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
-from slack_sdk.errors import SlackApiError, SlackClientError
-
 from bot.approvals.registry import executor_for
 from bot.domain.access import check_decider
 from bot.domain.plans import ItemResult, Plan, summarise
 from bot.errors import BotError, NotAllowed
 from bot.flows.deps import Deps
-from bot.slack import blocks
+from bot.slack import blocks, send
+from bot.slack.send import SLACK_FAILURES, error_of
 from bot.state.store import from_iso
 
 log = logging.getLogger(__name__)
-
-# Slack refusing (SlackApiError), or not answering at all (connection errors).
-SLACK_FAILURES = (SlackClientError, OSError)
-
-
-def slack_error(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error", "error"))
-    return f"Slack unreachable: {exc}"
-
 
 Tell = Callable[[blocks.Message], None]  # an ephemeral answer to the clicking user
 
@@ -48,29 +37,28 @@ def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
     approval_id = deps.store.create_approval(plan.kind, plan.region, plan.to_dict(), requester, target, expires)
     row = deps.store.get_approval(approval_id)
     try:
-        resp = deps.slack.chat_postMessage(channel=target, **blocks.approval_message(row, deps.now()))
+        posted_in, ts = send.post(deps.slack, target, blocks.approval_message(row, deps.now()))
     except SLACK_FAILURES as exc:
         # Nobody could ever click it: close it rather than leave it pending.
         deps.store.transition(approval_id, "pending", "denied", decided_by="")
-        why = slack_error(exc)
+        why = error_of(exc)
         deps.store.audit(requester, channel, f"approval {approval_id}: {plan.title}", "not-posted", why)
         raise BotError(
             f"I could not post the approval request in <#{target}> ({why}); nothing will be done.",
             "Invite me to that channel (`/invite @bot`), check the Slack token, and ask again.",
         ) from exc
-    deps.store.set_approval_message(approval_id, resp["channel"], resp["ts"])
+    deps.store.set_approval_message(approval_id, posted_in, ts)
     ids = ", ".join(i.resource_id for i in plan.items)
     deps.store.audit(requester, channel, f"approval {approval_id} requested: {plan.title}", "pending", ids)
     return deps.store.get_approval(approval_id)
 
 
-def update_message(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
+def show_request(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
+    """Update the request's message to its current state (and its per-resource results, once executed)."""
     if not row.get("message_ts"):
         return
     try:
-        deps.slack.chat_update(
-            channel=row["channel"], ts=row["message_ts"], **blocks.approval_message(row, deps.now(), results)
-        )
+        send.update(deps.slack, row["channel"], row["message_ts"], blocks.approval_message(row, deps.now(), results))
     except SLACK_FAILURES:
         # The decision stands and is audited; only the message is stale.
         log.exception("could not update the message of approval %s", row["id"])
@@ -108,7 +96,7 @@ def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -
         return "refused"
     row = deps.store.get_approval(approval_id)
     deps.store.audit(user, channel, action, "approved" if approve else "denied", row["plan"]["title"])
-    update_message(deps, row)
+    show_request(deps, row)
     if approve:
         execute(deps, row)
     return "approved" if approve else "denied"
@@ -141,7 +129,7 @@ def execute(deps: Deps, row: dict) -> str:
     as_dicts = [asdict(r) for r in results]
     deps.store.transition(approval_id, "executing", state, result=as_dicts)
     deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} executed", state, summarise(results))
-    update_message(deps, deps.store.get_approval(approval_id), as_dicts)
+    show_request(deps, deps.store.get_approval(approval_id), as_dicts)
     source = plan.params.get("instance_id", "")
     for result in results:
         if result.started_image:
@@ -164,27 +152,27 @@ def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str)
         return
     if image is None:
         return  # the result on the request already names it
-    thread = {"thread_ts": row["message_ts"]} if row.get("message_ts") else {}
     watch_id = None
     if image.state == "pending":
         deadline = deps.now() + deps.config.aws.poll_timeout
-        watched = {"verb": "AMI", "source": source, **thread}
+        watched = {"verb": "AMI", "source": source}
+        if row.get("message_ts"):
+            watched["thread_ts"] = row["message_ts"]
         watch_id = deps.store.add_watch(
             "image", region, [image_id], row["channel"], None, row["requester"], deadline, watched
         )
     ts = None
     try:
         msg = blocks.image_progress(image, deps.now(), requested_by=row["requester"], source=source)
-        ts = deps.slack.chat_postMessage(channel=row["channel"], **thread, **msg)["ts"]
+        _, ts = send.post(deps.slack, row["channel"], msg, thread_ts=row.get("message_ts"))
     except SLACK_FAILURES as exc:
-        log.warning("approval %s: could not post the progress of %s: %s", row["id"], image_id, slack_error(exc))
+        log.warning("approval %s: could not post the progress of %s: %s", row["id"], image_id, error_of(exc))
         deps.store.audit(
             row["requester"],
             row["channel"],
             f"approval {row['id']}: progress of {image_id}",
             "ok",
-            f"Slack: not confirmed ({slack_error(exc)})"
-            + ("; its final state will be posted once" if watch_id else ""),
+            f"Slack: not confirmed ({error_of(exc)})" + ("; its final state will be posted once" if watch_id else ""),
         )
     finally:
         if watch_id is not None:
@@ -215,7 +203,7 @@ def expire(deps: Deps, row: dict) -> bool:
     if not deps.store.transition(row["id"], "pending", "expired"):
         return False
     deps.store.audit("", row["channel"], f"approval {row['id']} expired", "expired", row["plan"]["title"])
-    update_message(deps, deps.store.get_approval(row["id"]))
+    show_request(deps, deps.store.get_approval(row["id"]))
     return True
 
 
@@ -247,6 +235,6 @@ def reconcile_unfinished(deps: Deps) -> int:
             deps.store.audit(
                 "", row["channel"], f"approval {row['id']} reconciled after restart", state, summarise(results)
             )
-            update_message(deps, deps.store.get_approval(row["id"]), as_dicts)
+            show_request(deps, deps.store.get_approval(row["id"]), as_dicts)
             count += 1
     return count

@@ -24,9 +24,9 @@ from bot.domain.plans import ItemResult
 from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
 from bot.errors import BotError
 from bot.flows import approval_flow
-from bot.flows.approval_flow import SLACK_FAILURES
 from bot.flows.deps import Deps
-from bot.slack import blocks
+from bot.slack import blocks, send
+from bot.slack.send import SLACK_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def post_report(deps: Deps, report: SweepReport, channel: str | None = None) -> 
     if not channel:
         return
     try:
-        deps.slack.chat_postMessage(channel=channel, **blocks.sweep_report_message(report))
+        send.post(deps.slack, channel, blocks.sweep_report_message(report))
     except SLACK_FAILURES:
         log.exception("could not post the sweep report to %s", channel)
 
@@ -257,6 +257,6 @@ def post_digest(deps: Deps, channel: str | None = None) -> str:
     if not channel:
         raise BotError("no digest channel is configured.", "Set slack.digest_channel in config.toml.")
     digest = build_region_digest(deps)
-    resp = deps.slack.chat_postMessage(channel=channel, **blocks.digest_message(digest))
+    _, ts = send.post(deps.slack, channel, blocks.digest_message(digest))
     deps.store.audit("", channel, "digest", "ok", f"{digest.totals.snapshots} snapshots")
-    return resp["ts"]
+    return ts

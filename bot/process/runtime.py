@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import boto3
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.base import BaseScheduler
 
@@ -28,6 +28,9 @@ from bot.process.app import LISTENER_THREADS, SLACK_TIMEOUT, build_app, listener
 from bot.state.store import Store, utcnow
 from scheduler import build_scheduler
 from scheduler.jobs import add_lifecycle_jobs
+
+if TYPE_CHECKING:  # the gateway is the only module that uses boto3
+    import boto3
 
 log = logging.getLogger(__name__)
 

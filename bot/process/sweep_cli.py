@@ -16,7 +16,7 @@ from bot.errors import ConfigError
 from bot.flows import lifecycle_flow
 from bot.process.runtime import SlackSettings, build_deps, settle_heap
 from bot.slack import blocks
-from bot.testing.console import render_blocks
+from bot.slack.plaintext import render_blocks
 
 
 def report_text(msg: blocks.Message) -> str:

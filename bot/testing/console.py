@@ -9,9 +9,7 @@ number; `click N` presses button N with a real block_actions payload.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import shlex
 import sys
 import threading
@@ -22,36 +20,9 @@ from typing import Any, TextIO
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
+from bot.slack.plaintext import render_blocks, render_text
 from bot.testing import slack_payloads
 from bot.testing.fakeslack import Call, FakeSlack
-
-EMOJI = {
-    ":white_check_mark:": "✅",
-    ":hourglass_flowing_sand:": "⏳",
-    ":hourglass:": "⌛",
-    ":warning:": "⚠️",
-    ":x:": "❌",
-    ":link:": "🔗",
-    ":large_green_circle:": "🟢",
-    ":black_circle:": "⚫",
-    ":lock:": "🔒",
-    ":boom:": "💥",
-    ":mag:": "🔍",
-    ":broom:": "🧹",
-    ":package:": "📦",
-    ":arrow_forward:": "▶️",
-    ":heavy_minus_sign:": "➖",
-    ":grey_question:": "❔",
-    ":information_source:": "ℹ️",
-    ":wastebasket:": "🗑️",
-    ":no_entry:": "⛔",
-    ":bust_in_silhouette:": "👤",
-    ":calendar:": "📅",
-    ":moneybag:": "💰",
-}
-_EMOJI = re.compile(r":[a-z0-9_+-]+:")
-_MENTION = re.compile(r"<@([A-Z0-9]+)>")
-_LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
 
 
 @dataclass
@@ -60,42 +31,6 @@ class Button:
     message: dict[str, Any]
     action: dict[str, Any]
     response_url: str
-
-
-def render_blocks(blocks: list[Mapping], number: Callable[[Mapping], int], names: Mapping[str, str]) -> list[str]:
-    """Block Kit → plain lines (pure but for `number`, which assigns button numbers)."""
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        if kind in ("section", "header"):
-            if block.get("text"):
-                lines.append(_text(block["text"], names))
-            for f in block.get("fields", []):
-                lines.append("  " + _text(f, names).replace("\n", ": ", 1))
-            if block.get("accessory", {}).get("type") == "button":
-                lines.append(_button(block["accessory"], number))
-        elif kind == "context":
-            lines.append("  " + " ".join(_text(e, names) for e in block.get("elements", []) if "text" in e))
-        elif kind == "divider":
-            lines.append("  " + "─" * 40)
-        elif kind == "actions":
-            lines.append(
-                "  " + "   ".join(_button(e, number) for e in block.get("elements", []) if e.get("type") == "button")
-            )
-    return lines
-
-
-def _text(obj: Mapping, names: Mapping[str, str]) -> str:
-    text = obj.get("text", "") if isinstance(obj, Mapping) else str(obj)
-    text = _MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), text)
-    text = _LINK.sub(lambda m: m.group(2), text)
-    text = _EMOJI.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
-    return html.unescape(text)
-
-
-def _button(element: Mapping, number: Callable[[Mapping], int]) -> str:
-    style = {"danger": "!", "primary": "*"}.get(element.get("style", ""), "")
-    return f"[{number(element)}] {style}{element.get('text', {}).get('text', '')}"
 
 
 class Console:
@@ -211,7 +146,7 @@ class Console:
         message = dict(params)
         lines = render_blocks(message.get("blocks") or [], self._number(channel, message, response_url), self.names)
         if not lines and message.get("text"):
-            lines = [_text({"text": message["text"]}, self.names)]
+            lines = [render_text({"text": message["text"]}, self.names)]
         self.say(f"┌ {label}")
         for line in lines:
             for part in line.split("\n"):

@@ -1,0 +1,120 @@
+"""Block Kit builders: pure functions from result objects to Slack messages.
+
+Every builder returns `{"text": …, "blocks": […]}` — `text` is the
+notification / screen-reader fallback.  Everything that came from a user or
+from AWS goes through `escape()` (so `<!channel>` in a description pings no
+one), and every message stays inside Slack's limits: 50 blocks, 3000
+characters a section, long lists cut with an "and N more" line.
+
+One module per feature; callers use this package (`blocks.snapshot_list(…)`):
+
+- `common`     escaping, Slack's limits, the block primitives, lists and short formats
+- `replies`    errors, the apology, "working on it", where a message went, a watch's end
+- `help`       help for every command and verb
+- `audit`      `/chatops audit`
+- `snapshots`  snapshots, volumes and instances
+- `amis`       AMIs: progress, the list, launches, unsharing
+- `approvals`  approval requests and their buttons
+- `lifecycle`  lifecycle policies, sweep reports and previews
+- `digest`     the daily digest
+
+Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
+store, the flows, handlers or the scheduler.
+"""
+
+from bot.slack.blocks.amis import ami_list, image_progress, image_unshared, launch_progress
+from bot.slack.blocks.approvals import (
+    APPROVE_ACTION,
+    DENY_ACTION,
+    already_decided,
+    approval_message,
+    approvals_list,
+    refusal,
+)
+from bot.slack.blocks.audit import audit_list
+from bot.slack.blocks.common import (
+    LIST_LIMIT,
+    MAX_BLOCKS,
+    MAX_FALLBACK,
+    MAX_HEADER,
+    MAX_SECTION,
+    Message,
+    age,
+    clip,
+    context,
+    duration,
+    escape,
+    header,
+    message,
+    section,
+    state,
+    tags_text,
+)
+from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.help import help_message
+from bot.slack.blocks.lifecycle import lifecycle_list, sweep_report_message
+from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
+from bot.slack.blocks.snapshots import (
+    instance_list,
+    snapshot_list,
+    snapshot_progress,
+    snapshot_status,
+    volume_attached,
+    volume_list,
+    volume_progress,
+)
+
+__all__ = [
+    # common: limits, primitives, short formats
+    "LIST_LIMIT",
+    "MAX_BLOCKS",
+    "MAX_FALLBACK",
+    "MAX_HEADER",
+    "MAX_SECTION",
+    "Message",
+    "age",
+    "clip",
+    "context",
+    "duration",
+    "escape",
+    "header",
+    "message",
+    "section",
+    "state",
+    "tags_text",
+    # replies
+    "apology",
+    "error",
+    "posted_elsewhere",
+    "unposted",
+    "watch_timed_out",
+    "watched_gone",
+    "working",
+    # help and audit
+    "audit_list",
+    "help_message",
+    # snapshots, volumes, instances
+    "instance_list",
+    "snapshot_list",
+    "snapshot_progress",
+    "snapshot_status",
+    "volume_attached",
+    "volume_list",
+    "volume_progress",
+    # AMIs
+    "ami_list",
+    "image_progress",
+    "image_unshared",
+    "launch_progress",
+    # approvals
+    "APPROVE_ACTION",
+    "DENY_ACTION",
+    "already_decided",
+    "approval_message",
+    "approvals_list",
+    "refusal",
+    # lifecycle and digest
+    "digest_message",
+    "lifecycle_list",
+    "sweep_report_message",
+]

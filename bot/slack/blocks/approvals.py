@@ -1,0 +1,147 @@
+"""Approval requests: the plan, its buttons while pending, who decided, and every resource's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from bot.slack.blocks.common import (
+    MAX_BLOCKS,
+    Message,
+    age,
+    clip,
+    context,
+    escape,
+    header,
+    item_list,
+    message,
+    packed_sections,
+    section,
+)
+
+APPROVE_ACTION = "approval_approve"
+DENY_ACTION = "approval_deny"
+RESULT_ICONS = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "spared": ":shield:", "failed": ":x:"}
+STATE_LINES = {
+    "approved": ":arrow_forward: Approved by {who} — executing…",
+    "executing": ":arrow_forward: Approved by {who} — executing…",
+    "done": ":white_check_mark: Approved by {who} — done.",
+    "failed": ":x: Approved by {who} — finished with failures.",
+    "denied": ":no_entry: Denied by {who}. Nothing was changed.",
+    "expired": ":hourglass: Expired without a decision. Nothing was changed.",
+}
+
+
+def _plan_item_line(item: Mapping) -> str:
+    size = f" · {item['size_gib']} GiB" if item.get("size_gib") else ""
+    extra = f" + {', '.join(f'`{escape(g)}`' for g in item['goes_with'])}" if item.get("goes_with") else ""
+    detail = f" {escape(item['detail'])}" if item.get("detail") else ""
+    return f"`{escape(item['resource_id'])}`{size}{detail}{extra}"
+
+
+def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | None = None) -> Message:
+    """The approval request: the exact plan, who asked, expiry, and buttons while pending.
+
+    Once decided the buttons go and the message says who decided and, after
+    execution, the result for every resource.
+    """
+    plan = row["plan"]
+    state_ = row["state"]
+    expires = datetime.fromisoformat(row["expires_at"])
+    lines = [f"Requested by <@{escape(row['requester'])}>" if row.get("requester") else "Requested by the scheduler"]
+    if state_ == "pending":
+        lines.append(f"Expires in {age(expires, now) if expires > now else '0s'} ({expires:%H:%M} UTC)")
+    if plan.get("gib_freed"):
+        lines.append(f"Frees up to *{plan['gib_freed']} GiB* ≈ *${plan['usd_month_freed']:.2f}/month*")
+    title = escape(plan["title"])  # names AWS resources (an instance Name, an AMI name): never raw
+    blocks = [header(f":lock: {title}"), section("\n".join(lines))]
+    budget = MAX_BLOCKS - 8  # header, who, warnings, results, state, actions, more, id
+    results = results if results is not None else (row.get("result") or None)
+    if results:
+        outcome = {r["resource_id"]: r for r in results}
+        item_lines = [
+            f"{RESULT_ICONS.get(outcome[i['resource_id']]['outcome'], '')} {_plan_item_line(i)} — "
+            f"{escape(outcome[i['resource_id']]['reason'])}"
+            if i["resource_id"] in outcome
+            else _plan_item_line(i)
+            for i in plan["items"]
+        ]
+        # What went with the plan's items (an AMI's backing snapshots), each with its own outcome.
+        planned = {i["resource_id"] for i in plan["items"]}
+        item_lines += [
+            f"{RESULT_ICONS.get(r['outcome'], '')} `{escape(r['resource_id'])}` — {escape(r['reason'])}"
+            for r in results
+            if r["resource_id"] not in planned
+        ]
+    else:
+        item_lines = [f"• {_plan_item_line(i)}" for i in plan["items"]]
+    item_blocks, shown = packed_sections(item_lines[:200], budget // 2)
+    blocks += item_blocks
+    if len(item_lines) > shown:
+        blocks.append(context(f"…and {len(item_lines) - shown} more (full list: `/chatops approvals`)."))
+    if plan.get("warnings"):
+        warn = "\n".join(f":warning: {escape(w)}" for w in plan["warnings"][:10])
+        more = len(plan["warnings"]) - 10
+        blocks.append(section(warn + (f"\n…and {more} more warnings" if more > 0 else "")))
+    if state_ == "pending":
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"approval:{row['id']}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION,
+                        "value": row["id"],
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Approve this change?"},
+                            "text": {
+                                "type": "mrkdwn",
+                                "text": clip(f"{escape(plan['title'])}. This cannot be undone.", 300),
+                            },
+                            "confirm": {"type": "plain_text", "text": "Approve"},
+                            "deny": {"type": "plain_text", "text": "Cancel"},
+                            "style": "danger",
+                        },
+                    },
+                    {
+                        "type": "button",
+                        "action_id": DENY_ACTION,
+                        "value": row["id"],
+                        "text": {"type": "plain_text", "text": "Deny"},
+                    },
+                ],
+            }
+        )
+    else:
+        who = f"<@{escape(row['decided_by'])}>" if row.get("decided_by") else "someone"
+        line = STATE_LINES.get(state_, escape(state_)).format(who=who)
+        if results and state_ in ("done", "failed"):
+            counts = {k: sum(r["outcome"] == k for r in results) for k in ("done", "skipped", "spared", "failed")}
+            line += " " + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "done")
+        blocks.append(section(line))
+    blocks.append(context(f"Request `{escape(row['id'])}`"))
+    text = f"{title}: {'needs approval' if state_ == 'pending' else escape(state_)}"
+    return message(text, blocks)
+
+
+def approvals_list(rows: Sequence[Mapping], now: datetime) -> Message:
+    lines = [
+        f"`{escape(r['id'])}` {escape(r['plan']['title'])} · by <@{escape(r['requester'])}> · expires in "
+        f"{age(datetime.fromisoformat(r['expires_at']), now)}"
+        for r in rows
+    ]
+    return item_list("Pending approvals", lines, len(rows), "Nothing is waiting for an approver.")
+
+
+def refusal(text: str) -> Message:
+    return message(escape(text), [section(f":no_entry: {escape(text)}")])
+
+
+def already_decided(state: str, decided_by: str = "") -> Message:
+    """A click on a request that is no longer pending: its state, and who decided it (a real mention)."""
+    by = f" by <@{escape(decided_by)}>" if decided_by else ""
+    text = f"This request is already {escape(state)}{by}; nothing changed."
+    return message(text, [section(f":no_entry: {text}")])

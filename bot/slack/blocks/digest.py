@@ -1,0 +1,83 @@
+"""The daily digest: totals, one line per region, the top cleanup candidates."""
+
+from __future__ import annotations
+
+from bot.domain.costs import monthly_usd, usd
+from bot.domain.digest import Digest
+from bot.slack.blocks.common import (
+    Message,
+    age,
+    clip,
+    context,
+    escape,
+    estimate_note,
+    fit,
+    header,
+    message,
+    packed_sections,
+    plural,
+    section,
+)
+
+DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections
+
+
+def digest_message(digest: Digest) -> Message:
+    """The daily digest: totals, one line per region, the top cleanup candidates."""
+    t = digest.totals
+    day = f"{digest.now:%Y-%m-%d}"
+    failed = f":x: {t.failed_24h:,} failed" if t.failed_24h else "0 failed"
+    summary = [
+        f"*{plural(t.snapshots, 'snapshot')}* · {t.snapshot_gib:,} GiB · up to {usd(t.usd_month)}/month"
+        f" across {plural(len(digest.regions), 'region')}",
+        f"Last 24 h: {t.created_24h:,} created · {t.deleted_24h:,} deleted · {failed}",
+    ]
+    if t.errors:
+        summary.append(f":x: {plural(t.errors, 'snapshot')} in state error")
+    if digest.pending_approvals:
+        summary.append(
+            f":hourglass_flowing_sand: {plural(digest.pending_approvals, 'approval')} pending — `/chatops approvals`"
+        )
+    else:
+        summary.append("No approvals pending.")
+    summary.append(
+        f":broom: {plural(t.candidates, 'cleanup candidate')} ({t.candidate_gib:,} GiB, up to "
+        f"{usd(digest.candidate_usd_month)}/month): {plural(t.orphaned, 'orphaned snapshot')}, "
+        f"{plural(t.unused_images, 'AMI')} no instance uses"
+    )
+    blocks = [header(f"Snapshot & AMI digest — {day}"), section("\n".join(summary))]
+
+    region_lines = []
+    for r in digest.regions:
+        line = (
+            f"*{escape(r.region)}* — {plural(r.snapshots, 'snapshot')} · {r.snapshot_gib:,} GiB · "
+            f"~{usd(r.usd_month)}/mo · 24 h: +{r.created_24h:,} / −{r.deleted_24h:,}"
+        )
+        if r.failed_24h:
+            line += f" · :x: {r.failed_24h:,} failed"
+        if r.unfinished:
+            line += f" · {r.unfinished:,} unfinished"
+        line += f" · {r.orphaned:,} orphaned ({r.orphaned_gib:,} GiB) · {plural(r.unused_images, 'unused AMI')}"
+        region_lines.append(line)
+    region_blocks, shown = packed_sections(region_lines, DIGEST_REGION_SECTIONS)
+    blocks += region_blocks
+    if len(region_lines) > shown:
+        blocks.append(context(f"…and {len(region_lines) - shown:,} more regions"))
+
+    if digest.top_candidates:
+        lines = []
+        for c in digest.top_candidates:
+            label = f" “{escape(clip(c.label, 80))}”" if c.label else ""
+            kind = "AMI" if c.kind == "image" else "snapshot"
+            lines.append(
+                f"• {kind} `{escape(c.id)}`{label} ({escape(c.region)}) · {c.size_gib:,} GiB · "
+                f"~{usd(monthly_usd(c.size_gib, digest.price_gb_month))}/mo · {age(digest.now, c.created)} old"
+                f" — {escape(clip(c.reason, 200))}"
+            )
+        blocks.append(section(fit([], [("*Top cleanup candidates*", lines, "candidate", t.candidates)])))
+    blocks.append(estimate_note(digest.price_gb_month))
+    fallback = (
+        f"Digest {day}: {plural(t.snapshots, 'snapshot')}, {t.snapshot_gib:,} GiB (up to {usd(t.usd_month)}/month), "
+        f"{plural(t.candidates, 'cleanup candidate')}, {plural(digest.pending_approvals, 'approval')} pending"
+    )
+    return message(fallback, blocks)

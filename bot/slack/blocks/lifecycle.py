@@ -1,0 +1,169 @@
+"""Lifecycle policies: the policy list, and the report of a sweep or its preview."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.domain.costs import usd
+from bot.domain.sweep_report import PolicyReport, SweepReport
+from bot.slack.blocks.common import (
+    MAX_BLOCKS,
+    Message,
+    age,
+    clip,
+    context,
+    duration,
+    escape,
+    estimate_note,
+    fit,
+    header,
+    id_list,
+    item_list,
+    message,
+    plural,
+    section,
+)
+
+
+def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
+    """rows: (Policy, next run or None, last run row or None)."""
+    lines = []
+    for policy, next_at, last in rows:
+        schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
+        tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
+        keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
+        gfs = [
+            f"{n} {unit}"
+            for n, unit in (
+                (policy.keep_daily, "daily"),
+                (policy.keep_weekly, "weekly"),
+                (policy.keep_monthly, "monthly"),
+            )
+            if n
+        ]
+        if gfs:
+            keep += " + " + ", ".join(gfs)
+        nxt = f"next in {age(next_at, now)}" if next_at else "not scheduled"
+        if last:
+            s = last.get("summary") or {}
+            result = (
+                f"last run {age(now, datetime.fromisoformat(last['started_at']))} ago: *{escape(last['state'])}*"
+                + (
+                    f" ({s.get('created', 0)} created, {s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed)"
+                    if s
+                    else ""
+                )
+            )
+        else:
+            result = "never run"
+        lines.append(
+            f"*{escape(policy.name)}* · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
+            f"on expiry: {escape(policy.on_expired)}"
+            + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
+            + f"\n      {nxt} · {result}"
+        )
+    return item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
+
+
+SWEEP_POLICY_SECTIONS = MAX_BLOCKS - 5  # header, summary, "and N more", note
+
+
+def _policy_text(p: PolicyReport, price: float) -> str:
+    """One policy's part of a sweep report or preview."""
+    icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":white_check_mark:"
+    mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
+    head = [f"{icon} *{escape(p.policy)}* ({mode})"]
+    if p.error:
+        head.append(f":x: Could not run: {escape(clip(p.error, 500))}")
+    if p.created:
+        copies = sum(bool(c.copy_of) for c in p.created)
+        extra = f" (incl. {plural(copies, 'DR copy', 'DR copies')})" if copies else ""
+        if p.dry_run:
+            head.append(f"Would create {len(p.created):,}{extra} from {id_list([c.source_id for c in p.created])}")
+        else:
+            head.append(f"Created {len(p.created):,}{extra}: {id_list([c.id for c in p.created])}")
+    if p.expired:
+        stake = p.at_stake(price)
+        gross = f"{len(p.expired):,} expired ({stake.gib:,} GiB, up to {usd(stake.usd_month)}/month)"
+        if p.dry_run:
+            head.append(gross)
+        elif p.on_expired == "approve":
+            ref = f" (request `{escape(p.approval_id)}`)" if p.approval_id else ""
+            head.append(f"{gross}: awaiting approval{ref}")
+        elif p.on_expired == "report":
+            head.append(f"{gross}: reported only, nothing deleted")
+        else:
+            freed = p.freed(price)
+            head.append(
+                f"{gross}: deleted {len(p.deleted):,}, freeing {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+            )
+    elif not p.error:
+        head.append("Nothing expired.")
+    head.append(f"Kept {p.kept:,}.")
+    if p.failed or p.undone:
+        head.append(f":x: {len(p.failed) + len(p.undone):,} failed:")
+
+    failures = [
+        f"• :x: `{escape(f.id)}` ({escape(f.region)}) {escape(f.action)}: {escape(clip(f.reason, 300))}"
+        for f in p.failed
+    ]
+    failures += [f"• :x: `{escape(i.id)}` ({escape(i.region)}) delete: no outcome recorded" for i in p.undone]
+    spared = [f"• :shield: `{escape(x.id)}` ({escape(x.region)}) {escape(clip(x.reason, 300))}" for x in p.spared]
+    listed = [] if p.deletes else list(p.expired)
+    expired_lines = [
+        f"• `{escape(d.item.id)}` of `{escape(d.item.source_id)}` ({escape(d.item.region)}) · "
+        f"{d.item.size_gib:,} GiB — {escape(d.reason)}"
+        for d in listed
+    ]
+    if p.dry_run:
+        title = "Would delete:"
+    elif p.on_expired == "approve":
+        title = "To delete once approved:"
+    else:
+        title = "Expired, not deleted:"
+    spared_title = f":shield: {len(p.spared):,} not deleted after all:"
+    groups = [("", failures, "failure"), (spared_title, spared, "spared item"), (title, expired_lines, "expired item")]
+    return fit(head, groups)
+
+
+def sweep_report_message(report: SweepReport) -> Message:
+    """A lifecycle run or preview: totals, then one section per policy, failing ones first."""
+    policies = list(report.policies)
+    ordered = [p for p in policies if not p.ok] + [p for p in policies if p.ok]
+    created = sum(len(p.created) for p in policies)
+    expired_count = sum(len(p.expired) for p in policies)
+    failed = sum(len(p.failed) + len(p.undone) + bool(p.error) for p in policies)
+    when = f"{report.now:%Y-%m-%d %H:%M} UTC"
+    if report.dry_run:
+        stake = report.at_stake()
+        title = f"Lifecycle preview — {when}"
+        summary = (
+            f":mag: {plural(len(policies), 'policy', 'policies')}: would create {created:,}, "
+            f"would expire {expired_count:,}, freeing up to {stake.gib:,} GiB ({usd(stake.usd_month)}/month)"
+        )
+        if failed:
+            summary += f" · :x: {failed:,} failed"
+    else:
+        freed = report.freed()
+        deleted = sum(len(p.deleted) for p in policies)
+        icon = ":white_check_mark:" if report.ok else ":x:"
+        title = f"Lifecycle sweep — {when}"
+        summary = (
+            f"{icon} {plural(len(policies), 'policy', 'policies')}: {created:,} created · "
+            f"{expired_count:,} expired · {deleted:,} deleted · {failed:,} failed"
+        )
+        if deleted:
+            summary += f" · freed {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+    blocks = [header(title), section(summary)]
+    if not policies:
+        blocks.append(section("No lifecycle policies ran. Add `[[policies]]` to config.toml."))
+    shown = ordered[:SWEEP_POLICY_SECTIONS]
+    blocks += [section(_policy_text(p, report.price_gb_month)) for p in shown]
+    hidden = ordered[len(shown) :]
+    if hidden:
+        bad = sum(not p.ok for p in hidden)
+        tail = f" ({bad:,} with failures)" if bad else ""
+        blocks.append(context(f"…and {len(hidden):,} more policies{tail}"))
+    blocks.append(estimate_note(report.price_gb_month))
+    return message(f"{title}: {summary}", blocks)

@@ -1,0 +1,114 @@
+"""`python -m bot demo` end to end: a real process, its console driven through stdin."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+VOLUME_ID = re.compile(r"vol-[0-9a-f]{17}")
+SNAPSHOT_ID = re.compile(r"snap-[0-9a-f]{17}")
+
+
+class Demo:
+    """The demo process: read its intro, then type lines into it."""
+
+    def __init__(self, cwd: Path, timeout: float = 120):
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "CHATOPS_")) and k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")
+        }
+        env["PYTHONPATH"] = str(REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "demo"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        # A watchdog rather than a timed assertion: a hung demo fails the test instead of hanging CI.
+        self.watchdog = threading.Timer(timeout, self.proc.kill)
+        self.watchdog.start()
+
+    def read_intro(self) -> str:
+        lines = []
+        for line in self.proc.stdout:
+            lines.append(line)
+            if "quit" in line and "leave" in line:
+                return "".join(lines)
+        raise AssertionError(
+            f"the demo ended before its intro finished: {''.join(lines)!r} {self.proc.stderr.read()!r}"
+        )
+
+    def finish(self, *lines: str) -> tuple[int, str, str]:
+        """Type `lines`, close stdin (EOF) and wait for the process to exit."""
+        out, err = self.proc.communicate("".join(f"{line}\n" for line in lines))
+        self.watchdog.cancel()
+        return self.proc.returncode, out, err
+
+    def close(self) -> None:
+        self.watchdog.cancel()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def demo(tmp_path):
+    d = Demo(tmp_path)
+    yield d
+    d.close()
+
+
+def intro_volume(intro: str) -> str:
+    volumes_line = next(line for line in intro.splitlines() if line.startswith("Volumes:"))
+    match = re.search(r"db-data `(vol-[0-9a-f]{17})`", volumes_line)
+    assert match, volumes_line
+    return match.group(1)
+
+
+def test_demo_creates_a_snapshot_and_lists_it(demo):
+    intro = demo.read_intro()
+    volume_id = intro_volume(intro)
+    assert f"/snapshot {volume_id} Backup of my EBS volume" in intro
+
+    code, out, err = demo.finish(f"/snapshot {volume_id} Backup of my EBS volume", "/snapshot list")
+
+    assert code == 0, err
+    create, _, listing = out.partition("> /snapshot list")
+    assert listing, out
+    done = re.search(rf"Snapshot `({SNAPSHOT_ID.pattern})` of `{volume_id}` (completed|in progress)", create)
+    assert done, create
+    snapshot_id = done.group(1)
+    assert "Backup of my EBS volume" in create
+    listed = next((line for line in listing.splitlines() if snapshot_id in line), None)
+    assert listed is not None, listing
+    assert volume_id in listed and "Backup of my EBS volume" in listed
+    assert "Traceback" not in out + err
+
+
+def test_demo_quits_with_zero(demo):
+    demo.read_intro()
+    code, out, err = demo.finish("/chatops help", "quit", "/snapshot list")
+    assert code == 0, err
+    assert "/snapshot" in out and "Snapshots in" not in out  # nothing after `quit` ran
+    assert "Traceback" not in out + err
+
+
+def test_demo_refuses_a_malformed_id_with_usage(demo):
+    demo.read_intro()
+    code, out, err = demo.finish("/snapshot vol-123 oops")
+    assert code == 0, err
+    assert "`vol-123` is not a valid volume ID" in out and "Usage: /snapshot vol-…" in out
+    assert not SNAPSHOT_ID.search(out.partition("> /snapshot vol-123")[2])
