@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bot.approvals import amis as ami_approvals
 from bot.domain import amis
 from bot.slack import blocks
 from bot.slack.commands import Invocation
@@ -20,7 +19,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     instance_id = inv.args["instance_id"]
     if "reboot" in inv.flags:
-        plan = ami_approvals.reboot_create_request(
+        plan = amis.reboot_create_plan(
             deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
         )
         return request_approval(reply, plan)
@@ -101,18 +100,18 @@ def unshare(reply: SlackReply, inv: Invocation) -> str:
 
 
 def share(reply: SlackReply, inv: Invocation) -> str:
-    plan = ami_approvals.share_request(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    plan = amis.share_plan(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
     return request_approval(reply, plan)
 
 
 def deregister(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    plan = ami_approvals.deregister_request(
+    plan = amis.deregister_plan(
         deps.gateway,
         inv.region,
         inv.args["image_id"],
-        "keep-snapshots" in inv.flags,
-        deps.config.pricing.snapshot_gb_month,
+        keep_snapshots="keep-snapshots" in inv.flags,
+        usd_per_gb_month=deps.config.pricing.snapshot_gb_month,
     )
     return request_approval(reply, plan)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain import plans as approvals
+from bot.approvals import snapshots as snapshot_approvals
 from bot.domain import snapshots
 from bot.domain.volumes import DEFAULT_DEVICE
 from bot.slack import blocks
@@ -75,7 +75,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
 
 def delete(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    plan = approvals.delete_snapshots_plan(
+    plan = snapshot_approvals.delete_snapshots_plan(
         deps.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
     )
     return request_approval(reply, plan)

@@ -5,25 +5,28 @@ checked is checked before acting (the AMI is available and ours or shared with
 us, the key pair exists, the count is within the cap), so the user gets a clear
 refusal rather than half-done work or a raw AWS error.
 
-The destructive operations (share, deregister) come in two halves so the
-approval flow can sit between them: `*_plan` describes exactly what will
+The operations that need an approver (share, deregister, create with a
+reboot) come in two halves so the approval flow can sit between them:
+`*_plan` builds the `Plan` (bot/domain/plans.py) that says exactly what will
 happen and is what the approver sees; `execute_*` re-checks that the plan
-still holds, acts, and returns one `ResourceResult` per resource, failures
-included, never hidden.
+still holds, acts, and returns one `ItemResult` per resource, failures
+included, never hidden.  Their executors are in bot/approvals/amis.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot import errors
 from bot.aws.models import BackingSnapshot, Image, Instance
+from bot.domain.costs import monthly_usd
 from bot.domain.pages import Page
-from bot.domain.tags import SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
+from bot.domain.plans import ItemResult, Plan, PlanItem
+from bot.domain.tags import KEEP, SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
     from bot.aws.gateway import Ec2Gateway
@@ -86,6 +89,32 @@ def create_image(
     # progress message cannot be posted there is no watch to do it later.
     tag_backing_snapshots(gw, image)
     return image
+
+
+def reboot_create_plan(
+    gw: Ec2Gateway, region: str, instance_id: str, name: str, description: str, requester: str
+) -> Plan:
+    """`/ami create … reboot` reboots a running instance: that needs an approver (this is the plan)."""
+    check_ami_name(name)
+    instance = gw.get_instance(region, instance_id)
+    if instance.state not in ("running", "stopped"):
+        raise errors.Conflict(f"{instance_id} is {instance.state}; an AMI needs a running or stopped instance.")
+    label = f" ({instance.name})" if instance.name else ""
+    return Plan(
+        kind="create-image-reboot",
+        region=region,
+        title=f"Reboot {instance_id}{label} to create AMI “{name}”",
+        items=(
+            PlanItem(
+                instance_id,
+                "instance",
+                0,
+                f"{instance.instance_type}, {instance.state}: rebooted for a consistent image",
+            ),
+        ),
+        warnings=(f"{instance_id}{label} will be unavailable while it reboots",) if instance.state == "running" else (),
+        params={"instance_id": instance_id, "name": name, "description": description, "requester": requester},
+    )
 
 
 def tag_backing_snapshots(gw: Ec2Gateway, image: Image) -> None:
@@ -246,89 +275,30 @@ def copy_image(
     return new_id
 
 
-# --- results of destructive work ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResourceResult:
-    """What happened to one resource: `ok`, and why (always said, failures especially)."""
-
-    resource_id: str
-    ok: bool
-    reason: str
-    kept: bool = False  # deliberately not deleted (pinned, backs another AMI, keep-snapshots)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"resource_id": self.resource_id, "ok": self.ok, "reason": self.reason, "kept": self.kept}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ResourceResult:
-        return cls(raw["resource_id"], bool(raw["ok"]), raw["reason"], bool(raw.get("kept", False)))
+# --- deregister -----------------------------------------------------------------------
+#
+# A deregister-image plan's params, as stored with the request (this format must
+# not change: a request stored before an upgrade is executed after it):
+#   region, image_id, name, keep_snapshots,
+#   snapshots: [{id, size_gib, device, encrypted}],  the AMI's backing snapshots when asked
+#   instances: [instance ID],  launched from it (a warning: they keep running)
+#   pinned: the AMI was tagged chatops:keep=true when asked (the approver saw it and decides)
+#   pinned_snapshots: [snapshot ID],  backing snapshots tagged chatops:keep=true: never deleted with it
 
 
 def _snapshots_to_dicts(snaps: Sequence[BackingSnapshot]) -> list[dict[str, Any]]:
     return [{"id": s.id, "size_gib": s.size_gib, "device": s.device, "encrypted": s.encrypted} for s in snaps]
 
 
-def _snapshots_from_dicts(raw: Sequence[Mapping[str, Any]]) -> tuple[BackingSnapshot, ...]:
-    return tuple(
-        BackingSnapshot(s["id"], int(s["size_gib"]), s.get("device", ""), bool(s.get("encrypted"))) for s in raw
-    )
+def _snapshot_ids(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The backing snapshots a stored AMI plan names."""
+    return tuple(s["id"] for s in params["snapshots"])
 
 
-# --- deregister -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeregisterPlan:
-    """Exactly what `/ami deregister` will do; what the approver sees, and what is re-checked at execution."""
-
-    region: str
-    image_id: str
-    name: str
-    snapshots: tuple[BackingSnapshot, ...]
-    keep_snapshots: bool
-    instances: tuple[str, ...] = ()  # instances launched from it (a warning: they keep running)
-    pinned: bool = False  # the AMI was tagged chatops:keep=true when asked: the approver sees it and decides
-    pinned_snapshots: tuple[str, ...] = ()  # backing snapshots tagged chatops:keep=true: never deleted with it
-
-    @property
-    def snapshot_gib(self) -> int:
-        return sum(s.size_gib for s in self.snapshots)
-
-    @property
-    def snapshot_ids(self) -> tuple[str, ...]:
-        return tuple(s.id for s in self.snapshots)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form, for storing a pending approval."""
-        return {
-            "region": self.region,
-            "image_id": self.image_id,
-            "name": self.name,
-            "snapshots": _snapshots_to_dicts(self.snapshots),
-            "keep_snapshots": self.keep_snapshots,
-            "instances": list(self.instances),
-            "pinned": self.pinned,
-            "pinned_snapshots": list(self.pinned_snapshots),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> DeregisterPlan:
-        return cls(
-            region=raw["region"],
-            image_id=raw["image_id"],
-            name=raw["name"],
-            snapshots=_snapshots_from_dicts(raw["snapshots"]),
-            keep_snapshots=bool(raw["keep_snapshots"]),
-            instances=tuple(raw.get("instances", ())),
-            pinned=bool(raw.get("pinned", False)),
-            pinned_snapshots=tuple(raw.get("pinned_snapshots", ())),
-        )
-
-
-def deregister_plan(gw: Ec2Gateway, region: str, image_id: str, keep_snapshots: bool = False) -> DeregisterPlan:
-    """Describe what deregistering `image_id` would do (no change to AWS).
+def deregister_plan(
+    gw: Ec2Gateway, region: str, image_id: str, *, keep_snapshots: bool = False, usd_per_gb_month: float
+) -> Plan:
+    """Describe what deregistering `image_id` would do (no change to AWS): the approval plan.
 
     Refuses AMIs of other accounts.  Lists each backing snapshot with its
     size, and the instances still running from the AMI (they keep running,
@@ -336,15 +306,64 @@ def deregister_plan(gw: Ec2Gateway, region: str, image_id: str, keep_snapshots: 
     """
     image = gw.get_image(region, image_id)
     _require_own(gw, image, "deregister")
-    return DeregisterPlan(
-        region=region,
-        image_id=image.id,
-        name=image.name,
-        snapshots=image.backing,
-        keep_snapshots=keep_snapshots,
-        instances=gw.instances_using_image(region, image.id),
-        pinned=is_pinned(image.tags),
-        pinned_snapshots=tuple(sorted(_pinned_snapshots(gw, region, image.snapshot_ids))),
+    instances = gw.instances_using_image(region, image.id)
+    pinned_snapshots = _pinned_snapshots(gw, region, image.snapshot_ids)
+    return deregister_plan_of(
+        image, instances, pinned_snapshots, keep_snapshots=keep_snapshots, usd_per_gb_month=usd_per_gb_month
+    )
+
+
+def deregister_plan_of(
+    image: Image,
+    instances: Sequence[str],
+    pinned_snapshots: Iterable[str],
+    *,
+    keep_snapshots: bool,
+    usd_per_gb_month: float,
+) -> Plan:
+    """The deregister-image plan for an AMI as described (pure): the AMI, and its snapshots unless keep-snapshots."""
+    pinned_snaps = sorted(pinned_snapshots)
+    snaps = ", ".join(f"{s.id} ({s.size_gib} GiB)" for s in image.backing) or "none"
+    fate = "kept" if keep_snapshots else "deleted"
+    items = [PlanItem(image.id, "image", image.backing_gib, f"“{image.name}”; backing snapshots {fate}: {snaps}")]
+    if not keep_snapshots:
+        items += [
+            PlanItem(
+                s.id,
+                "snapshot",
+                s.size_gib,
+                f"backs {image.id}" + (f"; kept: pinned with {KEEP}=true" if s.id in pinned_snaps else ""),
+            )
+            for s in image.backing
+        ]
+    warnings = []
+    if is_pinned(image.tags):
+        warnings.append(f"{image.id} is tagged {KEEP}=true: approving deregisters it anyway")
+    if instances:
+        shown = ", ".join(instances[:10]) + (" …" if len(instances) > 10 else "")
+        warnings.append(
+            f"{len(instances)} instance(s) were launched from it and keep running, "
+            f"but cannot be relaunched from it: {shown}"
+        )
+    gib = 0 if keep_snapshots else sum(s.size_gib for s in image.backing if s.id not in pinned_snaps)
+    return Plan(
+        kind="deregister-image",
+        region=image.region,
+        title=f"Deregister {image.id} ({image.name})" + ("" if keep_snapshots else " and delete its snapshots"),
+        items=tuple(items),
+        gib_freed=gib,
+        usd_month_freed=monthly_usd(gib, usd_per_gb_month),
+        warnings=tuple(warnings),
+        params={
+            "region": image.region,
+            "image_id": image.id,
+            "name": image.name,
+            "snapshots": _snapshots_to_dicts(image.backing),
+            "keep_snapshots": keep_snapshots,
+            "instances": list(instances),
+            "pinned": is_pinned(image.tags),
+            "pinned_snapshots": pinned_snaps,
+        },
     )
 
 
@@ -356,53 +375,53 @@ def _pinned_snapshots(gw: Ec2Gateway, region: str, snapshot_ids: Sequence[str]) 
     return {s.id for s in found if is_pinned(s.tags)}
 
 
-def execute_deregister(gw: Ec2Gateway, plan: DeregisterPlan) -> tuple[ResourceResult, ...]:
-    """Carry out an approved DeregisterPlan; one result per resource, the image first.
+def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+    """Carry out an approved deregister-image plan; one result per resource, the image first.
 
     Re-checks first: the AMI must still exist with the same backing snapshots,
     and must not have been pinned (chatops:keep=true) since the request,
     otherwise nothing is done and the image's result says why.  A snapshot that
-    also backs another registered AMI, or is pinned now, is never deleted.  One
-    failed snapshot does not stop the others; a snapshot already gone counts as
-    deleted.
+    also backs another registered AMI, or is pinned now, is never deleted
+    (spared).  One failed snapshot does not stop the others; a snapshot
+    already gone counts as deleted.
     """
+    region, params = plan.region, plan.params
+    image_id, snapshot_ids = params["image_id"], _snapshot_ids(params)
+    keep_snapshots = bool(params["keep_snapshots"])
     try:
-        image = _current_image(gw, plan.region, plan.image_id)
+        image = _current_image(gw, region, image_id)
     except errors.BotError as exc:
-        return (ResourceResult(plan.image_id, False, f"could not re-check the AMI: {exc.message}"),)
+        return [ItemResult(image_id, "failed", f"could not re-check the AMI: {exc.message}")]
     if image is None:
-        return (ResourceResult(plan.image_id, False, "no longer exists; nothing was done"),)
-    if set(image.snapshot_ids) != set(plan.snapshot_ids):
-        return (
-            ResourceResult(plan.image_id, False, "its backing snapshots changed since the request; nothing was done"),
-        )
-    if is_pinned(image.tags) and not plan.pinned:
-        reason = "pinned with chatops:keep=true since the request; nothing was done"
-        return (ResourceResult(plan.image_id, False, reason),)
+        return [ItemResult(image_id, "failed", "no longer exists; nothing was done")]
+    if set(image.snapshot_ids) != set(snapshot_ids):
+        return [ItemResult(image_id, "failed", "its backing snapshots changed since the request; nothing was done")]
+    if is_pinned(image.tags) and not bool(params.get("pinned", False)):
+        return [ItemResult(image_id, "failed", "pinned with chatops:keep=true since the request; nothing was done")]
     try:
-        pinned = set() if plan.keep_snapshots else _pinned_snapshots(gw, plan.region, plan.snapshot_ids)
+        pinned = set() if keep_snapshots else _pinned_snapshots(gw, region, snapshot_ids)
     except errors.BotError as exc:
-        return (ResourceResult(plan.image_id, False, f"could not re-check its snapshots: {exc.message}"),)
+        return [ItemResult(image_id, "failed", f"could not re-check its snapshots: {exc.message}")]
     try:
-        gw.deregister_image(plan.region, plan.image_id)
+        gw.deregister_image(region, image_id)
     except errors.BotError as exc:
-        results = [ResourceResult(plan.image_id, False, exc.message)]
-        results += [ResourceResult(s, False, "not deleted: the AMI was not deregistered") for s in plan.snapshot_ids]
-        return tuple(results)
-    results = [ResourceResult(plan.image_id, True, "deregistered")]
-    if plan.keep_snapshots:
-        return tuple(results + [ResourceResult(s, True, "kept (keep-snapshots)", kept=True) for s in plan.snapshot_ids])
+        return [ItemResult(image_id, "failed", exc.message)] + [
+            ItemResult(s, "failed", "not deleted: the AMI was not deregistered") for s in snapshot_ids
+        ]
+    results = [ItemResult(image_id, "done", "deregistered")]
+    if keep_snapshots:
+        return results + [ItemResult(s, "spared", "kept (keep-snapshots)") for s in snapshot_ids]
     try:
-        still_backing = _other_images_using(gw, plan.region, plan.image_id, plan.snapshot_ids)
+        still_backing = _other_images_using(gw, region, image_id, snapshot_ids)
     except errors.BotError as exc:
         reason = f"not deleted: could not check other AMIs using it ({exc.message})"
-        return tuple(results + [ResourceResult(s, False, reason) for s in plan.snapshot_ids])
-    for snapshot_id in plan.snapshot_ids:
+        return results + [ItemResult(s, "failed", reason) for s in snapshot_ids]
+    for snapshot_id in snapshot_ids:
         if snapshot_id in pinned:
-            results.append(ResourceResult(snapshot_id, True, "kept: pinned with chatops:keep=true", kept=True))
+            results.append(ItemResult(snapshot_id, "spared", "kept: pinned with chatops:keep=true"))
             continue
-        results.append(_delete_snapshot(gw, plan.region, snapshot_id, still_backing.get(snapshot_id)))
-    return tuple(results)
+        results.append(_delete_snapshot(gw, region, snapshot_id, still_backing.get(snapshot_id)))
+    return results
 
 
 def _current_image(gw: Ec2Gateway, region: str, image_id: str) -> Image | None:
@@ -423,61 +442,29 @@ def _other_images_using(gw: Ec2Gateway, region: str, image_id: str, snapshot_ids
     return backing
 
 
-def _delete_snapshot(gw: Ec2Gateway, region: str, snapshot_id: str, other_image: str | None) -> ResourceResult:
+def _delete_snapshot(gw: Ec2Gateway, region: str, snapshot_id: str, other_image: str | None) -> ItemResult:
     if other_image:
-        return ResourceResult(snapshot_id, True, f"kept: it also backs {other_image}", kept=True)
+        return ItemResult(snapshot_id, "spared", f"kept: it also backs {other_image}")
     try:
         gw.delete_snapshot(region, snapshot_id)
     except errors.NotFound:
-        return ResourceResult(snapshot_id, True, "already deleted")
+        return ItemResult(snapshot_id, "done", "already deleted")
     except errors.BotError as exc:
-        return ResourceResult(snapshot_id, False, exc.message)
-    return ResourceResult(snapshot_id, True, "deleted")
+        return ItemResult(snapshot_id, "failed", exc.message)
+    return ItemResult(snapshot_id, "done", "deleted")
 
 
 # --- share / unshare ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SharePlan:
-    """Exactly what `/ami share` will do: give `account_id` launch permission on the AMI."""
-
-    region: str
-    image_id: str
-    name: str
-    account_id: str
-    shared_with: tuple[str, ...]  # accounts it is already shared with
-    snapshots: tuple[BackingSnapshot, ...]
-
-    @property
-    def encrypted_snapshots(self) -> tuple[str, ...]:
-        """Encrypted backing snapshots: the account also needs use of their KMS key to launch."""
-        return tuple(s.id for s in self.snapshots if s.encrypted)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "region": self.region,
-            "image_id": self.image_id,
-            "name": self.name,
-            "account_id": self.account_id,
-            "shared_with": list(self.shared_with),
-            "snapshots": _snapshots_to_dicts(self.snapshots),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> SharePlan:
-        return cls(
-            region=raw["region"],
-            image_id=raw["image_id"],
-            name=raw["name"],
-            account_id=raw["account_id"],
-            shared_with=tuple(raw.get("shared_with", ())),
-            snapshots=_snapshots_from_dicts(raw["snapshots"]),
-        )
+# A share-image plan's params, as stored with the request (this format must not change):
+#   region, image_id, name, account_id,
+#   shared_with: [account ID],  the accounts it was already shared with when asked
+#   snapshots: [{id, size_gib, device, encrypted}],  its backing snapshots when asked
 
 
-def share_plan(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> SharePlan:
-    """Describe sharing `image_id` with `account_id` (no change to AWS).
+def share_plan(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> Plan:
+    """Describe sharing `image_id` with `account_id` (no change to AWS): the approval plan.
 
     Refuses an AMI of another account, one that is not available, sharing
     with this very account, and an account it is already shared with.
@@ -491,34 +478,60 @@ def share_plan(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> S
     shared_with = gw.image_launch_permissions(region, image_id)
     if account_id in shared_with:
         raise errors.Conflict(f"{image_id} is already shared with {account_id}.", "Nothing to do.")
-    return SharePlan(region, image.id, image.name, account_id, shared_with, image.backing)
+    already = ", ".join(shared_with) or "no other account"
+    encrypted = [s.id for s in image.backing if s.encrypted]
+    return Plan(
+        kind="share-image",
+        region=region,
+        title=f"Share {image.id} ({image.name}) with account {account_id}",
+        items=(
+            PlanItem(
+                image.id,
+                "image",
+                0,
+                f"“{image.name}”: account {account_id} gets launch permission (now shared with {already})",
+            ),
+        ),
+        warnings=tuple(
+            f"encrypted snapshot {s}: {account_id} also needs use of its KMS key to launch" for s in encrypted
+        ),
+        params={
+            "region": region,
+            "image_id": image.id,
+            "name": image.name,
+            "account_id": account_id,
+            "shared_with": list(shared_with),
+            "snapshots": _snapshots_to_dicts(image.backing),
+        },
+    )
 
 
-def execute_share(gw: Ec2Gateway, plan: SharePlan) -> tuple[ResourceResult, ...]:
-    """Carry out an approved SharePlan after re-checking the AMI still exists and is available."""
+def execute_share(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+    """Carry out an approved share-image plan after re-checking the AMI still exists and is available."""
+    region, image_id, account_id = plan.region, plan.params["image_id"], plan.params["account_id"]
     try:
-        image = _current_image(gw, plan.region, plan.image_id)
+        image = _current_image(gw, region, image_id)
         if image is None:
-            return (ResourceResult(plan.image_id, False, "no longer exists; nothing was done"),)
+            return [ItemResult(image_id, "failed", "no longer exists; nothing was done")]
         if image.state != "available":
-            return (ResourceResult(plan.image_id, False, f"is {image.state} now; nothing was done"),)
-        if plan.account_id in gw.image_launch_permissions(plan.region, plan.image_id):
-            return (ResourceResult(plan.image_id, True, f"was already shared with {plan.account_id}"),)
-        gw.add_launch_permission(plan.region, plan.image_id, plan.account_id)
+            return [ItemResult(image_id, "failed", f"is {image.state} now; nothing was done")]
+        if account_id in gw.image_launch_permissions(region, image_id):
+            return [ItemResult(image_id, "done", f"was already shared with {account_id}")]
+        gw.add_launch_permission(region, image_id, account_id)
     except errors.BotError as exc:
-        return (ResourceResult(plan.image_id, False, exc.message),)
-    return (ResourceResult(plan.image_id, True, f"shared with {plan.account_id}"),)
+        return [ItemResult(image_id, "failed", exc.message)]
+    return [ItemResult(image_id, "done", f"shared with {account_id}")]
 
 
-def unshare_image(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> ResourceResult:
+def unshare_image(gw: Ec2Gateway, region: str, image_id: str, account_id: str) -> ItemResult:
     """Remove `account_id`'s launch permission (no approval: it only takes access away).
 
-    Returns ok with "was not shared" when there was nothing to remove.
+    Returns done with "was not shared" when there was nothing to remove.
     Instances the account already launched keep running.
     """
     image = gw.get_image(region, image_id)
     _require_own(gw, image, "unshare")
     if account_id not in gw.image_launch_permissions(region, image_id):
-        return ResourceResult(image_id, True, f"was not shared with {account_id}; nothing to do")
+        return ItemResult(image_id, "done", f"was not shared with {account_id}; nothing to do")
     gw.remove_launch_permission(region, image_id, account_id)
-    return ResourceResult(image_id, True, f"no longer shared with {account_id}")
+    return ItemResult(image_id, "done", f"no longer shared with {account_id}")

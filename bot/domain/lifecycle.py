@@ -9,9 +9,10 @@ deleted now (`delete`), put in one approval request (`approve`), or only
 reported (`report`).  Regions are worked in parallel; within a region the
 gateway's token buckets pace calls to EC2's refill rate.
 
-Deleting is the `sweep-delete` executor: the same code runs for an approved
-batch and for `on_expired = "delete"`, re-checking every item first, and one
-failure never drops the rest of the batch.
+Deleting is `execute_sweep`: the same code runs for an approved batch (the
+`sweep-delete` executor, bot/approvals/sweeps.py) and for
+`on_expired = "delete"`, re-checking every item first, and one failure never
+drops the rest of the batch.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bot import errors
 from bot.aws.models import Image, Snapshot
 from bot.config import Config, Policy
 from bot.domain.costs import monthly_usd
-from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress, executor
+from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
 from bot.domain.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.domain.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
 from bot.domain.tags import (
@@ -552,7 +553,8 @@ def _by_region(plan: Plan) -> dict[str, list[PlanItem]]:
     return groups
 
 
-def _reconcile_sweep(ctx: Context, plan: Plan) -> list[ItemResult]:
+def reconcile_sweep(ctx: Context, plan: Plan) -> list[ItemResult]:
+    """After a crash: an item gone is done, one still there failed (the next sweep picks it up)."""
     results = []
     for region, items in _by_region(plan).items():
         listing = list_policy_items(ctx.gateway, plan.params.get("policy", ""), region)
@@ -571,7 +573,6 @@ def _reconcile_sweep(ctx: Context, plan: Plan) -> list[ItemResult]:
     return results
 
 
-@executor("sweep-delete", reconcile=_reconcile_sweep)
 def execute_sweep(
     ctx: Context,
     plan: Plan,

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bot.approvals import amis as ami_approvals  # noqa: F401  (ami_approvals registers the AMI executors)
+from bot.approvals.registry import executor_for
 from bot.domain.access import check_decider
-from bot.domain.plans import EXECUTORS, ItemResult, Plan, summarise
+from bot.domain.plans import ItemResult, Plan, summarise
 from bot.errors import BotError, NotAllowed
 from bot.flows.deps import Deps
 from bot.slack import blocks, send
@@ -121,7 +121,7 @@ def execute(deps: Deps, row: dict) -> str:
         record_event(deps, plan, result)
 
     try:
-        results = EXECUTORS[plan.kind].execute(deps.context(), plan, progress)
+        results = executor_for(plan.kind).execute(deps.context(), plan, progress)
     except Exception as exc:  # the request must end failed and say why, never stay "executing"
         log.exception("executing approval %s failed", approval_id)
         results = [ItemResult(i.resource_id, "failed", f"not attempted: {exc}") for i in plan.items]
@@ -224,7 +224,7 @@ def reconcile_unfinished(deps: Deps) -> int:
     for row in deps.store.orphaned_approvals():
         plan = Plan.from_dict(row["plan"])
         try:
-            results = EXECUTORS[plan.kind].reconcile(deps.context(), plan)
+            results = executor_for(plan.kind).reconcile(deps.context(), plan)
         except BotError as exc:
             results = [
                 ItemResult(i.resource_id, "failed", f"interrupted; could not check: {exc.message}") for i in plan.items

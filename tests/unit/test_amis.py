@@ -13,12 +13,14 @@ from bot import errors
 from bot.aws.gateway import Ec2Gateway
 from bot.aws.models import Image
 from bot.domain import amis
+from bot.domain.plans import Plan
 from tests.support.factories import make_instance
 
 OWN = "123456789012"  # moto's account
 OTHER = "111122223333"
 REGION, DR = "us-east-1", "us-west-2"
 AMI = "ami-0123456789abcdef0"
+PRICE = 0.05  # USD per GiB-month of snapshot storage
 IDENTITY = {"Account": OWN, "Arn": f"arn:aws:iam::{OWN}:user/chatops", "UserId": "AIDAEXAMPLE"}
 
 
@@ -373,60 +375,68 @@ def test_copy_image_with_a_new_name_and_to_the_same_region(gw, ec2, aws):
 # --- deregister -----------------------------------------------------------------------------
 
 
+def snapshot_ids(plan: Plan) -> tuple[str, ...]:
+    """The backing snapshots a deregister-image plan names."""
+    return tuple(s["id"] for s in plan.params["snapshots"])
+
+
 def test_deregister_plan_lists_snapshots_sizes_and_instances(gw, ec2):
     image_id, _ = make_image(ec2, "golden-web")
     running = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
 
-    plan = amis.deregister_plan(gw, REGION, image_id)
+    plan = amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
 
     raw = ec2.describe_images(ImageIds=[image_id])["Images"][0]
-    assert plan.image_id == image_id and plan.name == "golden-web" and not plan.keep_snapshots
-    assert plan.snapshot_ids == tuple(m["Ebs"]["SnapshotId"] for m in raw["BlockDeviceMappings"])
-    assert plan.snapshot_gib == sum(m["Ebs"]["VolumeSize"] for m in raw["BlockDeviceMappings"])
-    assert plan.instances == (running,)
+    params = plan.params
+    assert plan.kind == "deregister-image"
+    assert params["image_id"] == image_id and params["name"] == "golden-web" and not params["keep_snapshots"]
+    assert snapshot_ids(plan) == tuple(m["Ebs"]["SnapshotId"] for m in raw["BlockDeviceMappings"])
+    gib = sum(m["Ebs"]["VolumeSize"] for m in raw["BlockDeviceMappings"])
+    assert sum(s["size_gib"] for s in params["snapshots"]) == gib and plan.items[0].size_gib == gib
+    assert params["instances"] == [running]
     assert ec2.describe_images(ImageIds=[image_id])["Images"]  # planning changed nothing
-    assert amis.DeregisterPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 def test_execute_deregister_deletes_the_image_and_its_snapshots(gw, ec2):
     image_id, _ = make_image(ec2)
-    plan = amis.deregister_plan(gw, REGION, image_id)
+    plan = amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
 
     results = amis.execute_deregister(gw, plan)
 
-    assert [(r.resource_id, r.ok) for r in results] == [(image_id, True)] + [(s, True) for s in plan.snapshot_ids]
+    assert [(r.resource_id, r.ok) for r in results] == [(image_id, True)] + [(s, True) for s in snapshot_ids(plan)]
     assert ec2.describe_images(Owners=["self"])["Images"] == []
     remaining = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-    assert not remaining & set(plan.snapshot_ids)
+    assert not remaining & set(snapshot_ids(plan))
 
 
 def test_execute_deregister_keep_snapshots_keeps_them(gw, ec2):
     image_id, _ = make_image(ec2)
-    plan = amis.deregister_plan(gw, REGION, image_id, keep_snapshots=True)
+    plan = amis.deregister_plan(gw, REGION, image_id, keep_snapshots=True, usd_per_gb_month=PRICE)
     results = amis.execute_deregister(gw, plan)
     assert all(r.ok for r in results) and "kept" in results[1].reason
     remaining = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-    assert set(plan.snapshot_ids) <= remaining
+    assert set(snapshot_ids(plan)) <= remaining
 
 
 def test_execute_deregister_rechecks_that_the_image_still_exists(gw, ec2):
     image_id, _ = make_image(ec2)
-    plan = amis.deregister_plan(gw, REGION, image_id)
+    plan = amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
     ec2.deregister_image(ImageId=image_id)  # someone else got there between request and approval
 
     [result] = amis.execute_deregister(gw, plan)
 
     assert not result.ok and "no longer exists" in result.reason
     remaining = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-    assert set(plan.snapshot_ids) <= remaining  # nothing deleted on a stale plan
+    assert set(snapshot_ids(plan)) <= remaining  # nothing deleted on a stale plan
     assert gw.calls["DeleteSnapshot"] == 0
 
 
 def test_execute_deregister_refuses_when_the_backing_snapshots_changed(gw, ec2):
     image_id, _ = make_image(ec2)
-    plan = amis.deregister_plan(gw, REGION, image_id)
-    stale = amis.DeregisterPlan.from_dict(
-        {**plan.to_dict(), "snapshots": [{"id": "snap-0123456789abcdef0", "size_gib": 8}]}
+    plan = amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
+    stale = Plan.from_dict(
+        {**plan.to_dict(), "params": {**plan.params, "snapshots": [{"id": "snap-0123456789abcdef0", "size_gib": 8}]}}
     )
 
     [result] = amis.execute_deregister(gw, stale)
@@ -436,16 +446,14 @@ def test_execute_deregister_refuses_when_the_backing_snapshots_changed(gw, ec2):
     assert gw.calls["DeregisterImage"] == 0
 
 
-def _two_snapshot_plan() -> tuple[amis.DeregisterPlan, list[str], dict]:
+def _two_snapshot_plan() -> tuple[Plan, list[str], dict]:
     snaps = ["snap-0123456789abcdef0", "snap-0123456789abcdef1"]
     mappings = [
         {"DeviceName": f"/dev/sd{d}", "Ebs": {"SnapshotId": s, "VolumeSize": 8}}
         for d, s in zip("ab", snaps, strict=True)
     ]
     image = {**_image(), "BlockDeviceMappings": mappings}
-    plan = amis.DeregisterPlan(
-        REGION, AMI, "golden", Image.from_api(image, REGION).backing, keep_snapshots=False, instances=()
-    )
+    plan = amis.deregister_plan_of(Image.from_api(image, REGION), (), (), keep_snapshots=False, usd_per_gb_month=PRICE)
     return plan, snaps, image
 
 
@@ -467,9 +475,9 @@ def test_execute_deregister_keeps_a_snapshot_that_backs_another_ami_and_says_so(
         results = amis.execute_deregister(gw, plan)
         stub.assert_no_pending_responses()  # and no DeleteSnapshot of snaps[0] was sent
     by_id = {r.resource_id: r for r in results}
-    assert by_id[AMI].ok and by_id[snaps[1]].ok and not by_id[snaps[1]].kept
-    # Kept on purpose (a protection, not a failure), and the message names the AMI that still needs it.
-    assert by_id[snaps[0]].kept and "ami-0fedcba9876543210" in by_id[snaps[0]].reason
+    assert by_id[AMI].ok and by_id[snaps[1]].ok and by_id[snaps[1]].outcome == "done"
+    # Kept on purpose (spared: a protection, not a failure), and the message names the AMI that still needs it.
+    assert by_id[snaps[0]].outcome == "spared" and "ami-0fedcba9876543210" in by_id[snaps[0]].reason
 
 
 def test_execute_deregister_reports_a_partial_failure_and_carries_on():
@@ -497,9 +505,11 @@ def test_execute_deregister_reports_a_partial_failure_and_carries_on():
 def test_share_plan_and_execute(gw, ec2):
     image_id, _ = make_image(ec2, "golden-web")
     plan = amis.share_plan(gw, REGION, image_id, OTHER)
-    assert plan.account_id == OTHER and plan.shared_with == () and plan.name == "golden-web"
+    params = plan.params
+    assert plan.kind == "share-image"
+    assert params["account_id"] == OTHER and params["shared_with"] == [] and params["name"] == "golden-web"
     assert ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"] == []
-    assert amis.SharePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
     [result] = amis.execute_share(gw, plan)
 
@@ -540,7 +550,10 @@ def test_unshare_removes_the_launch_permission(gw, ec2):
 
 def test_plans_refuse_other_accounts_images():
     gw = stub_gateway()
-    for plan in (lambda: amis.deregister_plan(gw, REGION, AMI), lambda: amis.share_plan(gw, REGION, AMI, OTHER)):
+    for plan in (
+        lambda: amis.deregister_plan(gw, REGION, AMI, usd_per_gb_month=PRICE),
+        lambda: amis.share_plan(gw, REGION, AMI, OTHER),
+    ):
         with Stubber(gw.client(REGION)) as ec2_stub, Stubber(gw.client(REGION, "sts")) as sts_stub:
             ec2_stub.add_response("describe_images", {"Images": [_image(OTHER)]}, {"ImageIds": [AMI]})
             sts_stub.add_response("get_caller_identity", IDENTITY, {})

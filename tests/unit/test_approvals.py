@@ -8,17 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import errors
+from bot.approvals.snapshots import delete_snapshots_plan, execute_delete_snapshots
 from bot.aws.gateway import Ec2Gateway
 from bot.config import AccessConfig, Config
 from bot.domain.access import check_decider
-from bot.domain.plans import (
-    Context,
-    ItemResult,
-    Plan,
-    PlanItem,
-    delete_snapshots_plan,
-    execute_delete_snapshots,
-)
+from bot.domain.plans import Context, ItemResult, Plan, PlanItem
 from bot.state.store import Store, utcnow
 from tests.support.factories import make_instance, make_volume
 
