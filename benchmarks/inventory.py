@@ -13,7 +13,7 @@ source volume's newest `keep` ordinary snapshots are younger than `max_age`,
 so the rolling window never saves an old snapshot, and nothing sits within a
 day of the age boundary, so the two clocks and `>` against `>=` cannot
 disagree.  Protected snapshots do not count toward `keep` (SPEC §5, and
-bot/retention.py), which the layout respects by keeping them all old.
+bot/domain/retention.py), which the layout respects by keeping them all old.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ class Policy:
     cron: str | None = _spec(None, **_cron())
     keep: int = _spec(7, **_number(1, True, "a whole number, at least 1"))
     max_age: timedelta | None = _spec(None, **_duration())
-    # Grandfather-father-son retention (bot/retention.py): besides the newest
+    # Grandfather-father-son retention (bot/domain/retention.py): besides the newest
     # `keep`, also keep the newest item of each of the newest N days / ISO weeks
     # / months that have one.  0 turns a tier off.
     keep_daily: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))

@@ -3,7 +3,7 @@
 AWS is a moto server on a local port (reached through AWS_ENDPOINT_URL, as
 boto3 would reach any endpoint), seeded with volumes, instances, snapshots
 and an AMI; Slack is the local fake Web API; the store is a temporary file;
-the scheduler runs.  The console (bot/console.py) drives the same Bolt App
+the scheduler runs.  The console (bot/testing/console.py) drives the same Bolt App
 with the same signed payloads as production.
 """
 

@@ -1,4 +1,4 @@
-"""Approve / Deny buttons: ack at once, decide in the worker pool (bot/approval_flow.py)."""
+"""Approve / Deny buttons: ack at once, decide in the worker pool (bot/flows/approval_flow.py)."""
 
 from __future__ import annotations
 

@@ -625,7 +625,7 @@ def tag_policy_image_snapshots(gw: Ec2Gateway, policy: Policy, listings: Mapping
 
     CreateImage cannot tag snapshots portably, so a policy AMI's snapshots start
     untagged; tagged, a snapshot its AMI leaves behind is a leftover a later
-    sweep collects (bot/retention.py) instead of a leak no sweep ever sees.
+    sweep collects (bot/domain/retention.py) instead of a leak no sweep ever sees.
     """
     if policy.resource != "instance":
         return []

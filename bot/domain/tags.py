@@ -49,6 +49,6 @@ def manual_copy_tags(tags: dict[str, str] | None) -> dict[str, str]:
     make an item a policy's: a policy sweeps what carries `chatops:policy`, so
     a copy someone made of a policy backup would otherwise be counted in that
     policy's retention and deleted by its sweep.  A policy's DR copies set
-    these tags themselves (bot/lifecycle.py copy_to_dr).
+    these tags themselves (bot/domain/lifecycle.py copy_to_dr).
     """
     return {k: v for k, v in carried_over(tags).items() if k not in (POLICY, COPY_OF)}

@@ -6,7 +6,7 @@ clicks after a decision — exactly one caller wins each step and a request's
 plan is executed at most once.  After a crash, `reconcile_unfinished` looks
 at AWS to tell what was done and never executes again.
 
-This module is the glue between the store, the executors (bot/approvals.py)
+This module is the glue between the store, the executors (bot/approvals/registry.py)
 and Slack (the message with the buttons is updated at every step).
 """
 
@@ -215,7 +215,7 @@ def expire_due(deps: Deps) -> int:
 def reconcile_unfinished(deps: Deps) -> int:
     """Settle requests a crash left approved/executing, without executing anything.
 
-    Only requests whose owner process is dead (bot/heartbeat.py): another live
+    Only requests whose owner process is dead (bot/state/heartbeat.py): another live
     process (a replica) may be executing its own right now.  What AWS shows as
     done is reported done; the rest is failed with "request again".  Runs at
     start-up, and periodically for processes that die while we run.

@@ -1,6 +1,6 @@
 """Running policies for real: create, copy, sweep, then tell the channel.
 
-The glue between the lifecycle domain (bot/lifecycle.py), the store (run
+The glue between the lifecycle domain (bot/domain/lifecycle.py), the store (run
 leases, events, audit), approvals (one request per sweep batch) and Slack (the
 summary in `slack.digest_channel`).  The scheduler, `/lifecycle run|preview`
 and `python -m bot sweep` all come through here.

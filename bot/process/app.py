@@ -19,7 +19,7 @@ SLACK_TIMEOUT = 15.0  # seconds a Slack Web API call may take before it counts a
 
 
 def make_slack_client(token: str | None, base_url: str | None = None, timeout: float = SLACK_TIMEOUT) -> WebClient:
-    """A WebClient that retries only what cannot double a message (bot/slack_retry.py): a post is sent once."""
+    """A WebClient that retries only what cannot double a message (bot/slack/retry.py): a post is sent once."""
     kwargs = {"base_url": base_url} if base_url else {}
     client = WebClient(token=token, timeout=timeout, **kwargs)
     client.retry_handlers = retry_handlers()

@@ -6,7 +6,7 @@ changes as numbered migrations tracked in `PRAGMA user_version`.  Timestamps
 are stored as ISO-8601 UTC strings, which sort correctly as text.
 
 Each Store is one participant ("process") with an ID in the `processes` table
-and a heartbeat (bot/heartbeat.py); the leases it takes (running runs,
+and a heartbeat (bot/state/heartbeat.py); the leases it takes (running runs,
 approvals it executes) carry that ID, and other processes take them over only
 once it is dead.
 """
@@ -124,7 +124,7 @@ def _migration_4(db: sqlite_utils.Database) -> None:
 
 
 def _migration_5(db: sqlite_utils.Database) -> None:
-    # Several processes on one store: who is alive (see bot/heartbeat.py) ...
+    # Several processes on one store: who is alive (see bot/state/heartbeat.py) ...
     db["processes"].create(
         {
             "id": str,  # host:pid:random
@@ -604,7 +604,7 @@ class Store:
         return [_approval(r) for r in rows]
 
     def orphaned_approvals(self) -> list[dict[str, Any]]:
-        """Approved or executing requests whose owner process is dead (see bot/heartbeat.py)."""
+        """Approved or executing requests whose owner process is dead (see bot/state/heartbeat.py)."""
         return [r for r in self.approvals_in("approved", "executing") if not self._alive(r.get("owner"))]
 
     def due_approvals(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The HTTP front door (bot/server.py): what is refused before Bolt ever sees a request."""
+"""The HTTP front door (bot/slack/server.py): what is refused before Bolt ever sees a request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AMI domain functions (bot/amis.py) against moto, and Stubber where moto cannot tell (ClientToken, states)."""
+"""AMI domain functions (bot/domain/amis.py) against moto, and Stubber where moto cannot tell (ClientToken, states)."""
 
 from __future__ import annotations
 
