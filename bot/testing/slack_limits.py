@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
+from bot.slack.blocks.common import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
 
 
 def texts(message: dict) -> list[str]:
