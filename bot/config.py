@@ -158,8 +158,16 @@ class SlackConfig:
     approval_channel: str = _spec("", **_string(_CHANNEL_ID, 'a Slack channel ID like C0123ABCD, or ""'))
 
 
+_ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_ACCOUNT_NAME_EXPECT = "a lowercase name like prod (a letter, then letters, digits, - and _)"
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
+
+
 @dataclass(frozen=True)
 class AwsConfig:
+    # The name people type (`account=NAME`) and read for the account of the bot's own credentials.
+    account_name: str = _spec("default", **_string(_ACCOUNT_NAME, _ACCOUNT_NAME_EXPECT, False))
     default_region: str = _spec("us-east-1", **_string(_REGION, "an AWS region like us-east-1", False))
     regions: tuple[str, ...] = _spec(("us-east-1",), **_string_list(_REGION, "a non-empty list of AWS regions", True))
     # How often pending snapshots/volumes/AMIs are polled to update their Slack
@@ -249,6 +257,21 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Account:
+    """An AWS account the bot reaches: its own (no role), or one of `[[accounts]]` through STS assume-role."""
+
+    name: str = _spec(**_string(_ACCOUNT_NAME, _ACCOUNT_NAME_EXPECT, False))
+    role_arn: str = _spec(**_string(_ROLE_ARN, "an IAM role ARN like arn:aws:iam::111111111111:role/chatops", False))
+    external_id: str = _spec("", **_string(_EXTERNAL_ID, "the role's external ID (2 to 1224 characters)"))
+    regions: tuple[str, ...] = _spec((), **_string_list(_REGION, "a list of AWS regions"))
+
+    @property
+    def account_id(self) -> str:
+        """The 12-digit ID, read from the role ARN ("" for the bot's own account, which is learnt from STS)."""
+        return self.role_arn.split(":")[4] if self.role_arn else ""
+
+
+@dataclass(frozen=True)
 class Config:
     slack: SlackConfig = field(default_factory=SlackConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
@@ -257,6 +280,25 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     policies: tuple[Policy, ...] = ()
+    accounts: tuple[Account, ...] = ()  # besides the bot's own (aws.account_name)
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        """Every account the bot reaches, its own first."""
+        return (self.aws.account_name, *(a.name for a in self.accounts))
+
+    def account(self, name: str) -> Account | None:
+        if name == self.aws.account_name:
+            return Account(name=name, role_arn="")
+        return next((a for a in self.accounts if a.name == name), None)
+
+    def account_label(self, name: str = "") -> str:
+        """How messages name an account: "" while the bot reaches only its own, else its name ("" = own)."""
+        return (name or self.aws.account_name) if self.accounts else ""
+
+    def account_regions(self, name: str) -> tuple[str, ...]:
+        account = self.account(name)
+        return (account.regions if account else ()) or self.aws.regions
 
     def policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
@@ -307,7 +349,7 @@ def _check_policy(policy: Policy, where: str, aws: AwsConfig) -> None:
 
 def parse_config(raw: Mapping[str, Any]) -> Config:
     """Validate a decoded TOML document into a Config (raises ConfigError)."""
-    allowed = set(_SECTIONS) | {"policies"}
+    allowed = set(_SECTIONS) | {"policies", "accounts"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(key, f"no such section (known sections: {', '.join(sorted(allowed))})")
@@ -326,7 +368,21 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
         if any(p.name == policy.name for p in policies):
             raise ConfigError(f"{where}.name", f"a unique policy name ({policy.name!r} is used twice)")
         policies.append(policy)
-    return Config(**sections, policies=tuple(policies))
+    return Config(**sections, policies=tuple(policies), accounts=_accounts(raw.get("accounts", []), aws))
+
+
+def _accounts(raw: Any, aws: AwsConfig) -> tuple[Account, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("accounts", "an array of tables written [[accounts]]")
+    accounts: list[Account] = []
+    for i, item in enumerate(raw):
+        where = f"accounts[{i}]"
+        account = _build(Account, item, where)
+        if account.name == aws.account_name or any(a.name == account.name for a in accounts):
+            taken = "the bot's own account (aws.account_name)" if account.name == aws.account_name else "twice"
+            raise ConfigError(f"{where}.name", f"a unique account name ({account.name!r} is used {taken})")
+        accounts.append(account)
+    return tuple(accounts)
 
 
 def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:

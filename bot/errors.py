@@ -105,3 +105,18 @@ class AwsUnavailable(AwsError):
     """AWS could not be reached (timeouts, connection errors)."""
 
     outcome = "unavailable"
+
+
+class RoleUnavailable(AwsError):
+    """The bot could not assume an account's role (AccessDenied, a wrong external ID, STS unreachable)."""
+
+    outcome = "role-unavailable"
+
+    def __init__(self, account: str, role_arn: str, why: str, code: str = ""):
+        super().__init__(
+            f"I could not reach account {account}: assuming {role_arn} failed ({why}).",
+            "Check that the role exists, that its trust policy lets the bot's principal assume it "
+            "(with the configured external ID, if any), then run `python -m bot check`.",
+            code,
+        )
+        self.account = account

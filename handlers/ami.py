@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import amis
+from bot.errors import UsageError
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.approvals import request_approval
@@ -20,11 +21,11 @@ def create(reply: SlackReply, inv: Invocation) -> str:
     instance_id = inv.args["instance_id"]
     if "reboot" in inv.flags:
         plan = amis.reboot_create_plan(
-            deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
+            reply.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
         )
         return request_approval(reply, plan)
     image = amis.create_image(
-        deps.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
+        reply.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
     )
     # Record, then post: Slack failing from here on loses neither the event nor the watch.
     deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}")
@@ -37,7 +38,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
 
 def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    page = amis.list_images(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
+    page = amis.list_images(reply.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
     reply.ephemeral(blocks.ami_list(page.items, page.total, inv.region, deps.now()))
     return f"{page.total} AMIs"
 
@@ -49,7 +50,7 @@ def launch(reply: SlackReply, inv: Invocation) -> str:
     key, count = inv.options.get("key"), inv.options.get("count", 1)
     request_id = _request_id(reply)
     image, instances = amis.launch_instances(
-        deps.gateway,
+        reply.gateway,
         inv.region,
         image_id,
         reply.user,
@@ -72,7 +73,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     image_id, to = inv.args["image_id"], inv.options["to"]
     name = inv.options.get("name")
     new_id = amis.copy_image(
-        deps.gateway,
+        reply.gateway,
         inv.region,
         image_id,
         to,
@@ -82,32 +83,47 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
         client_token=amis.request_token(_request_id(reply), "copy", inv.region, image_id, to, name),
     )
     deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
-    image = deps.gateway.get_image(to, new_id)
+    image = reply.gateway.get_image(to, new_id)
     verb = f"Copy of {image_id} ({inv.region}):"
     watch = None
     if image.state == "available":
-        amis.tag_backing_snapshots(deps.gateway, image)
+        amis.tag_backing_snapshots(reply.gateway, image)
     elif image.state == "pending":
         watch = reply.watch("image", to, [new_id], {"verb": verb})
     reply.post(blocks.image_progress(image, deps.now(), verb=verb, requested_by=reply.user), watch_id=watch)
     return f"copying {image_id} to {to} as {new_id}"
 
 
+def account_id_of(reply: SlackReply, inv: Invocation) -> str:
+    """The 12-digit account ID the command gave, or the ID of the configured account it named (`prod`)."""
+    given = str(inv.args["account_id"])
+    if given.isdigit():
+        return given
+    config = reply.deps.config
+    if given not in config.account_names:
+        names = ", ".join(f"`{name}`" for name in config.account_names)
+        raise UsageError(
+            f"`{given}` is neither a 12-digit account ID nor an account of this bot ({names}).", inv.verb.usage
+        )
+    account = config.account(given)
+    return account.account_id if account and account.account_id else reply.deps.gateway.account_id(inv.region)
+
+
 def unshare(reply: SlackReply, inv: Invocation) -> str:
-    result = amis.unshare_image(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    result = amis.unshare_image(reply.gateway, inv.region, inv.args["image_id"], account_id_of(reply, inv))
     reply.post(blocks.image_unshared(result, inv.region))
     return result.reason
 
 
 def share(reply: SlackReply, inv: Invocation) -> str:
-    plan = amis.share_plan(reply.deps.gateway, inv.region, inv.args["image_id"], inv.args["account_id"])
+    plan = amis.share_plan(reply.gateway, inv.region, inv.args["image_id"], account_id_of(reply, inv))
     return request_approval(reply, plan)
 
 
 def deregister(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     plan = amis.deregister_plan(
-        deps.gateway,
+        reply.gateway,
         inv.region,
         inv.args["image_id"],
         keep_snapshots="keep-snapshots" in inv.flags,

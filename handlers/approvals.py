@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from bot.domain.plans import Plan
 from bot.errors import Busy
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 
 def request_approval(reply: SlackReply, plan: Plan) -> str:
     """Runner helper for destructive verbs: post the plan for an approver instead of acting."""
+    config = reply.deps.config
+    if len(config.account_names) > 1:  # several accounts: the plan says which one it acts in
+        name = reply.account or config.aws.account_name
+        plan = replace(plan, account=reply.account, title=f"{plan.title} (account {name})")
     row = approval_flow.open_request(reply.deps, plan, reply.user, reply.channel)
     if row["channel"] != reply.channel:
         reply.ephemeral(

@@ -11,8 +11,8 @@ from handlers.slash import register_command
 
 def list_instances(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    page = instances.list_instances(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
-    names = amis.image_names(deps.gateway, inv.region, [i.image_id for i in page.items])
+    page = instances.list_instances(reply.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
+    names = amis.image_names(reply.gateway, inv.region, [i.image_id for i in page.items])
     reply.ephemeral(blocks.instance_list(page.items, page.total, inv.region, deps.now(), names))
     return f"{page.total} instances"
 

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.aws.gateway import Ec2Gateway
 from bot.errors import BotError
 from bot.flows.deps import Deps
 from bot.slack import blocks, send
@@ -40,12 +41,22 @@ class SlackReply:
     channel: str
     response_url: str | None
     line: str  # the command as typed, for the audit log
+    account: str = ""  # `account=NAME`; "" = the bot's own
     audit_id: int | None = None
     slack_notes: list[str] = field(default_factory=list)  # what Slack failed to show, for the audit entry
 
+    @property
+    def gateway(self) -> Ec2Gateway:
+        """AWS in the account the command named, as this user (their Slack ID is the role session name)."""
+        return self.deps.gateway_for(self.account, self.user)
+
+    def _labelled(self, msg: blocks.Message) -> blocks.Message:
+        """Name the account the command acted in, when the bot reaches several."""
+        return blocks.in_account(msg, self.deps.config.account_label(self.account))
+
     def ephemeral(self, msg: blocks.Message) -> None:
         """Only the requester sees it."""
-        refused = self._ephemeral(msg)
+        refused = self._ephemeral(self._labelled(msg))
         if refused:
             log.warning("could not tell %s about %r: %s", self.user, self.line, refused)
 
@@ -63,6 +74,7 @@ class SlackReply:
         from `watch()`, learns the message it is to update, or that it has none.
         """
         where = channel or self.channel
+        msg = self._labelled(msg)
         ts, why = None, ""
         try:
             _, ts = send.post(self.deps.slack, where, msg)
@@ -89,7 +101,7 @@ class SlackReply:
             self.slack_notes.append("the requester was told by ephemeral")
 
     def update(self, ts: str, msg: blocks.Message, channel: str | None = None) -> None:
-        send.update(self.deps.slack, channel or self.channel, ts, msg)
+        send.update(self.deps.slack, channel or self.channel, ts, self._labelled(msg))
 
     def watch(self, kind: str, region: str, resource_ids: list[str], data: dict | None = None) -> int:
         """Follow the resources until they finish (scheduler/watches.py); call before `post`, pass it the ID.
@@ -98,6 +110,8 @@ class SlackReply:
         leave the resources unfollowed.
         """
         deadline = self.deps.now() + self.deps.config.aws.poll_timeout
+        if self.account:
+            data = {**(data or {}), "account": self.account}
         return self.deps.store.add_watch(kind, region, resource_ids, self.channel, None, self.user, deadline, data)
 
 

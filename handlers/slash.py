@@ -23,7 +23,7 @@ def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: C
     text = body.get("text", "") or ""
     line = f"/{command} {text}".strip()
     try:
-        parsed = parse(command, text, deps.config.aws.default_region)
+        parsed = parse(command, text, deps.config.aws.default_region, deps.config.account_names)
         if isinstance(parsed, HelpRequest):
             ack(**blocks.help_message(parsed.command, parsed.verb))
             return
@@ -33,7 +33,7 @@ def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: C
         deps.store.audit(user, channel, line, exc.outcome, exc.message)
         return
     ack(**blocks.working(line))
-    reply = SlackReply(deps, user, channel, body.get("response_url"), line)
+    reply = SlackReply(deps, user, channel, body.get("response_url"), line, account=parsed.account)
     reply.audit_id = deps.store.audit(user, channel, line, "accepted")
     try:
         deps.worker.submit(run_job, reply, runners[parsed.verb.name], parsed)

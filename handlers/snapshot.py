@@ -15,7 +15,7 @@ from handlers.slash import register_command
 def create(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     snap = snapshots.create_snapshot(
-        deps.gateway, inv.region, inv.args["volume_id"], inv.args.get("description") or "", reply.user
+        reply.gateway, inv.region, inv.args["volume_id"], inv.args.get("description") or "", reply.user
     )
     # Record, then post: Slack failing from here on loses neither the event nor the watch.
     deps.store.record_event(inv.region, "created", snap.id, f"by {reply.user}")
@@ -27,24 +27,23 @@ def create(reply: SlackReply, inv: Invocation) -> str:
 def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     limit = inv.options.get("limit", blocks.LIST_LIMIT)
-    page = snapshots.list_snapshots(deps.gateway, inv.region, inv.args.get("volume_id"), limit)
+    page = snapshots.list_snapshots(reply.gateway, inv.region, inv.args.get("volume_id"), limit)
     reply.ephemeral(blocks.snapshot_list(page.items, page.total, inv.region, deps.now(), inv.args.get("volume_id")))
     return f"{page.total} snapshots"
 
 
 def status(reply: SlackReply, inv: Invocation) -> str:
-    snap = snapshots.snapshot_status(reply.deps.gateway, inv.region, inv.args["snapshot_id"])
+    snap = snapshots.snapshot_status(reply.gateway, inv.region, inv.args["snapshot_id"])
     reply.ephemeral(blocks.snapshot_status(snap, reply.deps.now()))
     return f"{snap.id} {snap.state}"
 
 
 def restore(reply: SlackReply, inv: Invocation) -> str:
-    deps = reply.deps
     snapshot_id = inv.args["snapshot_id"]
     instance_id = inv.options.get("instance")
     attach = {"instance_id": instance_id, "device": inv.options.get("device", DEFAULT_DEVICE)} if instance_id else None
     volume = snapshots.restore_snapshot(
-        deps.gateway,
+        reply.gateway,
         inv.region,
         snapshot_id,
         reply.user,
@@ -63,11 +62,11 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     to = inv.options["to"]
     new_id = snapshots.copy_snapshot(
-        deps.gateway, inv.region, inv.args["snapshot_id"], to, reply.user, inv.options.get("description")
+        reply.gateway, inv.region, inv.args["snapshot_id"], to, reply.user, inv.options.get("description")
     )
     deps.store.record_event(to, "created", new_id, f"copy of {inv.args['snapshot_id']} by {reply.user}")
     verb = f"Copy of {inv.args['snapshot_id']}:"
-    snap = deps.gateway.get_snapshot(to, new_id)
+    snap = reply.gateway.get_snapshot(to, new_id)
     watch = reply.watch("snapshot", to, [new_id], {"verb": verb}) if snap.state == "pending" else None
     reply.post(blocks.snapshot_progress(snap, deps.now(), verb=verb, requested_by=reply.user), watch_id=watch)
     return f"copying {inv.args['snapshot_id']} to {to} as {new_id}"
@@ -76,7 +75,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
 def delete(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     plan = snapshot_approvals.delete_snapshots_plan(
-        deps.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
+        reply.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
     )
     return request_approval(reply, plan)
 

@@ -12,7 +12,7 @@ from handlers.slash import register_command
 
 def list_volumes(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
-    page = volumes.list_volumes(deps.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
+    page = volumes.list_volumes(reply.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
     reply.ephemeral(blocks.volume_list(page.items, page.total, inv.region, deps.now()))
     return f"{page.total} volumes"
 
@@ -20,7 +20,7 @@ def list_volumes(reply: SlackReply, inv: Invocation) -> str:
 def attach(reply: SlackReply, inv: Invocation) -> str:
     volume_id, instance_id = inv.args["volume_id"], inv.args["instance_id"]
     device = inv.options.get("device", DEFAULT_DEVICE)
-    volumes.attach_volume(reply.deps.gateway, inv.region, volume_id, instance_id, device)
+    volumes.attach_volume(reply.gateway, inv.region, volume_id, instance_id, device)
     reply.post(blocks.volume_attached(volume_id, instance_id, device, inv.region))
     return f"attached {volume_id} to {instance_id} as {device}"
 

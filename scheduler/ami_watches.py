@@ -11,7 +11,7 @@ from bot.domain import amis
 from bot.errors import NotFound
 from bot.flows.deps import Deps
 from bot.slack import blocks
-from scheduler.watch_messages import finish, give_up, timed_out, update_message
+from scheduler.watch_messages import finish, gateway_of, give_up, timed_out, update_message
 
 _IMAGE_FAILED = ("failed", "error", "invalid", "deregistered")
 _INSTANCE_SETTLED = ("running", "stopped", "stopping", "shutting-down", "terminated")
@@ -21,14 +21,14 @@ def watch_image(deps: Deps, row: Mapping) -> None:
     """AMI creation or copy: tag its backing snapshots and update the message when it is available or failed."""
     region, (image_id,) = row["region"], row["resource_ids"]
     data = row["data"]
-    image = deps.gateway.find_images(region, [image_id]).get(image_id)
+    image = gateway_of(deps, row).find_images(region, [image_id]).get(image_id)
     render = lambda img: blocks.image_progress(  # noqa: E731
         img, deps.now(), verb=data.get("verb", "AMI"), requested_by=row["user"], source=data.get("source", "")
     )
     if image is None:
         finish(deps, row, blocks.watched_gone("AMI", [image_id], region, "it failed or was deregistered"), "failed")
     elif image.state == "available":
-        amis.tag_backing_snapshots(deps.gateway, image)
+        amis.tag_backing_snapshots(gateway_of(deps, row), image)
         finish(deps, row, render(image))
     elif image.state in _IMAGE_FAILED:
         finish(deps, row, render(image), "failed")
@@ -41,7 +41,7 @@ def watch_instances(deps: Deps, row: Mapping) -> None:
     region, ids = row["region"], row["resource_ids"]
     data = row["data"]
     try:
-        found = {i.id: i for i in deps.gateway.describe_instances(region, ids)}
+        found = {i.id: i for i in gateway_of(deps, row).describe_instances(region, ids)}
     except NotFound:  # DescribeInstances fails as a whole when one of the IDs is gone
         finish(deps, row, blocks.watched_gone("Instance" if len(ids) == 1 else "Instances", ids, region), "failed")
         return

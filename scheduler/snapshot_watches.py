@@ -8,7 +8,7 @@ from bot.domain import volumes
 from bot.errors import BotError, NotFound
 from bot.flows.deps import Deps
 from bot.slack import blocks
-from scheduler.watch_messages import finish, give_up, timed_out, update_message
+from scheduler.watch_messages import finish, gateway_of, give_up, timed_out, update_message
 
 
 def watch_snapshot(deps: Deps, row: Mapping) -> None:
@@ -16,7 +16,7 @@ def watch_snapshot(deps: Deps, row: Mapping) -> None:
     region, (snapshot_id,) = row["region"], row["resource_ids"]
     verb = row["data"].get("verb", "Snapshot")
     try:
-        snap = deps.gateway.get_snapshot(region, snapshot_id)
+        snap = gateway_of(deps, row).get_snapshot(region, snapshot_id)
     except NotFound as exc:
         finish(deps, row, blocks.error(exc), "failed")
         return
@@ -35,7 +35,7 @@ def watch_volume(deps: Deps, row: Mapping) -> None:
     data = row["data"]
     snapshot_id, attach = data.get("snapshot_id", ""), data.get("attach")
     try:
-        volume = deps.gateway.get_volume(region, volume_id)
+        volume = gateway_of(deps, row).get_volume(region, volume_id)
     except NotFound as exc:
         finish(deps, row, blocks.error(exc), "failed")
         return
@@ -50,7 +50,7 @@ def watch_volume(deps: Deps, row: Mapping) -> None:
         if not deps.store.claim_watch_step(row["id"], "attach_started", deps.now().isoformat()):
             return
         try:
-            volumes.attach_volume(deps.gateway, region, volume_id, attach["instance_id"], attach["device"])
+            volumes.attach_volume(gateway_of(deps, row), region, volume_id, attach["instance_id"], attach["device"])
         except BotError as exc:
             finish(deps, row, render(volume, exc.message), "failed")
             return

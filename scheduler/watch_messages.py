@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from bot.aws.gateway import Ec2Gateway
 from bot.flows.deps import Deps
 from bot.slack import blocks, send
 from bot.slack.send import SLACK_FAILURES, error_of, message_gone
@@ -31,6 +32,16 @@ STATUS_HINTS = {
 }
 
 
+def gateway_of(deps: Deps, row: Mapping) -> Ec2Gateway:
+    """AWS in the account the watch's command named, as the user who typed it."""
+    return deps.gateway_for(row["data"].get("account"), row["user"])
+
+
+def labelled(deps: Deps, row: Mapping, msg: blocks.Message) -> blocks.Message:
+    """Name the watch's account on its message, when the bot reaches several."""
+    return blocks.in_account(msg, deps.config.account_label(row["data"].get("account", "")))
+
+
 class MessageGone(Exception):
     """Slack will never update this watch's message: the watch ends."""
 
@@ -40,7 +51,7 @@ def update_message(deps: Deps, row: Mapping, msg: blocks.Message) -> None:
     if not row["ts"]:
         return
     try:
-        send.update(deps.slack, row["channel"], row["ts"], msg)
+        send.update(deps.slack, row["channel"], row["ts"], labelled(deps, row, msg))
     except SLACK_FAILURES as exc:
         if message_gone(exc):
             raise MessageGone(error_of(exc)) from exc
@@ -71,7 +82,7 @@ def show(deps: Deps, row: Mapping, msg: blocks.Message) -> None:
         update_message(deps, row, msg)
         return
     try:
-        send.post(deps.slack, row["channel"], msg, thread_ts=row["data"].get("thread_ts"))
+        send.post(deps.slack, row["channel"], labelled(deps, row, msg), thread_ts=row["data"].get("thread_ts"))
     except SLACK_FAILURES:
         log.exception("watch %s: could not post the final state of %s", row["id"], row["resource_ids"])
 

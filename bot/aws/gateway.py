@@ -15,22 +15,26 @@ EC2 API floor.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
 import botocore.parsers
+import botocore.session
 import botocore.utils
 
 from bot import errors
 from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.aws.pacing import Pacer
+from bot.config import Account
 
 log = logging.getLogger(__name__)
 
@@ -593,3 +597,110 @@ class Ec2Gateway:
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         ]
         return tuple(sorted(i.id for i in self.describe_instances(region, filters=filters)))
+
+
+# --- several accounts ------------------------------------------------------------
+
+# The role session name of scheduled work; a command runs as chatops-<Slack user ID>, so the
+# target account's CloudTrail names who typed it.
+BOT_SESSION_NAME = "chatops-bot"
+
+
+def role_session_name(user: str | None) -> str:
+    """STS allows 2-64 characters of letters, digits and +=,.@_-."""
+    if not user:
+        return BOT_SESSION_NAME
+    return re.sub(r"[^A-Za-z0-9+=,.@_-]", "", f"chatops-{user}")[:64]
+
+
+def assume_role_session(
+    base: boto3.session.Session, account: str, role: Account, session_name: str, region: str, sts=None
+) -> boto3.session.Session:
+    """A session acting in `role`'s account: AssumeRole at first use, refreshed by botocore before it expires.
+
+    The credentials are deferred (no STS call until the first AWS call) and
+    refreshable (botocore calls AssumeRole again in the last minutes before the
+    hour is up), so a sweep that runs for hours never meets expired keys.  STS is
+    asked at its regional endpoint; `external_id` is passed when configured.
+    A role that cannot be assumed raises RoleUnavailable, naming the account.
+    """
+    sts = sts or base.client("sts", region_name=region)
+
+    def fetch() -> dict[str, str]:
+        params = {"RoleArn": role.role_arn, "RoleSessionName": session_name, "DurationSeconds": 3600}
+        if role.external_id:
+            params["ExternalId"] = role.external_id
+        try:
+            creds = sts.assume_role(**params)["Credentials"]
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            why = f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip().rstrip(":")
+            raise errors.RoleUnavailable(account, role.role_arn, why, error.get("Code", "")) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise errors.RoleUnavailable(account, role.role_arn, str(exc), type(exc).__name__) from exc
+        expiry = creds["Expiration"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": expiry.isoformat() if isinstance(expiry, datetime) else str(expiry),
+        }
+
+    assumed = botocore.session.Session()
+    assumed.set_config_variable("sts_regional_endpoints", "regional")
+    # The service models are the same for every account: parse them once.
+    assumed.register_component("data_loader", base._session.get_component("data_loader"))
+    assumed._credentials = botocore.credentials.DeferredRefreshableCredentials(
+        refresh_using=fetch, method="sts-assume-role"
+    )
+    return boto3.session.Session(botocore_session=assumed, region_name=region)
+
+
+class Fleet:
+    """A gateway per account: the bot's own, and one per `[[accounts]]` role (and per Slack user, for commands).
+
+    Each account has its own pacer, shared by all its gateways: EC2's buckets
+    are per account, region and action.  Gateways are made on first use and
+    kept; making one calls no AWS.
+    """
+
+    def __init__(
+        self,
+        own: Ec2Gateway,
+        own_name: str,
+        accounts: Iterable[Account],
+        sts_region: str,
+        new_gateway: Callable[[boto3.session.Session, Pacer], Ec2Gateway],
+        new_pacer: Callable[[], Pacer],
+    ):
+        self.own, self.own_name = own, own_name
+        self.accounts = {a.name: a for a in accounts}
+        self.sts_region = sts_region
+        self._new_gateway, self._new_pacer = new_gateway, new_pacer
+        self._gateways: dict[tuple[str, str], Ec2Gateway] = {}
+        self._pacers: dict[str, Pacer] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.own_name, *self.accounts)
+
+    def gateway(self, account: str | None = None, user: str | None = None) -> Ec2Gateway:
+        """The gateway acting in `account` (None or "": the bot's own), as `user` typed it (None: the bot)."""
+        if not account or account == self.own_name:
+            return self.own
+        role = self.accounts.get(account)
+        if role is None:
+            raise errors.NotFound(f"no account is called {account!r}.", f"Accounts: {', '.join(self.names)}.")
+        key = (account, role_session_name(user))
+        with self._lock:
+            if key not in self._gateways:
+                pacer = self._pacers.setdefault(account, self._new_pacer())
+                session = assume_role_session(self.own.session, account, role, key[1], self.sts_region)
+                self._gateways[key] = self._new_gateway(session, pacer)
+            return self._gateways[key]
+
+    def account_id(self, account: str | None, region: str) -> str:
+        """The 12-digit ID of a configured account (from its role ARN; the bot's own from STS)."""
+        role = self.accounts.get(account or "")
+        return role.account_id if role else self.own.account_id(region)

@@ -50,9 +50,13 @@ class Plan:
     usd_month_freed: float = 0.0
     warnings: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)  # executor-specific, e.g. keep_snapshots
+    account: str = ""  # the account it acts in ("" = the bot's own)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        stored = asdict(self)
+        if not self.account:  # a plan in the bot's own account is stored as before accounts existed
+            del stored["account"]
+        return stored
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Plan:

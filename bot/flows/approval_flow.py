@@ -121,7 +121,7 @@ def execute(deps: Deps, row: dict) -> str:
         record_event(deps, plan, result)
 
     try:
-        results = executor_for(plan.kind).execute(deps.context(), plan, progress)
+        results = executor_for(plan.kind).execute(deps.context(plan.account, row["requester"]), plan, progress)
     except Exception as exc:  # the request must end failed and say why, never stay "executing"
         log.exception("executing approval %s failed", approval_id)
         results = [ItemResult(i.resource_id, "failed", f"not attempted: {exc}") for i in plan.items]
@@ -133,11 +133,11 @@ def execute(deps: Deps, row: dict) -> str:
     source = plan.params.get("instance_id", "")
     for result in results:
         if result.started_image:
-            follow_image(deps, row, result.region or plan.region, result.started_image, source)
+            follow_image(deps, row, result.region or plan.region, result.started_image, source, plan.account)
     return state
 
 
-def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str) -> None:
+def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str, account: str = "") -> None:
     """Post an AMI an approved action started in the request's thread; a watch updates it when available.
 
     The watch is recorded before the post: if Slack fails (or its answer is
@@ -146,7 +146,7 @@ def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str)
     already names the AMI.
     """
     try:
-        image = deps.gateway.find_images(region, [image_id]).get(image_id)
+        image = deps.gateway_for(account, row["requester"]).find_images(region, [image_id]).get(image_id)
     except BotError as exc:
         log.warning("approval %s: could not look up %s: %s", row["id"], image_id, exc.message)
         return
@@ -156,6 +156,8 @@ def follow_image(deps: Deps, row: dict, region: str, image_id: str, source: str)
     if image.state == "pending":
         deadline = deps.now() + deps.config.aws.poll_timeout
         watched = {"verb": "AMI", "source": source}
+        if account:
+            watched["account"] = account
         if row.get("message_ts"):
             watched["thread_ts"] = row["message_ts"]
         watch_id = deps.store.add_watch(
@@ -224,7 +226,7 @@ def reconcile_unfinished(deps: Deps) -> int:
     for row in deps.store.orphaned_approvals():
         plan = Plan.from_dict(row["plan"])
         try:
-            results = executor_for(plan.kind).reconcile(deps.context(), plan)
+            results = executor_for(plan.kind).reconcile(deps.context(plan.account), plan)
         except BotError as exc:
             results = [
                 ItemResult(i.resource_id, "failed", f"interrupted; could not check: {exc.message}") for i in plan.items

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from slack_sdk import WebClient
 
-from bot.aws.gateway import Ec2Gateway
+from bot.aws.gateway import Ec2Gateway, Fleet
 from bot.config import Config
 from bot.domain.plans import Context
 from bot.flows.worker import Worker
@@ -27,10 +27,18 @@ class Deps:
     # Set when the process is shutting down: long work (sweeps, batches) stops
     # between items, so nothing is half-done when the store closes.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Every account the bot reaches; None: only its own (`gateway`).
+    fleet: Fleet | None = None
 
     def now(self) -> datetime:
         return self.clock()
 
-    def context(self) -> Context:
-        """What an approval executor or a sweep works with (no Slack, no store)."""
-        return Context(self.gateway, self.config, self.clock, self.stopping)
+    def gateway_for(self, account: str | None = None, user: str | None = None) -> Ec2Gateway:
+        """The gateway acting in `account` ("" or None: the bot's own), for `user` (None: the bot itself)."""
+        if not account or self.fleet is None:
+            return self.gateway
+        return self.fleet.gateway(account, user)
+
+    def context(self, account: str = "", user: str | None = None) -> Context:
+        """What an approval executor or a sweep works with (no Slack, no store), in `account`."""
+        return Context(self.gateway_for(account, user), self.config, self.clock, self.stopping)

@@ -9,7 +9,8 @@ from bot.errors import BotError, ConfigError
 
 def run_checks(env: Mapping[str, str], say: Callable[[str], None]) -> int:
     """Print one line per check; returns 0 when everything passed, 1 otherwise."""
-    from bot.aws.gateway import Ec2Gateway
+    from bot.aws.gateway import Ec2Gateway, Fleet
+    from bot.aws.pacing import Pacer
     from bot.config import load_config
     from bot.process.app import make_slack_client
 
@@ -38,11 +39,32 @@ def run_checks(env: Mapping[str, str], say: Callable[[str], None]) -> int:
 
     gateway = Ec2Gateway(max_attempts=2)
     try:
-        say(f"ok   aws: account {gateway.account_id(config.aws.default_region)}")
+        say(f"ok   aws: account {config.aws.account_name} is {gateway.account_id(config.aws.default_region)}")
         for region in config.aws.regions:
             zones = gateway.availability_zones(region)
             say(f"ok   aws: {region} reachable ({len(zones)} availability zones)")
     except BotError as exc:
         say(f"FAIL aws: {exc}")
-        failures += 1
+        return 1  # without the bot's own credentials no role can be assumed either
+    fleet = Fleet(
+        gateway,
+        config.aws.account_name,
+        config.accounts,
+        config.aws.default_region,
+        new_gateway=lambda session, pacer: Ec2Gateway(session, max_attempts=2, pacer=pacer),
+        new_pacer=Pacer,
+    )
+    for account in config.accounts:  # every role, each on its own: one failing says which, and why
+        try:
+            assumed = fleet.gateway(account.name)
+            found = assumed.account_id(config.aws.default_region)
+            if found != account.account_id:
+                raise BotError(f"its role acts in account {found}, not {account.account_id} as its ARN says.")
+            for region in config.account_regions(account.name):
+                assumed.availability_zones(region)
+            regions = ", ".join(config.account_regions(account.name))
+            say(f"ok   aws: account {account.name} ({found}) through {account.role_arn}: {regions} reachable")
+        except BotError as exc:
+            say(f"FAIL aws: account {account.name}: {exc}")
+            failures += 1
     return 1 if failures else 0

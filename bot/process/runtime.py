@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.aws.gateway import Ec2Gateway
+from bot.aws.gateway import Ec2Gateway, Fleet
 from bot.aws.pacing import Pacer
 from bot.config import Config
 from bot.flows.approval_flow import expire_due, reconcile_unfinished
@@ -62,9 +62,23 @@ def build_deps(
 ) -> Deps:
     """Store, gateway, worker pool and Slack client, as every entry point builds them."""
     stopping = threading.Event()
+
+    def new_pacer() -> Pacer:
+        return Pacer(scale=config.aws.api_rate_scale, stop=stopping)
+
+    own = Ec2Gateway(session, pacer=new_pacer())
+    fleet = Fleet(
+        own,
+        config.aws.account_name,
+        config.accounts,
+        config.aws.default_region,
+        new_gateway=lambda assumed, pacer: Ec2Gateway(assumed, pacer=pacer),
+        new_pacer=new_pacer,
+    )
     return Deps(
         config=config,
-        gateway=Ec2Gateway(session, pacer=Pacer(scale=config.aws.api_rate_scale, stop=stopping)),
+        gateway=own,
+        fleet=fleet,
         store=Store(config.store.path, clock),
         worker=Worker(config.aws.workers),
         slack=make_slack_client(slack.bot_token, slack.api_url, slack.timeout),

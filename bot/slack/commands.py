@@ -11,7 +11,7 @@ manifest, so none of them can drift from what the parser accepts.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.amis import AMI_NAME_PATTERN
@@ -111,6 +111,8 @@ def _any_text(value: str) -> str:
 
 
 REGION = Option("an AWS region like us-west-2", _region)
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # as config.toml names accounts
+ACCOUNT = Option("an account name from config.toml, like prod", _matches(ACCOUNT_NAME.pattern))
 OPTIONS: dict[str, Option] = {
     "region": REGION,
     "to": REGION,
@@ -165,6 +167,7 @@ class Invocation:
     options: Mapping[str, object]
     flags: frozenset[str]
     text: str
+    account: str = ""  # `account=NAME`; "" = the bot's own account
 
     @property
     def line(self) -> str:
@@ -230,8 +233,11 @@ def verbs_line(command: str) -> str:
     return ", ".join(f"`{name}`" for name in COMMANDS[command])
 
 
-def parse(command: str, text: str, default_region: str) -> Invocation | HelpRequest:
-    """Parse the text after `/command` into an Invocation (pure; raises UsageError)."""
+def parse(command: str, text: str, default_region: str, accounts: Sequence[str] = ()) -> Invocation | HelpRequest:
+    """Parse the text after `/command` into an Invocation (pure; raises UsageError).
+
+    `accounts`: the configured account names; `account=` must name one of them.
+    """
     command = command.lstrip("/")
     verbs = COMMANDS.get(command)
     if verbs is None:
@@ -250,7 +256,11 @@ def parse(command: str, text: str, default_region: str) -> Invocation | HelpRequ
         raise UsageError(f"`/{command} {tokens[0]}`: unknown sub-command. Valid: {verbs_line(command)}.", usages)
     if [t.lower() for t in rest] == ["help"]:
         return HelpRequest(command, verb)
-    return _bind(verb, rest, text.strip(), default_region)
+    invocation = _bind(verb, rest, text.strip(), default_region, accounts)
+    if invocation.account and accounts and invocation.account not in accounts:
+        names = ", ".join(f"`{name}`" for name in accounts)
+        raise UsageError(f"`account={invocation.account}`: no such account. Accounts: {names}.", verb.usage)
+    return invocation
 
 
 def _default_fits(default: Verb, token: str) -> bool:
@@ -259,8 +269,8 @@ def _default_fits(default: Verb, token: str) -> bool:
     return kind in ID_PREFIXES and token.lower().startswith(ID_PREFIXES[kind])
 
 
-def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invocation:
-    allowed = {"region": REGION, **verb.options}
+def _bind(verb: Verb, tokens: list[str], text: str, default_region: str, accounts: Sequence[str] = ()) -> Invocation:
+    allowed = {"region": REGION, "account": ACCOUNT, **verb.options}
     options: dict[str, object] = {}
     flags: set[str] = set()
     positional: list[str] = []
@@ -303,11 +313,13 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
         taken: list[str] = []
         while positional and (arg.many or not taken):
             token = positional[0]
-            if not is_id(arg.kind, token):
+            if not is_id(arg.kind, token) and not (arg.kind == "account" and token in accounts):
                 if taken:
                     break
+                names = ", ".join(f"`{name}`" for name in accounts)
+                also = f" nor an account of this bot ({names})" if arg.kind == "account" and names else ""
                 raise UsageError(
-                    f"`{token}` is not a valid {arg.kind} ID (like `{ID_EXAMPLES[arg.kind]}`).", verb.usage
+                    f"`{token}` is not a valid {arg.kind} ID (like `{ID_EXAMPLES[arg.kind]}`){also}.", verb.usage
                 )
             taken.append(positional.pop(0))
         if not taken:
@@ -321,7 +333,8 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str) -> Invo
     for key in sorted(verb.required - options.keys()):
         raise UsageError(f"missing `{key}=` ({allowed[key].expect}).", verb.usage)
     region = str(options.pop("region", default_region))
-    return Invocation(verb, region, args, options, frozenset(flags), text)
+    account = str(options.pop("account", ""))
+    return Invocation(verb, region, args, options, frozenset(flags), text, account)
 
 
 # --- the foundation's verbs -------------------------------------------------------------

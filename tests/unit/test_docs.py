@@ -15,7 +15,7 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
 from bot.__main__ import COMMANDS as CLI_COMMANDS
-from bot.config import Config, Policy, with_overrides
+from bot.config import Account, Config, Policy, with_overrides
 from bot.process.runtime import Runtime, SlackSettings
 from bot.slack import blocks
 from bot.slack.commands import COMMANDS, Verb
@@ -52,16 +52,17 @@ def test_every_cli_sub_command_is_in_the_readme(name):
     assert f"python -m bot {name}" in README
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "policies"}
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("policies", "accounts")}
 
 
 @pytest.mark.parametrize(
     "section, key",
     [(name, f.name) for name in SECTIONS for f in dataclasses.fields(getattr(Config(), name))]
-    + [("policies", f.name) for f in dataclasses.fields(Policy)],
+    + [("policies", f.name) for f in dataclasses.fields(Policy)]
+    + [("accounts", f.name) for f in dataclasses.fields(Account)],
 )
 def test_every_config_key_is_in_the_sample_config_toml(section, key):
-    header = "[[policies]]" if section == "policies" else f"[{section}]"
+    header = f"[[{section}]]" if section in ("policies", "accounts") else f"[{section}]"
     assert header in CONFIG_TOML
     assert re.search(rf"^\s*#?.*\b{key} = ", CONFIG_TOML, re.MULTILINE), f"config.toml does not show {section}.{key}"
 

@@ -108,6 +108,20 @@ def message(text: str, blocks: Sequence[dict]) -> Message:
     return {"text": clip(text, MAX_FALLBACK), "blocks": blocks}
 
 
+def in_account(msg: Message, account: str) -> Message:
+    """`msg` naming the AWS account it is about (first line and fallback), when the bot reaches several.
+
+    The account block goes first and a message already at Slack's block limit
+    drops its last block for it: the account is never left out.
+    """
+    if not account:
+        return msg
+    blocks = [context(f":office: account *{escape(account)}*"), *msg.get("blocks", [])]
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[:MAX_BLOCKS]
+    return {**msg, "text": clip(f"[{account}] {msg.get('text', '')}", MAX_FALLBACK), "blocks": blocks}
+
+
 def packed_sections(lines: Sequence[str], max_sections: int) -> tuple[list[dict], int]:
     """Pack lines into as few ≤3000-char sections as possible; returns (blocks, lines shown)."""
     blocks: list[dict] = []

@@ -1,0 +1,178 @@
+"""End to end over HTTP: commands in another AWS account, reached through STS assume-role on the moto server.
+
+moto acts in account 111111111111 for credentials it issued for `arn:aws:iam::111111111111:role/…`, so what a
+command did lands in that account's EC2 and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.config import Account
+from bot.testing.fakeslack import message_text
+from tests.support.approvals import exists
+from tests.support.factories import base_config, make_instance, make_snapshot, make_volume
+from tests.support.harness import ALICE, BOB
+
+pytestmark = pytest.mark.e2e
+
+PROD_ID = "111111111111"
+PROD = Account(name="prod", role_arn=f"arn:aws:iam::{PROD_ID}:role/chatops", external_id="shared-secret")
+
+
+@pytest.fixture
+def prod_ec2(aws):
+    """EC2 in the prod account, through the same role the bot assumes."""
+    creds = aws.client("sts").assume_role(RoleArn=PROD.role_arn, RoleSessionName="test", ExternalId="shared-secret")
+    c = creds["Credentials"]
+    return aws.client(
+        "ec2",
+        region_name="us-east-1",
+        aws_access_key_id=c["AccessKeyId"],
+        aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"],
+    )
+
+
+@pytest.fixture
+def fleet_bot(make_bot, tmp_path):
+    return make_bot(dataclasses.replace(base_config(tmp_path), accounts=(PROD,)))
+
+
+def test_a_command_acts_in_the_account_it_names_and_only_there(fleet_bot, ec2, prod_ec2):
+    volume = make_volume(prod_ec2, Name="prod-db")
+
+    fleet_bot.command(f"/snapshot {volume} nightly account=prod")
+    fleet_bot.settle()
+
+    [snap] = prod_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert snap["VolumeId"] == volume and snap["Description"] == "nightly"
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []  # nothing in the bot's own account
+    assert {"Key": "chatops:requested-by", "Value": ALICE} in snap["Tags"]
+    assert fleet_bot.deps.gateway.calls["CreateSnapshot"] == 0  # the own account's gateway was not used
+    assert fleet_bot.deps.fleet.gateway("prod", ALICE).calls["CreateSnapshot"] == 1
+
+
+def test_the_default_account_is_the_bots_own(fleet_bot, ec2, prod_ec2):
+    volume = make_volume(ec2)
+    fleet_bot.command(f"/snapshot {volume}")
+    fleet_bot.settle()
+    assert len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]) == 1
+    assert prod_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
+def test_an_unknown_account_is_a_usage_error_naming_the_accounts_before_any_aws_call(fleet_bot):
+    ack = fleet_bot.command("/snapshot list account=staging")
+    fleet_bot.settle()
+
+    text = ack.text
+    assert "account=staging" in text and "`default`" in text and "`prod`" in text
+    assert sum(fleet_bot.deps.gateway.calls.values()) == 0
+    assert fleet_bot.deps.fleet._gateways == {}  # no role was even assumed
+
+
+def test_lists_read_the_named_account(fleet_bot, ec2, prod_ec2):
+    own, prod = make_volume(ec2), make_volume(prod_ec2)
+    fleet_bot.command("/volume list account=prod")
+    fleet_bot.settle()
+    [reply] = fleet_bot.responses()[-1:]
+    assert prod in reply and own not in reply
+
+
+def test_an_approval_in_another_account_names_it_and_deletes_there(fleet_bot, ec2, prod_ec2):
+    snap = make_snapshot(prod_ec2)
+    fleet_bot.command(f"/snapshot delete {snap} account=prod")
+    fleet_bot.settle()
+    [message] = fleet_bot.approval_messages()
+    assert "(account prod)" in message_text(message)
+
+    fleet_bot.click(message, "approval_approve", user=BOB)
+    fleet_bot.settle()
+
+    assert not exists(prod_ec2, snap)
+    [row] = fleet_bot.deps.store.db["approvals"].rows
+    assert row["state"] == "done"
+    assert fleet_bot.deps.gateway.calls["DeleteSnapshot"] == 0
+
+
+def test_a_restore_in_another_account_attaches_there_from_its_watch(fleet_bot, prod_ec2):
+    snap = make_snapshot(prod_ec2)
+    instance = make_instance(prod_ec2)
+    fleet_bot.command(f"/snapshot restore {snap} instance={instance} device=/dev/sdf account=prod")
+    fleet_bot.settle()
+    fleet_bot.wait_watches_done()
+
+    [watch] = fleet_bot.deps.store.db["watches"].rows
+    assert watch["state"] == "done" and json.loads(watch["data"])["account"] == "prod"
+    [volume] = [v for v in prod_ec2.describe_volumes()["Volumes"] if v.get("SnapshotId") == snap]
+    assert [a["InstanceId"] for a in volume["Attachments"]] == [instance]  # attached by the watch, in prod
+
+
+def test_share_with_an_account_by_name(fleet_bot, ec2):
+    image = ec2.register_image(Name="golden", RootDeviceName="/dev/sda1", BlockDeviceMappings=[])["ImageId"]
+    fleet_bot.command(f"/ami share {image} prod")
+    fleet_bot.settle()
+    [message] = fleet_bot.approval_messages()
+    assert PROD_ID in message_text(message)
+
+    fleet_bot.click(message, "approval_approve", user=BOB)
+    fleet_bot.settle()
+    perms = ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+    assert {"UserId": PROD_ID} in perms
+
+
+def test_share_with_a_name_that_is_no_account_is_refused_in_the_ack(fleet_bot, ec2):
+    image = ec2.register_image(Name="golden", RootDeviceName="/dev/sda1", BlockDeviceMappings=[])["ImageId"]
+    ack = fleet_bot.command(f"/ami share {image} staging")
+    fleet_bot.settle()
+    assert "`staging`" in ack.text and "`prod`" in ack.text
+    assert fleet_bot.approval_messages() == []
+
+
+def test_check_tests_every_role(aws, fake_slack, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[aws]\ndefault_region = "us-east-1"\nregions = ["us-east-1"]\naccount_name = "ops"\n\n'
+        f'[[accounts]]\nname = "prod"\nrole_arn = "{PROD.role_arn}"\nexternal_id = "shared-secret"\n'
+        'regions = ["us-east-1", "eu-west-1"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHATOPS_"))}
+    env.update(
+        CHATOPS_CONFIG=str(config),
+        CHATOPS_DB=str(tmp_path / "check.db"),
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="secret",
+        SLACK_API_URL=fake_slack.api_url,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   aws: account ops is 123456789012" in result.stdout
+    assert (
+        f"ok   aws: account prod ({PROD_ID}) through {PROD.role_arn}: us-east-1, eu-west-1 reachable" in result.stdout
+    )
+
+
+def test_replies_name_the_account_when_there_are_several(fleet_bot, ec2, prod_ec2):
+    prod, own = make_volume(prod_ec2), make_volume(ec2)
+    fleet_bot.command("/volume list account=prod")
+    fleet_bot.command("/volume list")
+    fleet_bot.settle()
+    [prod_reply] = [r for r in fleet_bot.responses() if prod in r]
+    [own_reply] = [r for r in fleet_bot.responses() if own in r]
+    assert "account *prod*" in prod_reply and prod_reply.startswith("[prod] ")
+    assert "account *default*" in own_reply
+
+
+def test_a_single_account_bot_says_nothing_of_accounts(bot, ec2):
+    make_volume(ec2)
+    bot.command("/volume list")
+    bot.settle()
+    assert "account" not in bot.responses()[-1]
