@@ -9,6 +9,7 @@ with the same signed payloads as production.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import TextIO
 DEMO_USERS = {"alice": "U0ALICE", "bob": "U0BOB"}
 DEMO_CHANNEL = "C0OPS"
 SIGNING_SECRET = "demo-signing-secret"
+PROD_ROLE = "arn:aws:iam::111111111111:role/chatops"
 
 DEMO_CONFIG = f"""
 [slack]
@@ -30,6 +32,12 @@ digest_channel = "{DEMO_CHANNEL}"
 default_region = "us-east-1"
 regions = ["us-east-1", "us-west-2"]
 poll_interval = "2s"
+
+# A second account, reached through STS assume-role (moto acts in 111111111111 for this role).
+[[accounts]]
+name = "prod"
+role_arn = "{PROD_ROLE}"
+regions = ["us-east-1"]
 
 [access]
 approvers = ["{DEMO_USERS["bob"]}"]
@@ -71,6 +79,28 @@ class Seeded:
     instances: Mapping[str, str]
     snapshots: tuple[str, ...]
     image_id: str
+    prod_volumes: Mapping[str, str] = None  # the second account's
+
+
+def seed_prod(session, region: str = "us-east-1") -> dict[str, str]:
+    """The second account: two volumes, through the same role the bot assumes."""
+    creds = session.client("sts", region_name=region).assume_role(RoleArn=PROD_ROLE, RoleSessionName="demo-seed")
+    c = creds["Credentials"]
+    ec2 = session.client(
+        "ec2",
+        region_name=region,
+        aws_access_key_id=c["AccessKeyId"],
+        aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"],
+    )
+    volumes = {}
+    for name, size in (("orders-db", 200), ("orders-logs", 50)):
+        volumes[name] = ec2.create_volume(
+            AvailabilityZone=f"{region}a",
+            Size=size,
+            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": name}]}],
+        )["VolumeId"]
+    return volumes
 
 
 def seed(session, region: str = "us-east-1", dr_region: str = "us-west-2") -> Seeded:
@@ -147,6 +177,7 @@ def seed(session, region: str = "us-east-1", dr_region: str = "us-west-2") -> Se
 def intro(seeded: Seeded) -> str:
     vols = ", ".join(f"{name} `{vid}`" for name, vid in seeded.volumes.items())
     first = seeded.volumes["db-data"]
+    prod = ": " + ", ".join(f"{n} `{v}`" for n, v in seeded.prod_volumes.items()) if seeded.prod_volumes else ""
     return f"""
 Snapshot & AMI ChatOps bot: demo (AWS is moto on a local port, Slack is simulated)
 Volumes: {vols}
@@ -154,6 +185,7 @@ Try:
   /snapshot {first} Backup of my EBS volume
   /snapshot list
   /volume list
+  /volume list account=prod      (a second account, reached through STS assume-role{prod})
   /chatops help
 Buttons print as [N]; press one with `click N`. Switch user with `as bob` (bob is an approver).
 Type `quit` to leave.
@@ -190,6 +222,8 @@ def run_demo(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, config_path
         config.aws.default_region,
         next((r for r in config.aws.regions if r != config.aws.default_region), "us-west-2"),
     )
+    if config.account("prod") is not None and config.account("prod").role_arn == PROD_ROLE:
+        seeded = dataclasses.replace(seeded, prod_volumes=seed_prod(session, config.aws.default_region))
     runtime = Runtime(
         config,
         SlackSettings(bot_token="xoxb-demo", signing_secret=SIGNING_SECRET, api_url=slack.api_url),

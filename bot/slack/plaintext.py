@@ -21,6 +21,7 @@ EMOJI = {
     ":large_green_circle:": "🟢",
     ":black_circle:": "⚫",
     ":lock:": "🔒",
+    ":office:": "🏢",
     ":boom:": "💥",
     ":mag:": "🔍",
     ":broom:": "🧹",

@@ -112,3 +112,19 @@ def test_demo_refuses_a_malformed_id_with_usage(demo):
     assert code == 0, err
     assert "`vol-123` is not a valid volume ID" in out and "Usage: /snapshot vol-…" in out
     assert not SNAPSHOT_ID.search(out.partition("> /snapshot vol-123")[2])
+
+
+def test_demo_reaches_a_second_account_through_assume_role(demo):
+    intro = demo.read_intro()
+    prod_line = next(line for line in intro.splitlines() if "account=prod" in line)
+    prod_volume = re.search(r"orders-db `(vol-[0-9a-f]{17})`", prod_line)
+    assert prod_volume, prod_line
+    own_volume = intro_volume(intro)
+
+    code, out, err = demo.finish("/volume list account=prod")
+
+    assert code == 0, err
+    listing = out.partition("> /volume list account=prod")[2]
+    assert prod_volume.group(1) in listing and own_volume not in listing
+    assert "🏢 account *prod*" in listing
+    assert "Traceback" not in out + err
