@@ -28,7 +28,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
         reply.gateway, inv.region, instance_id, inv.options["name"], inv.options.get("description", ""), reply.user
     )
     # Record, then post: Slack failing from here on loses neither the event nor the watch.
-    deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}")
+    deps.store.record_event(inv.region, "created", image.id, f"by {reply.user}", reply.account)
     watch = None
     if image.state == "pending":
         watch = reply.watch("image", inv.region, [image.id], {"verb": "AMI", "source": instance_id})
@@ -82,7 +82,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
         inv.options.get("description"),
         client_token=amis.request_token(_request_id(reply), "copy", inv.region, image_id, to, name),
     )
-    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}")
+    deps.store.record_event(to, "created", new_id, f"copy of {image_id} by {reply.user}", reply.account)
     image = reply.gateway.get_image(to, new_id)
     verb = f"Copy of {image_id} ({inv.region}):"
     watch = None

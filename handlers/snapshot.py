@@ -18,7 +18,7 @@ def create(reply: SlackReply, inv: Invocation) -> str:
         reply.gateway, inv.region, inv.args["volume_id"], inv.args.get("description") or "", reply.user
     )
     # Record, then post: Slack failing from here on loses neither the event nor the watch.
-    deps.store.record_event(inv.region, "created", snap.id, f"by {reply.user}")
+    deps.store.record_event(inv.region, "created", snap.id, f"by {reply.user}", reply.account)
     watch = reply.watch("snapshot", inv.region, [snap.id], {"verb": "Snapshot"}) if snap.state == "pending" else None
     reply.post(blocks.snapshot_progress(snap, deps.now(), requested_by=reply.user), watch_id=watch)
     return f"created {snap.id} of {snap.volume_id}"
@@ -64,7 +64,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
     new_id = snapshots.copy_snapshot(
         reply.gateway, inv.region, inv.args["snapshot_id"], to, reply.user, inv.options.get("description")
     )
-    deps.store.record_event(to, "created", new_id, f"copy of {inv.args['snapshot_id']} by {reply.user}")
+    deps.store.record_event(to, "created", new_id, f"copy of {inv.args['snapshot_id']} by {reply.user}", reply.account)
     verb = f"Copy of {inv.args['snapshot_id']}:"
     snap = reply.gateway.get_snapshot(to, new_id)
     watch = reply.watch("snapshot", to, [new_id], {"verb": verb}) if snap.state == "pending" else None

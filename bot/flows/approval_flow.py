@@ -198,7 +198,7 @@ def record_event(deps: Deps, plan: Plan, result: ItemResult) -> None:
     else:
         return
     if kind:
-        deps.store.record_event(result.region or plan.region, kind, result.resource_id, result.reason)
+        deps.store.record_event(result.region or plan.region, kind, result.resource_id, result.reason, plan.account)
 
 
 def expire(deps: Deps, row: dict) -> bool:

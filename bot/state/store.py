@@ -154,12 +154,19 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # Several AWS accounts: each event names its account ("" = the bot's own), so one
+    # account's digest never counts what a command did in another.
+    db.execute("ALTER TABLE events ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 EVENT_KINDS = ("created", "deleted", "failed")
 # How a watch ends (it starts "posting" or "watching"): done, failed (the
@@ -615,20 +622,22 @@ class Store:
 
     # -- resource events --
 
-    def record_event(self, region: str, kind: str, resource_id: str, detail: str = "") -> None:
+    def record_event(self, region: str, kind: str, resource_id: str, detail: str = "", account: str = "") -> None:
+        """What happened to a resource, for the digest; `account` "" is the bot's own."""
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         with self._lock:
             self.db.execute(
-                "INSERT INTO events (at, region, kind, resource_id, detail) VALUES (?, ?, ?, ?, ?)",
-                [self.now(), region, kind, resource_id, detail[:500]],
+                "INSERT INTO events (at, region, kind, resource_id, detail, account) VALUES (?, ?, ?, ?, ?, ?)",
+                [self.now(), region, kind, resource_id, detail[:500], account],
             )
 
-    def event_counts(self, since: datetime) -> dict[str, dict[str, int]]:
-        """region → {created, deleted, failed} counts since `since`."""
+    def event_counts(self, since: datetime, account: str = "") -> dict[str, dict[str, int]]:
+        """region → {created, deleted, failed} counts since `since`, in `account` ("" = the bot's own)."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT region, kind, count(*) FROM events WHERE at >= ? GROUP BY region, kind", [iso(since)]
+                "SELECT region, kind, count(*) FROM events WHERE at >= ? AND account = ? GROUP BY region, kind",
+                [iso(since), account],
             ).fetchall()
         counts: dict[str, dict[str, int]] = {}
         for region, kind, n in rows:

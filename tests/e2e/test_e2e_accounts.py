@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -57,6 +58,10 @@ def test_a_command_acts_in_the_account_it_names_and_only_there(fleet_bot, ec2, p
     assert {"Key": "chatops:requested-by", "Value": ALICE} in snap["Tags"]
     assert fleet_bot.deps.gateway.calls["CreateSnapshot"] == 0  # the own account's gateway was not used
     assert fleet_bot.deps.fleet.gateway("prod", ALICE).calls["CreateSnapshot"] == 1
+    # The event is prod's: the bot's own account's digest does not count it.
+    since = fleet_bot.deps.now() - timedelta(hours=1)
+    assert fleet_bot.deps.store.event_counts(since) == {}
+    assert fleet_bot.deps.store.event_counts(since, "prod")["us-east-1"]["created"] == 1
 
 
 def test_the_default_account_is_the_bots_own(fleet_bot, ec2, prod_ec2):
