@@ -113,6 +113,8 @@ def _any_text(value: str) -> str:
 REGION = Option("an AWS region like us-west-2", _region)
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # as config.toml names accounts
 ACCOUNT = Option("an account name from config.toml, like prod", _matches(ACCOUNT_NAME.pattern))
+# The commands that act on AWS resources take `account=`; policies say which accounts they cover in config.toml.
+ACCOUNT_COMMANDS = frozenset({"snapshot", "volume", "instance", "ami"})
 OPTIONS: dict[str, Option] = {
     "region": REGION,
     "to": REGION,
@@ -270,7 +272,7 @@ def _default_fits(default: Verb, token: str) -> bool:
 
 
 def _bind(verb: Verb, tokens: list[str], text: str, default_region: str, accounts: Sequence[str] = ()) -> Invocation:
-    allowed = {"region": REGION, "account": ACCOUNT, **verb.options}
+    allowed = {"region": REGION, **({"account": ACCOUNT} if verb.command in ACCOUNT_COMMANDS else {}), **verb.options}
     options: dict[str, object] = {}
     flags: set[str] = set()
     positional: list[str] = []

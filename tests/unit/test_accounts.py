@@ -96,6 +96,12 @@ def test_account_option_must_name_a_configured_account():
     assert "`default`" in exc.value.message and "`prod`" in exc.value.message
 
 
+def test_commands_that_do_not_act_on_resources_refuse_account():
+    with pytest.raises(UsageError) as exc:
+        parse("lifecycle", "preview daily-db account=prod", "us-east-1", ("default", "prod"))
+    assert "unknown option `account=`" in exc.value.message
+
+
 def test_share_takes_an_account_name_only_when_it_is_configured():
     inv = parse("ami", "share ami-0123456789abcdef0 prod", "us-east-1", ("default", "prod"))
     assert inv.args["account_id"] == "prod"

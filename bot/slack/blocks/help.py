@@ -22,7 +22,8 @@ def help_message(command: str | None = None, verb: Verb | None = None) -> Messag
         blocks.append(section("\n".join(lines)))
     blocks.append(
         context(
-            "Every command takes `region=…` and `help`. :lock: = needs an approver. "
+            "Every command takes `region=…` and `help`; those on snapshots, volumes, instances and AMIs "
+            "also `account=…` (see config.toml). :lock: = needs an approver. "
             "IDs look like `vol-0123456789abcdef0`."
         )
     )
