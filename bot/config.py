@@ -253,6 +253,10 @@ class Policy:
     keep_weekly: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))
     keep_monthly: int = _spec(0, **_number(0, True, "a whole number, 0 or more"))
     copy_to: tuple[str, ...] = _spec((), **_string_list(_REGION, "a list of AWS regions"))
+    # The accounts it covers (names of [[accounts]] or aws.account_name; ["*"] = every one); default the bot's own.
+    accounts: tuple[str, ...] = _spec(
+        (), **_string_list(re.compile(r"^(\*|[a-z][a-z0-9_-]{0,62})$"), 'a list of account names, or ["*"]')
+    )
     on_expired: str = _spec("approve", **_choice("approve", "delete", "report"))
 
 
@@ -303,8 +307,15 @@ class Config:
     def policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
 
-    def policy_regions(self, policy: Policy) -> tuple[str, ...]:
-        return policy.regions or self.aws.regions
+    def policy_regions(self, policy: Policy, account: str = "") -> tuple[str, ...]:
+        """The regions a policy covers in `account` ("" = the bot's own): its own list, else the account's."""
+        return policy.regions or self.account_regions(account or self.aws.account_name)
+
+    def policy_accounts(self, policy: Policy) -> tuple[str, ...]:
+        """The account names a policy covers, the bot's own first."""
+        if "*" in policy.accounts:
+            return self.account_names
+        return policy.accounts or (self.aws.account_name,)
 
 
 _SECTIONS: dict[str, type] = {
@@ -368,7 +379,15 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
         if any(p.name == policy.name for p in policies):
             raise ConfigError(f"{where}.name", f"a unique policy name ({policy.name!r} is used twice)")
         policies.append(policy)
-    return Config(**sections, policies=tuple(policies), accounts=_accounts(raw.get("accounts", []), aws))
+    config = Config(**sections, policies=tuple(policies), accounts=_accounts(raw.get("accounts", []), aws))
+    for i, policy in enumerate(config.policies):
+        unknown = [name for name in policy.accounts if name != "*" and name not in config.account_names]
+        if unknown or ("*" in policy.accounts and len(policy.accounts) > 1):
+            names = ", ".join(config.account_names)
+            raise ConfigError(
+                f"policies[{i}].accounts", f'["*"] or names of accounts ({names}), not {unknown or policy.accounts}'
+            )
+    return config
 
 
 def _accounts(raw: Any, aws: AwsConfig) -> tuple[Account, ...]:

@@ -34,7 +34,7 @@ def list_(reply: SlackReply, inv: Invocation) -> str:
 
 
 def preview(reply: SlackReply, inv: Invocation) -> str:
-    reports = [lifecycle_flow.preview_policy(reply.deps, p) for p in _policies(reply, inv, allow_all=True)]
+    reports = [r for p in _policies(reply, inv, allow_all=True) for r in lifecycle_flow.preview_policy(reply.deps, p)]
     report = lifecycle_flow.sweep_report(reply.deps, reports)
     reply.ephemeral(blocks.sweep_report_message(report))
     return f"preview: {sum(len(r.expired) for r in reports)} would be deleted"
@@ -43,14 +43,16 @@ def preview(reply: SlackReply, inv: Invocation) -> str:
 def run(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     [policy] = _policies(reply, inv, allow_all=False)
-    report = lifecycle_flow.run_policy(deps, policy, user=reply.user, trigger="manual")
-    summary = lifecycle_flow.sweep_report(deps, [report])
+    reports = lifecycle_flow.run_policy(deps, policy, user=reply.user, trigger="manual")
+    summary = lifecycle_flow.sweep_report(deps, reports)
     lifecycle_flow.post_report(deps, summary)
     if reply.channel != deps.config.slack.digest_channel:
         reply.ephemeral(blocks.sweep_report_message(summary))
+    approvals = ", ".join(r.approval_id for r in reports if r.approval_id)
     return (
-        f"{len(report.created)} created, {len(report.expired)} expired, {len(report.deleted)} deleted, "
-        f"{len(report.failed)} failed" + (f", approval {report.approval_id}" if report.approval_id else "")
+        f"{sum(len(r.created) for r in reports)} created, {sum(len(r.expired) for r in reports)} expired, "
+        f"{sum(len(r.deleted) for r in reports)} deleted, {sum(len(r.failed) for r in reports)} failed"
+        + (f", approval {approvals}" if approvals else "")
     )
 
 

@@ -69,7 +69,7 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
         log.warning("policy %s fired before its first slot; skipped", policy_name)
         return
     try:
-        report = lifecycle_flow.run_policy(deps, policy, trigger=trigger, slot=slot)
+        reports = lifecycle_flow.run_policy(deps, policy, trigger=trigger, slot=slot)
     except lifecycle_flow.AlreadyRunning:
         log.info(
             "policy %s: slot %s already ran, or a run is going (here or in another process); skipped",
@@ -80,7 +80,7 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     except Exception:
         log.exception("policy %s failed", policy_name)
         return
-    lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, [report]))
+    lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, reports))
 
 
 def digest_trigger(deps: Deps) -> BaseTrigger:

@@ -594,11 +594,15 @@ def execute_sweep(
     groups = _by_region(plan)
     name = plan.params.get("policy", "")
     policy = ctx.config.policy(name)
+    account = plan.account or ctx.config.aws.account_name
+    why_not = ""
     if policy is None:
+        why_not = f"spared: policy {name} is no longer configured"
+    elif account not in ctx.config.policy_accounts(policy):
+        why_not = f"spared: policy {name} no longer covers account {account}"
+    if why_not:
         results = [
-            ItemResult(i.resource_id, "spared", f"spared: policy {name} is no longer configured", region)
-            for region, items in groups.items()
-            for i in items
+            ItemResult(i.resource_id, "spared", why_not, region) for region, items in groups.items() for i in items
         ]
         for r in results:
             progress(r)

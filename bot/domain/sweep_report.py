@@ -59,6 +59,7 @@ class PolicyReport:
     kept: int = 0
     approval_id: str = ""  # on_expired=approve: the batch approval request
     error: str = ""  # the policy could not run at all (e.g. listing failed)
+    account: str = ""  # the account it ran in, named when the bot reaches several ("" otherwise)
 
     @property
     def deletes(self) -> bool:
@@ -120,6 +121,7 @@ def policy_report(
     failed: Sequence[Failed] = (),
     spared: Sequence[Spared] = (),
     approval_id: str = "",
+    account: str = "",
 ) -> PolicyReport:
     """A PolicyReport from retention decisions and what the run then did."""
     return PolicyReport(
@@ -133,4 +135,5 @@ def policy_report(
         spared=tuple(spared),
         kept=sum(d.action == "keep" for d in decisions),
         approval_id=approval_id,
+        account=account,
     )

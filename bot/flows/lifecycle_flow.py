@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Policy
 from bot.domain import lifecycle
 from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
-from bot.domain.plans import ItemResult
+from bot.domain.plans import ItemResult, Plan
 from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
 from bot.errors import BotError
 from bot.flows import approval_flow
@@ -67,9 +67,11 @@ def run_policy(
     dry_run: bool = False,
     trigger: str = "manual",
     slot: datetime | None = None,
-) -> PolicyReport:
-    """One run of a policy under its lease: create + copy (unless create=False), then sweep.
+) -> list[PolicyReport]:
+    """One run of a policy under its lease: create + copy (unless create=False), then sweep; a report per account.
 
+    Every account the policy covers runs at once, each on its own: an account
+    whose role cannot be assumed reports its failures, the others complete.
     Raises AlreadyRunning when a run of this policy is under way (in this
     process or another), so two runs never overlap, or when the scheduled
     `slot` already ran (in any process sharing the store).
@@ -82,53 +84,77 @@ def run_policy(
             f"policy {policy.name} is running right now; not started again.",
             "See `/lifecycle list` for its last result.",
         )
-    report = None
+    reports = None
     try:
-        report = _run(deps, policy, user=user, create=create)
-        return report
+        reports = _each_account(deps, policy, lambda account: _run(deps, policy, account, user=user, create=create))
+        return reports
     finally:
-        state = "ok" if report is not None and report.ok else "failed"
+        state = "ok" if reports is not None and all(r.ok for r in reports) else "failed"
         if deps.stopping.is_set() and state != "ok":
             state = "interrupted"  # stopped between items by a shutdown; the next run picks up the rest
-        summary = _summary(report) if report is not None else {"error": "crashed; see the logs"}
+        summary = _summary(reports) if reports is not None else {"error": "crashed; see the logs"}
         deps.store.finish_run(run_id, state, summary)
 
 
-def _summary(report: PolicyReport) -> dict:
+def _each_account(deps: Deps, policy: Policy, work) -> list[PolicyReport]:
+    """`work(account)` for every account the policy covers, at once; one that raises reports the error."""
+    accounts = deps.config.policy_accounts(policy)
+    outcome = lifecycle.in_parallel(list(accounts), work)
+    reports = []
+    for account in accounts:
+        value = outcome[account]
+        if isinstance(value, Exception):
+            log.error("policy %s in account %s failed: %s", policy.name, account, value)
+            why = value.message if isinstance(value, BotError) else f"unexpected error: {value}"
+            value = PolicyReport(policy.name, policy.on_expired, account=deps.config.account_label(account), error=why)
+        reports.append(value)
+    return reports
+
+
+def _summary(reports: list[PolicyReport]) -> dict:
     return {
-        "created": len(report.created),
-        "expired": len(report.expired),
-        "deleted": len(report.deleted),
-        "failed": len(report.failed),
-        "approval_id": report.approval_id,
-        "error": report.error,
+        "created": sum(len(r.created) for r in reports),
+        "expired": sum(len(r.expired) for r in reports),
+        "deleted": sum(len(r.deleted) for r in reports),
+        "failed": sum(len(r.failed) for r in reports),
+        "approval_id": ", ".join(r.approval_id for r in reports if r.approval_id),
+        "error": "; ".join(f"{r.account}: {r.error}" if r.account else r.error for r in reports if r.error),
     }
 
 
-def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport:
-    gw, config, now = deps.gateway, deps.config, deps.now()
+def in_account(config, policy: Policy, account: str) -> Policy:
+    """The policy as it runs in one account: its regions made explicit (its own list, else the account's)."""
+    return replace(policy, regions=config.policy_regions(policy, account))
+
+
+def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -> PolicyReport:
+    config, now = deps.config, deps.now()
+    label = config.account_label(account)
+    own = "" if account == config.aws.account_name else account  # how plans and events name it
+    gw = deps.gateway_for(own)
+    policy = in_account(config, policy, account)
     created, failed = (
         lifecycle.create_backups(gw, config, policy, now, user, stopping=deps.stopping) if create else ([], [])
     )
     for c in created:
-        deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}")
+        deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} of {c.source_id}", own)
     decisions, list_failed, listings = lifecycle.decide_policy(gw, config, policy, now)
     failed += list_failed
     failed += lifecycle.tag_policy_image_snapshots(gw, policy, listings)
     if create:
         copies, copy_failed = lifecycle.copy_to_dr(gw, config, policy, decisions, user)
         for c in copies:
-            deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} copy of {c.copy_of}")
+            deps.store.record_event(c.region, "created", c.id, f"policy {policy.name} copy of {c.copy_of}", own)
         created += copies
         failed += copy_failed
     for f in failed:
-        deps.store.record_event(f.region, "failed", f.id, f"{f.action}: {f.reason}")
+        deps.store.record_event(f.region, "failed", f.id, f"{f.action}: {f.reason}", own)
     expired = [d for d in decisions if d.action == "expire"]
     price = config.pricing.snapshot_gb_month
     if not expired or policy.on_expired == "report":
-        report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed)
+        report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed, account=label)
     elif policy.on_expired == "delete":
-        plan = lifecycle.sweep_plan(policy, expired, price)
+        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
 
         def progress(result: ItemResult) -> None:
             deps.store.audit(
@@ -140,23 +166,31 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
             )
             approval_flow.record_event(deps, plan, result)
 
-        results = lifecycle.execute_sweep(deps.context(), plan, progress, listings)
-        report = lifecycle.report_from_results(policy, decisions, results, created, failed)
+        results = lifecycle.execute_sweep(deps.context(own), plan, progress, listings)
+        report = replace(lifecycle.report_from_results(policy, decisions, results, created, failed), account=label)
     else:
-        plan = lifecycle.sweep_plan(policy, expired, price)
+        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
         try:
             row = approval_flow.open_request(deps, plan, user, config.slack.digest_channel)
             approval_id = row["id"]
         except BotError as exc:
-            report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed)
+            report = policy_report(
+                policy.name, policy.on_expired, decisions, created=created, failed=failed, account=label
+            )
             return _with_error(report, f"could not ask for approval: {exc.message}")
         report = policy_report(
-            policy.name, policy.on_expired, decisions, created=created, failed=failed, approval_id=approval_id
+            policy.name,
+            policy.on_expired,
+            decisions,
+            created=created,
+            failed=failed,
+            approval_id=approval_id,
+            account=label,
         )
     deps.store.audit(
         user if user != lifecycle.SCHEDULER_USER else "",
         config.slack.digest_channel,
-        f"lifecycle run {policy.name}",
+        f"lifecycle run {policy.name}" + (f" in account {label}" if label else ""),
         "ok" if report.ok else "failed",
         f"{len(report.created)} created, {len(report.expired)} expired, {len(report.deleted)} deleted, "
         f"{len(report.failed)} failed",
@@ -164,13 +198,24 @@ def _run(deps: Deps, policy: Policy, *, user: str, create: bool) -> PolicyReport
     return report
 
 
+def _account_plan(plan: Plan, account: str, label: str) -> Plan:
+    """A sweep's plan acts in its account, and its title names it when the bot reaches several."""
+    return replace(plan, account=account, title=f"{plan.title} (account {label})" if label else plan.title)
+
+
 def _with_error(report: PolicyReport, error: str) -> PolicyReport:
     return replace(report, error=error)
 
 
-def preview_policy(deps: Deps, policy: Policy) -> PolicyReport:
-    """Dry run: what the policy would create and delete now. Reads only."""
-    gw, config, now = deps.gateway, deps.config, deps.now()
+def preview_policy(deps: Deps, policy: Policy) -> list[PolicyReport]:
+    """Dry run: what the policy would create and delete now, a report per account. Reads only."""
+    return _each_account(deps, policy, lambda account: _preview(deps, policy, account))
+
+
+def _preview(deps: Deps, policy: Policy, account: str) -> PolicyReport:
+    config, now = deps.config, deps.now()
+    gw = deps.gateway_for("" if account == config.aws.account_name else account)
+    policy = in_account(config, policy, account)
     would_create = []
     for region in lifecycle.policy_regions(config, policy):
         try:
@@ -178,7 +223,15 @@ def preview_policy(deps: Deps, policy: Policy) -> PolicyReport:
         except BotError as exc:
             log.warning("preview of %s in %s: %s", policy.name, region, exc)
     decisions, failed, _ = lifecycle.decide_policy(gw, config, policy, now)
-    return policy_report(policy.name, policy.on_expired, decisions, dry_run=True, created=would_create, failed=failed)
+    return policy_report(
+        policy.name,
+        policy.on_expired,
+        decisions,
+        dry_run=True,
+        created=would_create,
+        failed=failed,
+        account=config.account_label(account),
+    )
 
 
 def sweep_report(deps: Deps, reports: list[PolicyReport]) -> SweepReport:

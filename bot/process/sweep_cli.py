@@ -37,9 +37,9 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
     restore = _stop_on_signals(deps.stopping)
     try:
         if dry_run:
-            reports = [lifecycle_flow.preview_policy(deps, p) for p in policies]
+            reports = [r for p in policies for r in lifecycle_flow.preview_policy(deps, p)]
         else:
-            reports = [lifecycle_flow.run_policy(deps, p, create=False, trigger="cli") for p in policies]
+            reports = [r for p in policies for r in lifecycle_flow.run_policy(deps, p, create=False, trigger="cli")]
         report = lifecycle_flow.sweep_report(deps, reports)
         say(report_text(blocks.sweep_report_message(report)))
         if slack.bot_token and not dry_run:

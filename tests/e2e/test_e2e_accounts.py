@@ -11,14 +11,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
+import botocore.awsrequest
 import pytest
 
 from bot.config import Account
 from bot.testing.fakeslack import message_text
 from tests.support.approvals import exists
-from tests.support.factories import base_config, make_instance, make_snapshot, make_volume
+from tests.support.factories import base_config, daily_policy, make_instance, make_snapshot, make_volume
 from tests.support.harness import ALICE, BOB
 
 pytestmark = pytest.mark.e2e
@@ -181,3 +183,89 @@ def test_a_single_account_bot_says_nothing_of_accounts(bot, ec2):
     bot.command("/volume list")
     bot.settle()
     assert "account" not in bot.responses()[-1]
+
+
+# --- policies over several accounts ------------------------------------------------------------
+
+
+def policy_snapshots(client) -> list[str]:
+    found = client.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:chatops:policy", "Values": ["daily-db"]}]
+    )
+    return [s["SnapshotId"] for s in found["Snapshots"]]
+
+
+@pytest.fixture
+def fleet_policy_bot(make_bot, tmp_path):
+    def make(**changes):
+        changes.setdefault("accounts", ("*",))
+        config = dataclasses.replace(base_config(tmp_path), accounts=(PROD,), policies=(daily_policy(**changes),))
+        return make_bot(config)
+
+    return make
+
+
+def test_a_policy_over_every_account_backs_up_and_sweeps_each_in_its_own_account(fleet_policy_bot, ec2, prod_ec2):
+    bot = fleet_policy_bot(on_expired="delete", keep=1)
+    own, prod = make_volume(ec2, Backup="daily"), make_volume(prod_ec2, Backup="daily")
+
+    for i in range(2):
+        if i:
+            time.sleep(1.1)  # moto stamps StartTime to the second; retention orders by it
+        bot.command("/lifecycle run daily-db")
+        bot.settle()
+
+    own_left, prod_left = policy_snapshots(ec2), policy_snapshots(prod_ec2)
+    assert len(own_left) == 1 and len(prod_left) == 1  # keep=1 in each account, the older one deleted in each
+    assert ec2.describe_snapshots(SnapshotIds=own_left)["Snapshots"][0]["VolumeId"] == own
+    assert prod_ec2.describe_snapshots(SnapshotIds=prod_left)["Snapshots"][0]["VolumeId"] == prod
+    report = "\n".join(message_text(m) for m in bot.posted() if "daily-db" in message_text(m))
+    assert "account *default*" in report and "account *prod*" in report
+    since = bot.deps.now() - timedelta(hours=1)
+    assert bot.deps.store.event_counts(since, "prod")["us-east-1"] == {"created": 2, "deleted": 1, "failed": 0}
+    assert bot.deps.store.event_counts(since)["us-east-1"] == {"created": 2, "deleted": 1, "failed": 0}
+
+
+def test_an_approved_sweep_in_another_account_deletes_there(fleet_policy_bot, ec2, prod_ec2):
+    bot = fleet_policy_bot(on_expired="approve", keep=1, accounts=("prod",))
+    make_volume(prod_ec2, Backup="daily")
+    make_volume(ec2, Backup="daily")  # not covered: the policy is prod's only
+    for i in range(2):
+        if i:
+            time.sleep(1.1)
+        bot.command("/lifecycle run daily-db")
+        bot.settle()
+    assert policy_snapshots(ec2) == []
+    [message] = bot.approval_messages()
+    assert "(account prod)" in message_text(message)
+    bot.click(message, "approval_approve", user=BOB)
+    bot.settle()
+    assert len(policy_snapshots(prod_ec2)) == 1
+    [row] = bot.deps.store.db["approvals"].rows
+    assert row["state"] == "done"
+
+
+def test_an_account_whose_role_fails_is_reported_and_the_others_complete(fleet_policy_bot, ec2, prod_ec2):
+    bot = fleet_policy_bot(on_expired="report")
+    make_volume(ec2, Backup="daily")
+    make_volume(prod_ec2, Backup="daily")
+
+    def refuse(params, **_):  # STS refusing the role, as AWS does for a trust policy that does not allow the bot
+        if params.get("body", {}).get("RoleArn") == PROD.role_arn:
+            error = {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: sts:AssumeRole"}}
+            return botocore.awsrequest.AWSResponse("", 403, {}, None), {
+                **error,
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            }
+        return None
+
+    bot.deps.gateway.session.events.register("before-call.sts.AssumeRole", refuse)
+    bot.command("/lifecycle run daily-db")
+    bot.settle()
+
+    assert len(policy_snapshots(ec2)) == 1  # the bot's own account completed
+    assert policy_snapshots(prod_ec2) == []
+    report = message_text([m for m in bot.posted() if "daily-db" in message_text(m)][-1])
+    assert "account *prod*" in report and "AccessDenied" in report and PROD.role_arn in report
+    [run] = bot.deps.store.db["runs"].rows
+    assert run["state"] == "failed"

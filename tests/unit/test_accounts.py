@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -13,8 +15,11 @@ from bot import errors
 from bot.aws.gateway import BOT_SESSION_NAME, Ec2Gateway, Fleet, assume_role_session, role_session_name
 from bot.aws.pacing import Pacer
 from bot.config import Account, parse_config
+from bot.domain.lifecycle import execute_sweep
+from bot.domain.plans import Context, Plan, PlanItem
 from bot.errors import ConfigError, UsageError
 from bot.slack.commands import parse
+from tests.support.factories import daily_policy
 
 PROD = Account(name="prod", role_arn="arn:aws:iam::111111111111:role/chatops", external_id="shared-secret")
 
@@ -180,3 +185,40 @@ def test_each_account_acts_in_its_own_ec2(moto_ec2):
     assert len(list(prod.describe_volumes("us-east-1"))) == 1
     assert list(own.describe_volumes("us-east-1")) == []
     assert prod.account_id("us-east-1") == "111111111111" != own.account_id("us-east-1")
+
+
+# --- policies over accounts ----------------------------------------------------------------
+
+
+def test_policy_accounts_resolve_and_unknown_names_stop_start_up():
+    policy = {"name": "p", "resource": "volume", "target_tags": {"a": "b"}, "every": "12h"}
+    raw = {"accounts": [{"name": "prod", "role_arn": PROD.role_arn, "regions": ["eu-west-1"]}]}
+    config = parse_config({**raw, "policies": [{**policy, "accounts": ["*"]}]})
+    assert config.policy_accounts(config.policies[0]) == ("default", "prod")
+    assert config.policy_regions(config.policies[0], "prod") == ("eu-west-1",)
+    assert config.policy_accounts(parse_config({**raw, "policies": [policy]}).policies[0]) == ("default",)
+    for bad in (["staging"], ["*", "prod"]):
+        with pytest.raises(ConfigError) as exc:
+            parse_config({**raw, "policies": [{**policy, "accounts": bad}]})
+        assert exc.value.message.startswith("config error: policies[0].accounts:")
+
+
+def test_a_sweep_batch_of_an_account_the_policy_no_longer_covers_deletes_nothing():
+    """Decided again at the moment it goes: the policy was narrowed to the bot's own account after the request."""
+    config = dataclasses.replace(
+        parse_config({"accounts": [{"name": "prod", "role_arn": PROD.role_arn}]}), policies=(daily_policy(),)
+    )
+    plan = Plan(
+        "sweep-delete",
+        "us-east-1",
+        "Delete 1 snapshot",
+        (PlanItem("snap-0123456789abcdef0", "snapshot", 8, region="us-east-1"),),
+        params={"policy": "daily-db"},
+        account="prod",
+    )
+    seen = []
+    results = execute_sweep(Context(None, config, lambda: datetime.now(UTC), threading.Event()), plan, seen.append)
+    assert [(r.outcome, r.reason) for r in results] == [
+        ("spared", "spared: policy daily-db no longer covers account prod")
+    ]
+    assert seen == results

@@ -73,7 +73,8 @@ def _policy_text(p: PolicyReport, price: float) -> str:
     """One policy's part of a sweep report or preview."""
     icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":white_check_mark:"
     mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
-    head = [f"{icon} *{escape(p.policy)}* ({mode})"]
+    where = f" in account *{escape(p.account)}*" if p.account else ""
+    head = [f"{icon} *{escape(p.policy)}*{where} ({mode})"]
     if p.error:
         head.append(f":x: Could not run: {escape(clip(p.error, 500))}")
     if p.created:
