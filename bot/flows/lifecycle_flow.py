@@ -253,32 +253,48 @@ def post_report(deps: Deps, report: SweepReport, channel: str | None = None) -> 
 
 
 def build_region_digest(deps: Deps) -> Digest:
-    """The digest: every covered region listed once, in parallel; activity from the events table."""
-    gw, config, now = deps.gateway, deps.config, deps.now()
-    price = config.pricing.snapshot_gb_month
+    """The digest: every covered region of every account listed once, in parallel; activity from the events table.
 
-    def listing(region: str) -> RegionInventory:
+    With several accounts each line is an account's region (`prod/us-east-1`),
+    accounts in config order, and the totals are the fleet's.
+    """
+    config, now = deps.config, deps.now()
+    price = config.pricing.snapshot_gb_month
+    places: dict[str, tuple[str, str]] = {}  # line label → (account as events name it, region)
+    for account in config.account_names:
+        own = "" if account == config.aws.account_name else account
+        for region in config.account_regions(account):
+            places[f"{account}/{region}" if config.accounts else region] = (own, region)
+
+    def listing(label: str) -> RegionInventory:
         # Volumes, instances and AMIs are few and listed now (regions in parallel);
         # snapshots, the bulk, stream page by page into the digest, never all held.
+        account, region = places[label]
+        gw = deps.gateway_for(account)
         return RegionInventory(
-            region,
-            snapshots=_counted_failures(deps, region, gw.describe_snapshots(region)),
+            label,
+            snapshots=_counted_failures(deps, region, gw.describe_snapshots(region), account),
             images=list(gw.describe_images(region)),
             volumes=list(gw.describe_volumes(region)),
             instances=list(gw.describe_instances(region)),
         )
 
-    regions = list(config.aws.regions)
+    regions = list(places)
     inventories = {}
-    for region, value in lifecycle.in_parallel(regions, listing).items():
+    for label, value in lifecycle.in_parallel(regions, listing).items():
         if isinstance(value, Exception):
-            log.error("digest: listing %s failed: %s", region, value)
-            deps.store.record_event(region, "failed", region, f"digest listing: {value}")
-            inventories[region] = RegionInventory(region)
+            account, region = places[label]
+            log.error("digest: listing %s failed: %s", label, value)
+            deps.store.record_event(region, "failed", region, f"digest listing: {value}", account)
+            inventories[label] = RegionInventory(label)
         else:
-            inventories[region] = value
-    counts = deps.store.event_counts(now - timedelta(hours=24))
-    activity = {r: Activity(**c) for r, c in counts.items()}
+            inventories[label] = value
+    activity = {}
+    for account in dict.fromkeys(account for account, _ in places.values()):
+        for region, c in deps.store.event_counts(now - timedelta(hours=24), account).items():
+            label = next((k for k, v in places.items() if v == (account, region)), None)
+            if label is not None:
+                activity[label] = Activity(**c)
     volumes = live_volumes(inventories.values())
 
     # Every region's snapshots stream at once: while one region waits for its
@@ -295,13 +311,13 @@ def build_region_digest(deps: Deps) -> Digest:
     return combine((summaries[r] for r in regions), pending, now, price)
 
 
-def _counted_failures(deps: Deps, region: str, snapshots: Iterable):
+def _counted_failures(deps: Deps, region: str, snapshots: Iterable, account: str = ""):
     """Stream snapshots; a listing that breaks off is logged and counted as a failure in the digest."""
     try:
         yield from snapshots
     except BotError as exc:
-        log.error("digest: listing snapshots in %s failed: %s", region, exc)
-        deps.store.record_event(region, "failed", region, f"digest listing: {exc.message}")
+        log.error("digest: listing snapshots in %s %s failed: %s", account, region, exc)
+        deps.store.record_event(region, "failed", region, f"digest listing: {exc.message}", account)
 
 
 def post_digest(deps: Deps, channel: str | None = None) -> str:

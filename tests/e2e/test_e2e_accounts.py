@@ -269,3 +269,20 @@ def test_an_account_whose_role_fails_is_reported_and_the_others_complete(fleet_p
     assert "account *prod*" in report and "AccessDenied" in report and PROD.role_arn in report
     [run] = bot.deps.store.db["runs"].rows
     assert run["state"] == "failed"
+
+
+def test_the_digest_covers_every_account_then_region_with_fleet_totals(fleet_bot, ec2, prod_ec2):
+    make_snapshot(ec2)
+    make_snapshot(prod_ec2)
+    make_snapshot(prod_ec2)
+    fleet_bot.command("/lifecycle digest")
+    fleet_bot.settle()
+
+    [digest] = [m for m in fleet_bot.posted() if m.get("channel") == "C0DIGEST" or "Digest" in message_text(m)][-1:]
+    text = message_text(digest)
+    lines = {
+        line.split("*")[1]: line for line in text.splitlines() if line.startswith("*") and "/" in line.split("*")[1]
+    }
+    assert "1 snapshot " in lines["default/us-east-1"] and "2 snapshots" in lines["prod/us-east-1"]
+    assert list(lines).index("default/us-east-1") < list(lines).index("prod/us-east-1")
+    assert "3 snapshots" in text  # the fleet's total
