@@ -300,6 +300,10 @@ class Config:
         """How messages name an account: "" while the bot reaches only its own, else its name ("" = own)."""
         return (name or self.aws.account_name) if self.accounts else ""
 
+    def account_key(self, name: str) -> str:
+        """How plans, events and gateways name an account: "" for the bot's own, else its name."""
+        return "" if name == self.aws.account_name else name
+
     def account_regions(self, name: str) -> tuple[str, ...]:
         account = self.account(name)
         return (account.regions if account else ()) or self.aws.regions

@@ -25,9 +25,15 @@ def _policies(reply: SlackReply, inv: Invocation, allow_all: bool) -> list[Polic
 
 def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
+    config = deps.config
     rows = [
-        (p, lifecycle_flow.next_run(deps, p), deps.store.last_run(lifecycle_flow.job_name(p)))
-        for p in deps.config.policies
+        (
+            p,
+            lifecycle_flow.next_run(deps, p),
+            deps.store.last_run(lifecycle_flow.job_name(p)),
+            config.policy_accounts(p) if config.accounts else (),
+        )
+        for p in config.policies
     ]
     reply.ephemeral(blocks.lifecycle_list(rows, deps.now()))
     return f"{len(rows)} policies"

@@ -112,7 +112,18 @@ def _each_account(deps: Deps, policy: Policy, work) -> list[PolicyReport]:
 
 
 def _summary(reports: list[PolicyReport]) -> dict:
-    return {
+    """What `/lifecycle list` shows of a run: totals, and each account's part when it named one."""
+    by_account = {
+        r.account: {
+            "created": len(r.created),
+            "deleted": len(r.deleted),
+            "failed": len(r.failed),
+            "error": r.error or (r.failed[0].reason if r.failed else ""),
+        }
+        for r in reports
+        if r.account
+    }
+    return ({"accounts": by_account} if by_account else {}) | {
         "created": sum(len(r.created) for r in reports),
         "expired": sum(len(r.expired) for r in reports),
         "deleted": sum(len(r.deleted) for r in reports),
@@ -130,7 +141,7 @@ def in_account(config, policy: Policy, account: str) -> Policy:
 def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -> PolicyReport:
     config, now = deps.config, deps.now()
     label = config.account_label(account)
-    own = "" if account == config.aws.account_name else account  # how plans and events name it
+    own = config.account_key(account)  # how plans and events name it
     gw = deps.gateway_for(own)
     policy = in_account(config, policy, account)
     created, failed = (
@@ -214,7 +225,7 @@ def preview_policy(deps: Deps, policy: Policy) -> list[PolicyReport]:
 
 def _preview(deps: Deps, policy: Policy, account: str) -> PolicyReport:
     config, now = deps.config, deps.now()
-    gw = deps.gateway_for("" if account == config.aws.account_name else account)
+    gw = deps.gateway_for(config.account_key(account))
     policy = in_account(config, policy, account)
     would_create = []
     for region in lifecycle.policy_regions(config, policy):
@@ -262,9 +273,8 @@ def build_region_digest(deps: Deps) -> Digest:
     price = config.pricing.snapshot_gb_month
     places: dict[str, tuple[str, str]] = {}  # line label → (account as events name it, region)
     for account in config.account_names:
-        own = "" if account == config.aws.account_name else account
         for region in config.account_regions(account):
-            places[f"{account}/{region}" if config.accounts else region] = (own, region)
+            places[f"{account}/{region}" if config.accounts else region] = (config.account_key(account), region)
 
     def listing(label: str) -> RegionInventory:
         # Volumes, instances and AMIs are few and listed now (regions in parallel);
@@ -290,11 +300,11 @@ def build_region_digest(deps: Deps) -> Digest:
         else:
             inventories[label] = value
     activity = {}
+    label_of = {place: label for label, place in places.items()}
     for account in dict.fromkeys(account for account, _ in places.values()):
         for region, c in deps.store.event_counts(now - timedelta(hours=24), account).items():
-            label = next((k for k, v in places.items() if v == (account, region)), None)
-            if label is not None:
-                activity[label] = Activity(**c)
+            if (account, region) in label_of:
+                activity[label_of[account, region]] = Activity(**c)
     volumes = live_volumes(inventories.values())
 
     # Every region's snapshots stream at once: while one region waits for its

@@ -7,11 +7,15 @@ command did lands in that account's EC2 and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
 from datetime import timedelta
 
 import botocore.awsrequest
@@ -167,6 +171,68 @@ def test_check_tests_every_role(aws, fake_slack, tmp_path):
     )
 
 
+BROKEN_ROLE = "arn:aws:iam::222222222222:role/chatops"
+
+
+@pytest.fixture
+def sts_refusing_broken_role():
+    """STS in front of the moto server that refuses BROKEN_ROLE as AWS does when the trust policy does not allow
+    the bot, and passes everything else through (moto assumes any role)."""
+
+    class Sts(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if urllib.parse.parse_qs(body.decode()).get("RoleArn") == [BROKEN_ROLE]:
+                status, answer = 403, (
+                    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole on "
+                    b"resource: " + BROKEN_ROLE.encode() + b"</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                )
+            else:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                request = urllib.request.Request(os.environ["AWS_ENDPOINT_URL"], body, headers, method="POST")
+                with urllib.request.urlopen(request) as response:
+                    status, answer = response.status, response.read()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_check_says_which_role_fails_and_why_and_exits_non_zero(aws, fake_slack, tmp_path, sts_refusing_broken_role):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[aws]\ndefault_region = "us-east-1"\nregions = ["us-east-1"]\n\n'
+        f'[[accounts]]\nname = "prod"\nrole_arn = "{PROD.role_arn}"\n\n'
+        f'[[accounts]]\nname = "broken"\nrole_arn = "{BROKEN_ROLE}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHATOPS_"))}
+    env.update(
+        CHATOPS_CONFIG=str(config),
+        CHATOPS_DB=str(tmp_path / "check.db"),
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="secret",
+        SLACK_API_URL=fake_slack.api_url,
+        AWS_ENDPOINT_URL_STS=sts_refusing_broken_role,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert f"ok   aws: account prod ({PROD_ID})" in result.stdout
+    [failure] = [line for line in result.stdout.splitlines() if "account broken" in line]
+    assert failure.startswith("FAIL") and BROKEN_ROLE in failure and "AccessDenied" in failure
+
+
 def test_replies_name_the_account_when_there_are_several(fleet_bot, ec2, prod_ec2):
     prod, own = make_volume(prod_ec2), make_volume(ec2)
     fleet_bot.command("/volume list account=prod")
@@ -269,6 +335,12 @@ def test_an_account_whose_role_fails_is_reported_and_the_others_complete(fleet_p
     assert "account *prod*" in report and "AccessDenied" in report and PROD.role_arn in report
     [run] = bot.deps.store.db["runs"].rows
     assert run["state"] == "failed"
+
+    bot.command("/lifecycle list")
+    listing = bot.responses()[-1]
+    assert "in `default`, `prod`" in listing
+    assert "`default` 1 created, 0 deleted" in listing
+    assert "`prod` 0 created, 0 deleted, 2 failed :x:" in listing and "AccessDenied" in listing
 
 
 def test_the_digest_covers_every_account_then_region_with_fleet_totals(fleet_bot, ec2, prod_ec2):

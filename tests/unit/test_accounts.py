@@ -222,3 +222,30 @@ def test_a_sweep_batch_of_an_account_the_policy_no_longer_covers_deletes_nothing
         ("spared", "spared: policy daily-db no longer covers account prod")
     ]
     assert seen == results
+
+
+def test_the_policy_list_names_each_accounts_part_of_the_last_run_escaped():
+    from bot.slack.blocks.lifecycle import lifecycle_list
+    from bot.testing.fakeslack import message_text
+    from tests.support.factories import daily_policy
+
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    last = {
+        "started_at": (now - timedelta(hours=1)).isoformat(),
+        "state": "failed",
+        "summary": {
+            "created": 3,
+            "deleted": 1,
+            "failed": 1,
+            "accounts": {
+                "default": {"created": 3, "deleted": 1, "failed": 0, "error": ""},
+                "prod": {"created": 0, "deleted": 0, "failed": 1, "error": "AccessDenied <@U1> & <!here>"},
+            },
+        },
+    }
+    text = message_text(lifecycle_list([(daily_policy(), None, last, ("default", "prod"))], now))
+    assert "in `default`, `prod`" in text
+    assert "`default` 3 created, 1 deleted · `prod` 0 created, 0 deleted, 1 failed :x: AccessDenied" in text
+    assert "&lt;@U1&gt; &amp; &lt;!here&gt;" in text and "<!here>" not in text
+    single = message_text(lifecycle_list([(daily_policy(), None, None, ())], now))
+    assert "`default`" not in single and " in `" not in single

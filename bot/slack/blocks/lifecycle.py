@@ -26,10 +26,22 @@ from bot.slack.blocks.common import (
 )
 
 
+def _account_results(accounts: dict) -> str:
+    """Each account's part of a run: `prod` 3 created, 1 deleted · `staging` :x: role cannot be assumed."""
+    parts = []
+    for name, r in accounts.items():
+        counts = f"{r.get('created', 0)} created, {r.get('deleted', 0)} deleted" + (
+            f", {r['failed']} failed" if r.get("failed") else ""
+        )
+        why = f" :x: {escape(clip(r['error'], 200))}" if r.get("error") else ""
+        parts.append(f"`{escape(name)}` {counts}{why}")
+    return " · ".join(parts)
+
+
 def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
-    """rows: (Policy, next run or None, last run row or None)."""
+    """rows: (Policy, next run or None, last run row or None, accounts it covers: () while the bot reaches one)."""
     lines = []
-    for policy, next_at, last in rows:
+    for policy, next_at, last, accounts in rows:
         schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
         tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
         keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
@@ -55,10 +67,13 @@ def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
                     else ""
                 )
             )
+            if len(s.get("accounts") or {}) > 1:
+                result += f"\n      {_account_results(s['accounts'])}"
         else:
             result = "never run"
+        where = f" · in {', '.join(f'`{escape(a)}`' for a in accounts)}" if accounts else ""
         lines.append(
-            f"*{escape(policy.name)}* · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
+            f"*{escape(policy.name)}*{where} · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
             f"on expiry: {escape(policy.on_expired)}"
             + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
             + f"\n      {nxt} · {result}"
