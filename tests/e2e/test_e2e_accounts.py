@@ -183,10 +183,15 @@ def sts_refusing_broken_role():
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if urllib.parse.parse_qs(body.decode()).get("RoleArn") == [BROKEN_ROLE]:
-                status, answer = 403, (
-                    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
-                    b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole on "
-                    b"resource: " + BROKEN_ROLE.encode() + b"</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                status, answer = (
+                    403,
+                    (
+                        b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                        b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole on "
+                        b"resource: "
+                        + BROKEN_ROLE.encode()
+                        + b"</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                    ),
                 )
             else:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
