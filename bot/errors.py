@@ -62,6 +62,15 @@ class ShuttingDown(BotError):
         super().__init__(message, hint)
 
 
+class Frozen(BotError):
+    """Deletions are frozen (`/lifecycle freeze`): the gateway sends no delete while a freeze covers the account."""
+
+    outcome = "frozen"
+
+    def __init__(self, message: str, hint: str = "An approver lifts it with `/lifecycle thaw`."):
+        super().__init__(message, hint)
+
+
 # --- AWS, mapped from botocore errors by the gateway -------------------------
 
 

@@ -1,14 +1,22 @@
-"""/lifecycle list | preview NAME|all | run NAME | digest."""
+"""/lifecycle list | preview NAME|all | run NAME | digest | freeze [reason…] | thaw."""
 
 from __future__ import annotations
 
+import logging
+
 from bot.config import Policy
-from bot.errors import UsageError
-from bot.flows import lifecycle_flow
-from bot.slack import blocks
+from bot.domain.access import require_approver
+from bot.domain.freeze import until_from
+from bot.errors import BotError, UsageError
+from bot.flows import freeze_flow, lifecycle_flow
+from bot.flows.deps import Deps
+from bot.slack import blocks, send
 from bot.slack.commands import Invocation
+from bot.slack.send import SLACK_FAILURES
 from handlers.respond import SlackReply
 from handlers.slash import register_command
+
+log = logging.getLogger(__name__)
 
 
 def _policies(reply: SlackReply, inv: Invocation, allow_all: bool) -> list[Policy]:
@@ -35,7 +43,7 @@ def list_(reply: SlackReply, inv: Invocation) -> str:
         )
         for p in config.policies
     ]
-    reply.ephemeral(blocks.lifecycle_list(rows, deps.now()))
+    reply.ephemeral(blocks.lifecycle_list(rows, deps.now(), freeze_flow.in_force(deps)))
     return f"{len(rows)} policies"
 
 
@@ -70,8 +78,52 @@ def digest(reply: SlackReply, inv: Invocation) -> str:
     return "digest posted"
 
 
+def freeze(deps: Deps, user: str, channel: str, inv: Invocation) -> blocks.Message:
+    """The kill switch, at once (in the listener: it must work when the worker pool is full)."""
+    require_approver(deps.config.access, user, "freeze deletions")
+    until = None
+    if "until" in inv.options:
+        try:
+            until = until_from(str(inv.options["until"]), deps.now())
+        except ValueError as exc:
+            raise UsageError(f"`until={inv.options['until']}`: expected {exc}.", inv.verb.usage) from None
+    scope = deps.config.account_key(inv.account) if inv.account else "*"
+    reason = str(inv.args.get("reason") or "").strip() or "no reason given"
+    msg = freeze_flow.freeze(deps, scope, reason, user, channel, until)
+    _later(deps, _announce_and_redraw, deps, scope, channel, msg)
+    return msg
+
+
+def thaw(deps: Deps, user: str, channel: str, inv: Invocation) -> blocks.Message:
+    require_approver(deps.config.access, user, "thaw deletions")
+    scope = deps.config.account_key(inv.account) if inv.account else None
+    msg, lifted = freeze_flow.thaw(deps, scope, user, channel)
+    if lifted:
+        _later(deps, freeze_flow.after_thaw, deps)
+    return msg
+
+
+def _announce_and_redraw(deps: Deps, scope: str, channel: str, msg: blocks.Message) -> None:
+    digest_channel = deps.config.slack.digest_channel
+    if digest_channel and digest_channel != channel:
+        try:
+            send.post(deps.slack, digest_channel, msg)
+        except SLACK_FAILURES as exc:
+            log.error("could not announce the freeze in %s: %s", digest_channel, exc)
+    freeze_flow.after_freeze(deps, scope)
+
+
+def _later(deps: Deps, fn, *args) -> None:
+    """After the ack, in the pool; when it is full, the upkeep job releases held requests within a minute."""
+    try:
+        deps.worker.submit(fn, *args)
+    except BotError as exc:
+        log.warning("freeze follow-up not queued (%s); the upkeep job catches up", exc.message)
+
+
 RUNNERS = {"list": list_, "preview": preview, "run": run, "digest": digest}
+IMMEDIATE = {"freeze": freeze, "thaw": thaw}
 
 
 def register(app, deps) -> None:
-    register_command(app, deps, "lifecycle", RUNNERS)
+    register_command(app, deps, "lifecycle", RUNNERS, IMMEDIATE)

@@ -14,11 +14,22 @@ from bot.domain.access import require_operator
 from bot.errors import BotError
 from bot.flows.deps import Deps
 from bot.slack import blocks
-from bot.slack.commands import COMMANDS, HelpRequest, parse
+from bot.slack.commands import COMMANDS, HelpRequest, Invocation, parse
 from handlers.respond import Runner, SlackReply, run_job
 
+# A verb that must work however busy the bot is (the kill switch): it changes only the store, runs in the
+# listener, and its answer is the ack itself, shown to the whole channel.  No AWS call, no Slack call.
+Immediate = Callable[[Deps, str, str, Invocation], blocks.Message]
 
-def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: Callable, body: Mapping) -> None:
+
+def handle_slash(
+    deps: Deps,
+    command: str,
+    runners: Mapping[str, Runner],
+    ack: Callable,
+    body: Mapping,
+    immediate: Mapping[str, Immediate] | None = None,
+) -> None:
     user, channel = body.get("user_id", ""), body.get("channel_id", "")
     text = body.get("text", "") or ""
     line = f"/{command} {text}".strip()
@@ -32,6 +43,9 @@ def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: C
         ack(**blocks.error(exc))
         deps.store.audit(user, channel, line, exc.outcome, exc.message)
         return
+    if immediate and parsed.verb.name in immediate:
+        _run_now(deps, immediate[parsed.verb.name], parsed, user, channel, line, ack)
+        return
     ack(**blocks.working(line))
     reply = SlackReply(deps, user, channel, body.get("response_url"), line, account=parsed.account)
     reply.audit_id = deps.store.audit(user, channel, line, "accepted")
@@ -42,17 +56,35 @@ def handle_slash(deps: Deps, command: str, runners: Mapping[str, Runner], ack: C
         deps.store.set_audit_outcome(reply.audit_id, exc.outcome, exc.message)
 
 
-def register_command(app, deps: Deps, command: str, runners: Mapping[str, Runner]) -> None:
-    """Register `/command`, checking every verb of the registry has a runner."""
-    missing = set(COMMANDS[command]) - set(runners) - {"help"}
-    unknown = set(runners) - set(COMMANDS[command])
+def _run_now(
+    deps: Deps, runner: Immediate, parsed: Invocation, user: str, channel: str, line: str, ack: Callable
+) -> None:
+    audit_id = deps.store.audit(user, channel, line, "accepted")
+    try:
+        msg = runner(deps, user, channel, parsed)
+    except BotError as exc:
+        ack(**blocks.error(exc))
+        deps.store.set_audit_outcome(audit_id, exc.outcome, exc.message)
+        return
+    ack(response_type="in_channel", **msg)
+    deps.store.set_audit_outcome(audit_id, "ok", msg["text"])
+
+
+def register_command(
+    app, deps: Deps, command: str, runners: Mapping[str, Runner], immediate: Mapping[str, Immediate] | None = None
+) -> None:
+    """Register `/command`, checking every verb of the registry has a runner (queued, or immediate)."""
+    immediate = immediate or {}
+    handled = set(runners) | set(immediate)
+    missing = set(COMMANDS[command]) - handled - {"help"}
+    unknown = handled - set(COMMANDS[command])
     if missing or unknown:
         raise RuntimeError(
             f"/{command}: verbs without runner {sorted(missing)}, runners without verb {sorted(unknown)}"
         )
 
     def listener(ack, body):
-        handle_slash(deps, command, runners, ack, body)
+        handle_slash(deps, command, runners, ack, body, immediate)
 
     listener.__name__ = f"on_{command}_command"
     app.command(f"/{command}")(listener)

@@ -8,6 +8,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.flows.approval_flow import expire_due
 from bot.flows.deps import Deps
+from bot.flows.freeze_flow import lift_lapsed
 from bot.state.heartbeat import OWNER_TTL
 from scheduler.upkeep import prune_store, reclaim_orphans
 from scheduler.watches import poll_watches
@@ -31,6 +32,17 @@ def build_scheduler(deps: Deps) -> BackgroundScheduler:
         "interval",
         args=[deps],
         id="approval-expiry",
+        seconds=30,
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    # A freeze's until= passing, or a thaw in another process: lift it, say so, run what it held.
+    scheduler.add_job(
+        lift_lapsed,
+        "interval",
+        args=[deps],
+        id="freeze-lapse",
         seconds=30,
         max_instances=1,
         coalesce=True,

@@ -17,13 +17,15 @@ from bot.domain.plans import Executor
 EXECUTORS: Mapping[str, Executor] = MappingProxyType(
     {
         # /snapshot delete (bot/approvals/snapshots.py builds the plan)
-        "delete-snapshots": Executor(snapshots.execute_delete_snapshots, snapshots.reconcile_delete_snapshots),
+        "delete-snapshots": Executor(
+            snapshots.execute_delete_snapshots, snapshots.reconcile_delete_snapshots, deletes=True
+        ),
         # /ami deregister, /ami share, /ami create … reboot (bot/domain/amis.py builds the plans)
-        "deregister-image": Executor(amis.execute_deregister, amis.reconcile_deregister),
+        "deregister-image": Executor(amis.execute_deregister, amis.reconcile_deregister, deletes=True),
         "share-image": Executor(amis.execute_share, amis.reconcile_share),
         "create-image-reboot": Executor(amis.execute_reboot_create, amis.reconcile_reboot_create),
         # a lifecycle policy's expired items, on_expired = "approve" (bot/domain/lifecycle.py builds the plan)
-        "sweep-delete": Executor(sweeps.execute_sweep_delete, sweeps.reconcile_sweep_delete),
+        "sweep-delete": Executor(sweeps.execute_sweep_delete, sweeps.reconcile_sweep_delete, deletes=True),
     }
 )
 

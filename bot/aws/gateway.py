@@ -232,7 +232,10 @@ class Ec2Gateway:
         read_timeout: float = 30,
         max_pool_connections: int = 20,
         pacer: Pacer | None = None,
+        deletion_guard: Callable[[], str] | None = None,
     ):
+        """`deletion_guard` answers, at the moment of each delete, why deletions may not happen ("" = they may)."""
+        self._deletion_guard = deletion_guard
         if session is None:
             try:
                 session = boto3.session.Session()
@@ -374,7 +377,14 @@ class Ec2Gateway:
             )
         return raw["SnapshotId"]
 
+    def _may_delete(self, what: str) -> None:
+        """The last word before a delete leaves: a freeze that landed a moment ago still stops it."""
+        why = self._deletion_guard() if self._deletion_guard else ""
+        if why:
+            raise errors.Frozen(f"{what} not sent: {why}")
+
     def delete_snapshot(self, region: str, snapshot_id: str) -> None:
+        self._may_delete(f"DeleteSnapshot {snapshot_id}")
         with aws_errors(f"DeleteSnapshot {snapshot_id}"):
             self.client(region).delete_snapshot(SnapshotId=snapshot_id)
 
@@ -501,6 +511,7 @@ class Ec2Gateway:
             return self.client(dest_region).copy_image(**params)["ImageId"]
 
     def deregister_image(self, region: str, image_id: str) -> None:
+        self._may_delete(f"DeregisterImage {image_id}")
         with aws_errors(f"DeregisterImage {image_id}"):
             self.client(region).deregister_image(ImageId=image_id)
 
@@ -670,7 +681,7 @@ class Fleet:
         own_name: str,
         accounts: Iterable[Account],
         sts_region: str,
-        new_gateway: Callable[[boto3.session.Session, Pacer], Ec2Gateway],
+        new_gateway: Callable[[boto3.session.Session, Pacer, str], Ec2Gateway],
         new_pacer: Callable[[], Pacer],
     ):
         self.own, self.own_name = own, own_name
@@ -697,7 +708,7 @@ class Fleet:
             if key not in self._gateways:
                 pacer = self._pacers.setdefault(account, self._new_pacer())
                 session = assume_role_session(self.own.session, account, role, key[1], self.sts_region)
-                self._gateways[key] = self._new_gateway(session, pacer)
+                self._gateways[key] = self._new_gateway(session, pacer, account)
             return self._gateways[key]
 
     def account_id(self, account: str | None, region: str) -> str:

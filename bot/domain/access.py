@@ -27,3 +27,12 @@ def check_decider(access: AccessConfig, requester: str, user: str, approve: bool
             "two-person rule: you cannot approve your own request; nothing changed.",
             "Ask another approver to review it.",
         )
+
+
+def require_approver(access: AccessConfig, user: str, what: str) -> None:
+    """Only approvers may `what` (freeze and thaw deletions, say)."""
+    if user not in access.approvers:
+        raise NotAllowed(
+            f"only an approver can {what}; nothing changed.",
+            "Approvers are listed in access.approvers in config.toml.",
+        )

@@ -107,6 +107,7 @@ class Context:
 class Executor:
     execute: Callable[[Context, Plan, Progress], list[ItemResult]]
     reconcile: Callable[[Context, Plan], list[ItemResult]]
+    deletes: bool = False  # a freeze stops it: Approve is refused, an approved request is held
 
 
 OUTCOMES = ("done", "skipped", "spared", "failed")

@@ -60,11 +60,12 @@ class PolicyReport:
     approval_id: str = ""  # on_expired=approve: the batch approval request
     error: str = ""  # the policy could not run at all (e.g. listing failed)
     account: str = ""  # the account it ran in, named when the bot reaches several ("" otherwise)
+    frozen: str = ""  # a deleting run that found deletions frozen: why; it reported what it would delete instead
 
     @property
     def deletes(self) -> bool:
-        """Whether this run was meant to delete its expired items itself."""
-        return self.on_expired == DELETE and not self.dry_run
+        """Whether this run was meant to delete its expired items itself (a frozen one only reports)."""
+        return self.on_expired == DELETE and not self.dry_run and not self.frozen
 
     @property
     def undone(self) -> tuple[Item, ...]:
@@ -102,6 +103,11 @@ class SweepReport:
     @property
     def ok(self) -> bool:
         return all(p.ok for p in self.policies)
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """Why deletions were frozen, once per distinct freeze (empty when none was)."""
+        return tuple(dict.fromkeys(p.frozen for p in self.policies if p.frozen))
 
     def freed(self) -> Cost:
         return sum((p.freed(self.price_gb_month) for p in self.policies), Cost())

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
-from bot.approvals.registry import executor_for
+from bot.approvals.registry import UnknownPlanKind, executor_for
 from bot.domain.access import check_decider
 from bot.domain.plans import ItemResult, Plan, summarise
 from bot.errors import BotError, NotAllowed
@@ -37,7 +37,9 @@ def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
     approval_id = deps.store.create_approval(plan.kind, plan.region, plan.to_dict(), requester, target, expires)
     row = deps.store.get_approval(approval_id)
     try:
-        posted_in, ts = send.post(deps.slack, target, blocks.approval_message(row, deps.now()))
+        posted_in, ts = send.post(
+            deps.slack, target, blocks.approval_message(row, deps.now(), frozen=_frozen(deps, row))
+        )
     except SLACK_FAILURES as exc:
         # Nobody could ever click it: close it rather than leave it pending.
         deps.store.transition(approval_id, "pending", "denied", decided_by="")
@@ -58,10 +60,18 @@ def show_request(deps: Deps, row: dict, results: list[dict] | None = None) -> No
     if not row.get("message_ts"):
         return
     try:
-        send.update(deps.slack, row["channel"], row["message_ts"], blocks.approval_message(row, deps.now(), results))
+        message = blocks.approval_message(row, deps.now(), results, frozen=_frozen(deps, row))
+        send.update(deps.slack, row["channel"], row["message_ts"], message)
     except SLACK_FAILURES:
         # The decision stands and is audited; only the message is stale.
         log.exception("could not update the message of approval %s", row["id"])
+
+
+def _frozen(deps: Deps, row: dict) -> str:
+    """The freeze a request's message shows at its top: only while it can still be stopped by one."""
+    if row["state"] in ("pending", "approved", "held") and deletes(row):
+        return deps.frozen(row["plan"].get("account", ""))
+    return ""
 
 
 def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -> str:
@@ -87,6 +97,11 @@ def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -
         tell(blocks.already_decided(row["state"], row.get("decided_by") or ""))
         deps.store.audit(user, channel, action, "refused", f"already {row['state']}")
         return "refused"
+    frozen = deletes(row) and deps.frozen(row["plan"].get("account", ""))
+    if approve and frozen:
+        tell(blocks.refusal(f"Not approved: {frozen}. The request stays pending; approve it after the thaw."))
+        deps.store.audit(user, channel, action, "refused", frozen)
+        return "refused"
     if not deps.store.transition(
         approval_id, "pending", "approved" if approve else "denied", unexpired=True, decided_by=user
     ):
@@ -102,13 +117,32 @@ def decide(deps: Deps, approval_id: str, user: str, approve: bool, tell: Tell) -
     return "approved" if approve else "denied"
 
 
+def deletes(row: dict) -> bool:
+    """Whether the request deletes (a freeze stops it); a kind this version does not know is treated as one."""
+    try:
+        return executor_for(row["plan"]["kind"]).deletes
+    except UnknownPlanKind:
+        return True
+
+
 def execute(deps: Deps, row: dict) -> str:
-    """Run an approved plan once: approved → executing → done | failed."""
+    """Run an approved plan once: approved → executing → done | failed, or → held while deletions are frozen.
+
+    The freeze is asked here, at the moment the request would start (it may
+    have landed since the click); the gateway asks again before every delete.
+    """
     approval_id = row["id"]
-    if not deps.store.transition(approval_id, "approved", "executing"):
-        return "skipped"  # someone else (a reconcile) already took it
     plan = Plan.from_dict(row["plan"])
     channel = row["channel"]
+    frozen = deletes(row) and deps.frozen(plan.account)
+    if frozen:
+        if deps.store.transition(approval_id, "approved", "held"):
+            deps.store.audit(row.get("decided_by", ""), channel, f"approval {approval_id} held", "held", frozen)
+            show_request(deps, deps.store.get_approval(approval_id))
+            return "held"
+        return "skipped"
+    if not deps.store.transition(approval_id, "approved", "executing"):
+        return "skipped"  # someone else (a reconcile) already took it
 
     def progress(result: ItemResult) -> None:
         deps.store.audit(
@@ -199,6 +233,31 @@ def record_event(deps: Deps, plan: Plan, result: ItemResult) -> None:
         return
     if kind:
         deps.store.record_event(result.region or plan.region, kind, result.resource_id, result.reason, plan.account)
+
+
+def release_held(deps: Deps) -> int:
+    """Run the requests a freeze held, once no freeze covers their account; returns how many were released.
+
+    A request held for longer than requests last (`access.approval_ttl` after
+    its approval) is expired instead: the approver agreed to it then, not now.
+    Called at the thaw and by the upkeep job (a freeze's `until`, a thaw in
+    another process, a restart); the held → approved move runs each once.
+    """
+    released = 0
+    for row in deps.store.approvals_in("held"):
+        if deps.frozen(row["plan"].get("account", "")):
+            continue
+        if deps.now() - from_iso(row["decided_at"]) > deps.config.access.approval_ttl:
+            if deps.store.transition(row["id"], "held", "expired"):
+                why = "held by a freeze for longer than requests last; request it again"
+                deps.store.audit("", row["channel"], f"approval {row['id']} expired", "expired", why)
+                show_request(deps, deps.store.get_approval(row["id"]))
+            continue
+        if deps.store.transition(row["id"], "held", "approved"):
+            deps.store.audit("", row["channel"], f"approval {row['id']} released", "approved", "the freeze is lifted")
+            execute(deps, deps.store.get_approval(row["id"]))
+            released += 1
+    return released
 
 
 def expire(deps: Deps, row: dict) -> bool:

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.aws.gateway import Ec2Gateway, Fleet
 from bot.config import Config
+from bot.domain.freeze import freeze_text
 from bot.domain.plans import Context
 from bot.flows.worker import Worker
 from bot.state.store import Store
@@ -38,6 +39,11 @@ class Deps:
         if not account or self.fleet is None:
             return self.gateway
         return self.fleet.gateway(account, user)
+
+    def frozen(self, account: str = "") -> str:
+        """Why deletions may not happen in `account` ("" = the bot's own) right now; "" when they may."""
+        freeze = self.store.freeze_on(account)
+        return freeze_text(freeze, self.config.aws.account_name, bool(self.config.accounts)) if freeze else ""
 
     def context(self, account: str = "", user: str | None = None) -> Context:
         """What an approval executor or a sweep works with (no Slack, no store), in `account`."""

@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Policy
 from bot.domain import lifecycle
 from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
+from bot.domain.freeze import freeze_text
 from bot.domain.plans import ItemResult, Plan
 from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
 from bot.errors import BotError
@@ -130,6 +131,7 @@ def _summary(reports: list[PolicyReport]) -> dict:
         "failed": sum(len(r.failed) for r in reports),
         "approval_id": ", ".join(r.approval_id for r in reports if r.approval_id),
         "error": "; ".join(f"{r.account}: {r.error}" if r.account else r.error for r in reports if r.error),
+        "frozen": "; ".join(dict.fromkeys(r.frozen for r in reports if r.frozen)),
     }
 
 
@@ -162,8 +164,10 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
         deps.store.record_event(f.region, "failed", f.id, f"{f.action}: {f.reason}", own)
     expired = [d for d in decisions if d.action == "expire"]
     price = config.pricing.snapshot_gb_month
-    if not expired or policy.on_expired == "report":
+    frozen = deps.frozen(own) if expired and policy.on_expired == "delete" else ""
+    if not expired or policy.on_expired == "report" or frozen:
         report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed, account=label)
+        report = replace(report, frozen=frozen)
     elif policy.on_expired == "delete":
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
 
@@ -336,6 +340,7 @@ def post_digest(deps: Deps, channel: str | None = None) -> str:
     if not channel:
         raise BotError("no digest channel is configured.", "Set slack.digest_channel in config.toml.")
     digest = build_region_digest(deps)
-    _, ts = send.post(deps.slack, channel, blocks.digest_message(digest))
+    frozen = [freeze_text(f, deps.config.aws.account_name, bool(deps.config.accounts)) for f in deps.store.freezes()]
+    _, ts = send.post(deps.slack, channel, blocks.digest_message(digest, frozen))
     deps.store.audit("", channel, "digest", "ok", f"{digest.totals.snapshots} snapshots")
     return ts

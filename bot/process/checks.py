@@ -51,7 +51,7 @@ def run_checks(env: Mapping[str, str], say: Callable[[str], None]) -> int:
         config.aws.account_name,
         config.accounts,
         config.aws.default_region,
-        new_gateway=lambda session, pacer: Ec2Gateway(session, max_attempts=2, pacer=pacer),
+        new_gateway=lambda session, pacer, _account: Ec2Gateway(session, max_attempts=2, pacer=pacer),
         new_pacer=Pacer,
     )
     for account in config.accounts:  # every role, each on its own: one failing says which, and why

@@ -21,6 +21,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from bot.aws.gateway import Ec2Gateway, Fleet
 from bot.aws.pacing import Pacer
 from bot.config import Config
+from bot.domain.freeze import freeze_text
 from bot.flows.approval_flow import expire_due, reconcile_unfinished
 from bot.flows.deps import Deps
 from bot.flows.worker import Worker, start_threads
@@ -66,20 +67,34 @@ def build_deps(
     def new_pacer() -> Pacer:
         return Pacer(scale=config.aws.api_rate_scale, stop=stopping)
 
-    own = Ec2Gateway(session, pacer=new_pacer())
+    store = Store(config.store.path, clock)
+
+    def deletion_guard(account: str) -> Callable[[], str]:
+        """Asked by the gateway before every delete it sends: a freeze over the account stops it."""
+        key = config.account_key(account)
+
+        def why() -> str:
+            freeze = store.freeze_on(key)
+            return freeze_text(freeze, config.aws.account_name, bool(config.accounts)) if freeze else ""
+
+        return why
+
+    own = Ec2Gateway(session, pacer=new_pacer(), deletion_guard=deletion_guard(config.aws.account_name))
     fleet = Fleet(
         own,
         config.aws.account_name,
         config.accounts,
         config.aws.default_region,
-        new_gateway=lambda assumed, pacer: Ec2Gateway(assumed, pacer=pacer),
+        new_gateway=lambda assumed, pacer, account: Ec2Gateway(
+            assumed, pacer=pacer, deletion_guard=deletion_guard(account)
+        ),
         new_pacer=new_pacer,
     )
     return Deps(
         config=config,
         gateway=own,
         fleet=fleet,
-        store=Store(config.store.path, clock),
+        store=store,
         worker=Worker(config.aws.workers),
         slack=make_slack_client(slack.bot_token, slack.api_url, slack.timeout),
         clock=clock,

@@ -2,7 +2,8 @@
 
 Runs the same sweep as the scheduler (without creating new backups), prints
 the report as text, posts it to the digest channel when Slack is configured,
-and exits non-zero when anything failed or was left undone.
+and exits non-zero when anything failed or was left undone, or when a
+freeze (`/lifecycle freeze`) kept it from deleting.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
         say(report_text(blocks.sweep_report_message(report)))
         if slack.bot_token and not dry_run:
             lifecycle_flow.post_report(deps, report)
+        if report.frozen and not dry_run:
+            say("Nothing was deleted: " + "; ".join(report.frozen) + ". An approver lifts it with /lifecycle thaw.")
+            return 1
         return 0 if report.ok else 1
     finally:
         restore()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from bot.config import parse_duration
 from bot.domain.amis import AMI_NAME_PATTERN
 from bot.errors import UsageError
 
@@ -115,6 +117,18 @@ ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # as config.toml names acco
 ACCOUNT = Option("an account name from config.toml, like prod", _matches(ACCOUNT_NAME.pattern))
 # The commands that act on AWS resources take `account=`; policies say which accounts they cover in config.toml.
 ACCOUNT_COMMANDS = frozenset({"snapshot", "volume", "instance", "ami"})
+
+
+def _until(value: str) -> str:
+    """`until=`: a duration (4h, 2d) or a UTC date or time; the handler checks it is ahead, against its clock."""
+    try:
+        parse_duration(value)
+    except ValueError:
+        datetime.fromisoformat(value)  # ValueError: neither
+    return value
+
+
+UNTIL = Option("a duration like 4h or 2d, or a UTC date like 2026-12-24 or 2026-12-24T09:00", _until)
 OPTIONS: dict[str, Option] = {
     "region": REGION,
     "to": REGION,
@@ -510,7 +524,7 @@ register(
     ),
 )
 
-COMMAND_SUMMARIES["lifecycle"] = "Lifecycle policies: list, preview, run, digest"
+COMMAND_SUMMARIES["lifecycle"] = "Lifecycle policies: list, preview, run, digest; freeze and thaw deletions"
 
 register(
     Verb("lifecycle", "list", "/lifecycle list", "Policies, their next run and last result."),
@@ -529,4 +543,20 @@ register(
         args=(Arg("policy", "policy"),),
     ),
     Verb("lifecycle", "digest", "/lifecycle digest", "Post the digest to the digest channel now."),
+    Verb(
+        "lifecycle",
+        "freeze",
+        "/lifecycle freeze [reason…] [until=4h|2026-12-24] [account=NAME]",
+        "Approvers: stop every deletion now (sweeps report instead, Approve is refused, approved requests wait)"
+        " until `/lifecycle thaw` or `until=`; every account unless `account=`.",
+        args=(Arg("reason", "text", optional=True),),
+        options=_opts(until=UNTIL, account=ACCOUNT),
+    ),
+    Verb(
+        "lifecycle",
+        "thaw",
+        "/lifecycle thaw [account=NAME]",
+        "Approvers: lift the freeze (every freeze, or that account's); held requests run.",
+        options=_opts(account=ACCOUNT),
+    ),
 )

@@ -160,6 +160,17 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE events ADD COLUMN account TEXT NOT NULL DEFAULT ''")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # The kill switch: while a row covers an account, nothing in it is deleted by
+    # any path.  `scope` is "*" (every account) or an account as events name it
+    # ("" = the bot's own); `until` (optional) is when it lifts on its own.
+    db["freezes"].create(
+        {"scope": str, "reason": str, "by_user": str, "at": str, "until": str},
+        pk="scope",
+        not_null={"reason", "by_user", "at"},
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -167,6 +178,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 EVENT_KINDS = ("created", "deleted", "failed")
 # How a watch ends (it starts "posting" or "watching"): done, failed (the
@@ -174,11 +186,14 @@ EVENT_KINDS = ("created", "deleted", "failed")
 # (Slack will not update its message: deleted, channel archived, bot removed).
 WATCH_ENDS = ("done", "failed", "timed-out", "message-gone")
 
-APPROVAL_STATES = ("pending", "approved", "executing", "done", "failed", "denied", "expired")
-# The only moves a request can make; done/failed/denied/expired are final.
+APPROVAL_STATES = ("pending", "approved", "held", "executing", "done", "failed", "denied", "expired")
+# The only moves a request can make; done/failed/denied/expired are final.  An
+# approved deletion that meets a freeze before it starts is held; the thaw
+# approves it again (or expires it, when it waited longer than requests last).
 APPROVAL_MOVES = {
     "pending": {"approved", "denied", "expired"},
-    "approved": {"executing", "done", "failed"},  # done/failed directly: reconciled after a crash
+    "approved": {"executing", "done", "failed", "held"},  # done/failed directly: reconciled after a crash
+    "held": {"approved", "expired"},
     "executing": {"done", "failed"},
 }
 
@@ -571,7 +586,8 @@ class Store:
         if to_state not in APPROVAL_MOVES.get(from_state, ()):
             raise ValueError(f"an approval cannot move from {from_state} to {to_state}")
         now = self.now()
-        stamps = {"decided_at": now} if to_state in ("approved", "denied", "expired") else {}
+        # The decision is the approver's click: a held request approved again at the thaw keeps it.
+        stamps = {"decided_at": now} if to_state in ("approved", "denied", "expired") and from_state != "held" else {}
         if to_state in ("done", "failed"):
             stamps["finished_at"] = now
         if to_state in ("approved", "executing"):
@@ -619,6 +635,37 @@ class Store:
         with self._lock:
             rows = list(self.db["approvals"].rows_where("state = 'pending' AND expires_at <= ?", [self.now()]))
         return [_approval(r) for r in rows]
+
+    # -- the freeze (kill switch) --
+
+    def freeze(self, scope: str, reason: str, user: str, until: datetime | None = None) -> None:
+        """Freeze deletions in `scope` ("*" = every account, else an account as events name it); replaces its freeze."""
+        row = {"scope": scope, "reason": reason, "by_user": user, "at": self.now(), "until": until and iso(until)}
+        with self._lock, self._durable():
+            self.db["freezes"].upsert(row, pk="scope")
+
+    def thaw(self, scope: str | None = None) -> list[dict[str, Any]]:
+        """Lift the freeze of `scope` (None: every freeze); returns the freezes lifted."""
+        with self._lock, self._durable():
+            where, params = ("scope = ?", [scope]) if scope is not None else ("1", [])
+            rows = list(self.db["freezes"].rows_where(where, params))
+            self.db.execute(f"DELETE FROM freezes WHERE {where}", params)
+        return rows
+
+    def freezes(self) -> list[dict[str, Any]]:
+        """The freezes in force now ("*" first); one whose `until` has passed is no longer in force."""
+        with self._lock:
+            rows = list(self.db["freezes"].rows_where("until IS NULL OR until > ?", [self.now()], order_by="scope"))
+        return sorted(rows, key=lambda r: r["scope"] != "*")
+
+    def lapsed_freezes(self) -> list[dict[str, Any]]:
+        """Freezes whose `until` has passed, still on record until the upkeep job lifts them and says so."""
+        with self._lock:
+            return list(self.db["freezes"].rows_where("until IS NOT NULL AND until <= ?", [self.now()]))
+
+    def freeze_on(self, account: str = "") -> dict[str, Any] | None:
+        """The freeze in force over `account` ("" = the bot's own): the fleet's first, else the account's own."""
+        return next((f for f in self.freezes() if f["scope"] in ("*", account)), None)
 
     # -- resource events --
 

@@ -167,7 +167,7 @@ def test_a_role_that_cannot_be_assumed_names_the_account_and_role(moto_ec2):
 
 def test_the_fleet_keeps_one_gateway_per_account_and_user_and_one_pacer_per_account(moto_ec2):
     own = Ec2Gateway(moto_ec2)
-    fleet = Fleet(own, "default", [PROD], "us-east-1", lambda s, p: Ec2Gateway(s, pacer=p), Pacer)
+    fleet = Fleet(own, "default", [PROD], "us-east-1", lambda s, p, _account: Ec2Gateway(s, pacer=p), Pacer)
     assert fleet.gateway() is own and fleet.gateway("default", "U0ALICE") is own
     alice, bob, bot = fleet.gateway("prod", "U0ALICE"), fleet.gateway("prod", "U0BOB"), fleet.gateway("prod")
     assert alice is fleet.gateway("prod", "U0ALICE") and len({id(alice), id(bob), id(bot)}) == 3
@@ -179,7 +179,7 @@ def test_the_fleet_keeps_one_gateway_per_account_and_user_and_one_pacer_per_acco
 
 def test_each_account_acts_in_its_own_ec2(moto_ec2):
     own = Ec2Gateway(moto_ec2)
-    fleet = Fleet(own, "default", [PROD], "us-east-1", lambda s, p: Ec2Gateway(s, pacer=p), Pacer)
+    fleet = Fleet(own, "default", [PROD], "us-east-1", lambda s, p, _account: Ec2Gateway(s, pacer=p), Pacer)
     prod = fleet.gateway("prod", "U0ALICE")
     prod.client("us-east-1").create_volume(AvailabilityZone="us-east-1a", Size=1)
     assert len(list(prod.describe_volumes("us-east-1"))) == 1

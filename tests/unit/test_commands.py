@@ -42,6 +42,7 @@ OPTION_CANDIDATES = (
     "my-name-1",
     "123456789012",
     "nightly backup",
+    "4h",
 )
 SAMPLE_ID = {
     "volume": "vol-0123456789abcdef0",

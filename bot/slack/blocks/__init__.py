@@ -16,6 +16,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `amis`       AMIs: progress, the list, launches, unsharing
 - `approvals`  approval requests and their buttons
 - `lifecycle`  lifecycle policies, sweep reports and previews
+- `freeze`     the kill switch: its banner and announcements
 - `digest`     the daily digest
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
@@ -48,6 +49,7 @@ from bot.slack.blocks.common import (
     tags_text,
 )
 from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.lifecycle import lifecycle_list, sweep_report_message
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
@@ -107,6 +109,12 @@ __all__ = [
     "approval_message",
     "approvals_list",
     "refusal",
+    # the freeze
+    "freeze_banner",
+    "freeze_banners",
+    "frozen_now",
+    "not_frozen",
+    "thawed_now",
     # lifecycle and digest
     "digest_message",
     "lifecycle_list",

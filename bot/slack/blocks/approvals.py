@@ -18,12 +18,14 @@ from bot.slack.blocks.common import (
     packed_sections,
     section,
 )
+from bot.slack.blocks.freeze import freeze_banner
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
 RESULT_ICONS = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "spared": ":shield:", "failed": ":x:"}
 STATE_LINES = {
     "approved": ":arrow_forward: Approved by {who} — executing…",
+    "held": ":snowflake: Approved by {who} — held: deletions are frozen. It runs after the thaw, or expires.",
     "executing": ":arrow_forward: Approved by {who} — executing…",
     "done": ":white_check_mark: Approved by {who} — done.",
     "failed": ":x: Approved by {who} — finished with failures.",
@@ -39,11 +41,14 @@ def _plan_item_line(item: Mapping) -> str:
     return f"`{escape(item['resource_id'])}`{size}{detail}{extra}"
 
 
-def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | None = None) -> Message:
+def approval_message(
+    row: Mapping, now: datetime, results: Sequence[Mapping] | None = None, frozen: str = ""
+) -> Message:
     """The approval request: the exact plan, who asked, expiry, and buttons while pending.
 
     Once decided the buttons go and the message says who decided and, after
-    execution, the result for every resource.
+    execution, the result for every resource.  `frozen` (why deletions are
+    frozen, plain text) is shown first: Approve is refused until the thaw.
     """
     plan = row["plan"]
     state_ = row["state"]
@@ -54,8 +59,11 @@ def approval_message(row: Mapping, now: datetime, results: Sequence[Mapping] | N
     if plan.get("gib_freed"):
         lines.append(f"Frees up to *{plan['gib_freed']} GiB* ≈ *${plan['usd_month_freed']:.2f}/month*")
     title = escape(plan["title"])  # names AWS resources (an instance Name, an AMI name): never raw
-    blocks = [header(f":lock: {title}"), section("\n".join(lines))]
-    budget = MAX_BLOCKS - 8  # header, who, warnings, results, state, actions, more, id
+    blocks = [header(f":lock: {title}")]
+    if frozen:
+        blocks.append(freeze_banner(frozen))
+    blocks.append(section("\n".join(lines)))
+    budget = MAX_BLOCKS - 9  # header, freeze, who, warnings, results, state, actions, more, id
     results = results if results is not None else (row.get("result") or None)
     if results:
         outcome = {r["resource_id"]: r for r in results}

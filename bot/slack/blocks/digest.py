@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.domain.costs import monthly_usd, usd
 from bot.domain.digest import Digest
 from bot.slack.blocks.common import (
@@ -18,12 +20,13 @@ from bot.slack.blocks.common import (
     plural,
     section,
 )
+from bot.slack.blocks.freeze import freeze_banners
 
 DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections
 
 
-def digest_message(digest: Digest) -> Message:
-    """The daily digest: totals, one line per region, the top cleanup candidates."""
+def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
+    """The daily digest: any freeze in force first, totals, one line per region, the top cleanup candidates."""
     t = digest.totals
     day = f"{digest.now:%Y-%m-%d}"
     failed = f":x: {t.failed_24h:,} failed" if t.failed_24h else "0 failed"
@@ -45,7 +48,7 @@ def digest_message(digest: Digest) -> Message:
         f"{usd(digest.candidate_usd_month)}/month): {plural(t.orphaned, 'orphaned snapshot')}, "
         f"{plural(t.unused_images, 'AMI')} no instance uses"
     )
-    blocks = [header(f"Snapshot & AMI digest — {day}"), section("\n".join(summary))]
+    blocks = [header(f"Snapshot & AMI digest — {day}"), *freeze_banners(frozen), section("\n".join(summary))]
 
     region_lines = []
     for r in digest.regions:

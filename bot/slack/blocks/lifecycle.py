@@ -24,6 +24,7 @@ from bot.slack.blocks.common import (
     plural,
     section,
 )
+from bot.slack.blocks.freeze import freeze_banners
 
 
 def _account_results(accounts: dict) -> str:
@@ -38,8 +39,11 @@ def _account_results(accounts: dict) -> str:
     return " · ".join(parts)
 
 
-def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
-    """rows: (Policy, next run or None, last run row or None, accounts it covers: () while the bot reaches one)."""
+def lifecycle_list(rows: Sequence[tuple], now: datetime, frozen: Sequence[str] = ()) -> Message:
+    """rows: (Policy, next run or None, last run row or None, accounts it covers: () while the bot reaches one).
+
+    `frozen`: every freeze in force (plain text), shown above the list.
+    """
     lines = []
     for policy, next_at, last, accounts in rows:
         schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
@@ -78,7 +82,10 @@ def lifecycle_list(rows: Sequence[tuple], now: datetime) -> Message:
             + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
             + f"\n      {nxt} · {result}"
         )
-    return item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
+    listing = item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
+    if not frozen:
+        return listing
+    return message(listing["text"], [*freeze_banners(frozen), *listing["blocks"]][:MAX_BLOCKS])
 
 
 SWEEP_POLICY_SECTIONS = MAX_BLOCKS - 5  # header, summary, "and N more", note
@@ -86,7 +93,7 @@ SWEEP_POLICY_SECTIONS = MAX_BLOCKS - 5  # header, summary, "and N more", note
 
 def _policy_text(p: PolicyReport, price: float) -> str:
     """One policy's part of a sweep report or preview."""
-    icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":white_check_mark:"
+    icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":snowflake:" if p.frozen else ":white_check_mark:"
     mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
     where = f" in account *{escape(p.account)}*" if p.account else ""
     head = [f"{icon} *{escape(p.policy)}*{where} ({mode})"]
@@ -107,6 +114,8 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         elif p.on_expired == "approve":
             ref = f" (request `{escape(p.approval_id)}`)" if p.approval_id else ""
             head.append(f"{gross}: awaiting approval{ref}")
+        elif p.frozen:
+            head.append(f"{gross}: *not deleted*, {escape(clip(p.frozen, 500))}")
         elif p.on_expired == "report":
             head.append(f"{gross}: reported only, nothing deleted")
         else:
@@ -134,6 +143,8 @@ def _policy_text(p: PolicyReport, price: float) -> str:
     ]
     if p.dry_run:
         title = "Would delete:"
+    elif p.frozen:
+        title = "Would have deleted (frozen):"
     elif p.on_expired == "approve":
         title = "To delete once approved:"
     else:
