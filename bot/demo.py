@@ -187,6 +187,7 @@ Try:
   /volume list
   /volume list account=prod      (a second account, reached through STS assume-role{prod})
   /chatops help
+  as bob, then /lifecycle freeze change window until=1h   (the kill switch: no deletion until /lifecycle thaw)
 Buttons print as [N]; press one with `click N`. Switch user with `as bob` (bob is an approver).
 Type `quit` to leave.
 """

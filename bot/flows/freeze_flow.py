@@ -34,7 +34,7 @@ def freeze(deps: Deps, scope: str, reason: str, user: str, channel: str, until: 
     [row] = [f for f in deps.store.freezes() if f["scope"] == scope]
     text = freeze_text(row, config.aws.account_name, bool(config.accounts))
     deps.store.audit(user, channel, f"lifecycle freeze {scope_name(scope, config.aws.account_name)}", "frozen", text)
-    log.warning("%s", text)
+    log.info("%s", text)
     waiting = _requests(deps, scope)
     return blocks.frozen_now(
         text,
@@ -53,7 +53,7 @@ def thaw(deps: Deps, scope: str | None, user: str, channel: str) -> tuple[blocks
     names = [scope_name(f["scope"], own) for f in lifted]
     for f in lifted:
         deps.store.audit(user, channel, f"lifecycle thaw {scope_name(f['scope'], own)}", "thawed", f["reason"])
-    log.warning("deletions thawed in %s by %s", ", ".join(names), user or "their until=")
+    log.info("deletions thawed in %s by %s", ", ".join(names), user or "their until=")
     held = sum(1 for r in deps.store.approvals_in("held") if not deps.frozen(r["plan"].get("account", "")))
     return blocks.thawed_now(names, user, held, in_force(deps)), True
 

@@ -140,7 +140,8 @@ class Console:
         except ValueError:
             self.say(f"  {response.body}")
             return
-        self._print_message("only visible to you", body, self.channel, self.slack.new_response_url())
+        label = f"#{self.channel} · bot" if body.get("response_type") == "in_channel" else "only visible to you"
+        self._print_message(label, body, self.channel, self.slack.new_response_url())
 
     def _print_message(self, label: str, params: Mapping, channel: str, response_url: str) -> None:
         message = dict(params)

@@ -80,7 +80,7 @@ def test_a_frozen_sweep_reports_what_it_would_delete_and_deletes_nothing_until_t
 
     bot.command("/lifecycle list")
     bot.settle()
-    assert "Deletions are frozen by U0BOB" in bot.responses()[-1]
+    assert "Deletions are frozen by <@U0BOB>" in bot.responses()[-1]
 
     thawed = bot.command("/lifecycle thaw", user=BOB).json()
     assert "Deletions thawed" in message_text(thawed)
@@ -95,7 +95,7 @@ def test_approve_is_refused_while_frozen_and_the_request_can_be_approved_after_t
     freeze(bot)
     bot.settle()
     [shown] = bot.approval_messages()
-    assert "Deletions are frozen by U0BOB" in message_text(shown)  # the open request was redrawn with the freeze
+    assert "Deletions are frozen by <@U0BOB>" in message_text(shown)  # the open request was redrawn with the freeze
 
     bot.click(shown, "approval_approve", user=BOB)
     bot.settle()
