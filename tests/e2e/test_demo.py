@@ -128,3 +128,17 @@ def test_demo_reaches_a_second_account_through_assume_role(demo):
     assert prod_volume.group(1) in listing and own_volume not in listing
     assert "🏢 account *prod*" in listing
     assert "Traceback" not in out + err
+
+
+def test_demo_freezes_and_thaws_deletions_as_an_approver(demo):
+    demo.read_intro()
+    code, out, err = demo.finish(
+        "/lifecycle freeze nope", "as bob", "/lifecycle freeze change window until=1h", "/lifecycle thaw"
+    )
+    assert code == 0, err
+    refused, _, rest = out.partition("> as bob")
+    assert "only an approver can freeze deletions" in refused
+    frozen = rest.partition("> /lifecycle thaw")[0]
+    assert "· bot" in frozen and "Deletions frozen" in frozen and "change window" in frozen and "until" in frozen
+    assert "Deletions thawed" in rest.partition("> /lifecycle thaw")[2]
+    assert "Traceback" not in out + err
