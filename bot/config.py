@@ -99,6 +99,22 @@ def _number(minimum: float = 0, integer: bool = False, expect: str = "a number")
     return {"parse": parse, "expect": expect}
 
 
+_MAX_DELETE = re.compile(r"^([1-9][0-9]?|100)%$")
+
+
+def _max_delete() -> dict:
+    """A count (`max_delete = 50`) or a share of what the policy manages (`max_delete = "20%"`), kept as text."""
+
+    def parse(value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        if isinstance(value, str) and _MAX_DELETE.fullmatch(value):
+            return value
+        raise ValueError
+
+    return {"parse": parse, "expect": 'a number of items like 50, or a share of what the policy manages like "20%"'}
+
+
 def _choice(*choices: str) -> dict:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -258,6 +274,9 @@ class Policy:
         (), **_string_list(re.compile(r"^(\*|[a-z][a-z0-9_-]{0,62})$"), 'a list of account names, or ["*"]')
     )
     on_expired: str = _spec("approve", **_choice("approve", "delete", "report"))
+    # The blast radius: a run that would delete more (items, or a share of what the policy manages in that
+    # account) asks an approver instead, even with on_expired = "delete".  "" = no cap.
+    max_delete: str = _spec("", **_max_delete())
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,27 @@ def copy_to_dr(
 # --- sweeping -----------------------------------------------------------------------------------
 
 
+def blast_radius_cap(max_delete: str, managed: int) -> int | None:
+    """How many items a run may delete on its own under `max_delete` ("" = no cap; "20%" of `managed`, rounded down)."""
+    if not max_delete:
+        return None
+    if max_delete.endswith("%"):
+        return managed * int(max_delete[:-1]) // 100
+    return int(max_delete)
+
+
+def over_blast_radius(policy: Policy, expired: int, managed: int) -> str:
+    """Why a run that would delete `expired` of the `managed` items must ask an approver ("" = within the cap)."""
+    cap = blast_radius_cap(policy.max_delete, managed)
+    if cap is None or expired <= cap:
+        return ""
+    share = f" ({expired * 100 // managed}%)" if managed else ""
+    return (
+        f"{expired} of the {managed} items the policy manages would go{share}, "
+        f"more than max_delete = {policy.max_delete} allows ({cap})"
+    )
+
+
 def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Plan:
     """One approval plan for a sweep's whole batch of expired items (any regions)."""
     items = tuple(

@@ -61,11 +61,12 @@ class PolicyReport:
     error: str = ""  # the policy could not run at all (e.g. listing failed)
     account: str = ""  # the account it ran in, named when the bot reaches several ("" otherwise)
     frozen: str = ""  # a deleting run that found deletions frozen: why; it reported what it would delete instead
+    capped: str = ""  # a deleting run over its max_delete: why; it asked an approver instead (approval_id)
 
     @property
     def deletes(self) -> bool:
-        """Whether this run was meant to delete its expired items itself (a frozen one only reports)."""
-        return self.on_expired == DELETE and not self.dry_run and not self.frozen
+        """Whether this run was meant to delete its expired items itself (a frozen or capped one did not)."""
+        return self.on_expired == DELETE and not self.dry_run and not self.frozen and not self.capped
 
     @property
     def undone(self) -> tuple[Item, ...]:

@@ -50,9 +50,21 @@ def open_request(deps: Deps, plan: Plan, requester: str, channel: str) -> dict:
             "Invite me to that channel (`/invite @bot`), check the Slack token, and ask again.",
         ) from exc
     deps.store.set_approval_message(approval_id, posted_in, ts)
+    if len(plan.items) > blocks.APPROVAL_ITEMS_SHOWN:
+        _post_full_list(deps, row, posted_in, ts)
     ids = ", ".join(i.resource_id for i in plan.items)
     deps.store.audit(requester, channel, f"approval {approval_id} requested: {plan.title}", "pending", ids)
     return deps.store.get_approval(approval_id)
+
+
+def _post_full_list(deps: Deps, row: dict, channel: str, ts: str) -> None:
+    """Every item of a large request in its message's thread; if Slack refuses, the request says so in its audit."""
+    try:
+        for part in blocks.approval_full_list(row["plan"]):
+            send.post(deps.slack, channel, part, thread_ts=ts)
+    except SLACK_FAILURES as exc:
+        log.error("could not list every item of %s in its thread: %s", row["id"], error_of(exc))
+        deps.store.audit("", channel, f"approval {row['id']}: full list", "not-posted", error_of(exc))
 
 
 def show_request(deps: Deps, row: dict, results: list[dict] | None = None) -> None:

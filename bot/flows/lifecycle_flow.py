@@ -165,10 +165,15 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
     expired = [d for d in decisions if d.action == "expire"]
     price = config.pricing.snapshot_gb_month
     frozen = deps.frozen(own) if expired and policy.on_expired == "delete" else ""
+    capped = (
+        ""
+        if frozen or policy.on_expired != "delete"
+        else lifecycle.over_blast_radius(policy, len(expired), len(decisions))
+    )
     if not expired or policy.on_expired == "report" or frozen:
         report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed, account=label)
         report = replace(report, frozen=frozen)
-    elif policy.on_expired == "delete":
+    elif policy.on_expired == "delete" and not capped:
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
 
         def progress(result: ItemResult) -> None:
@@ -185,6 +190,9 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
         report = replace(lifecycle.report_from_results(policy, decisions, results, created, failed), account=label)
     else:
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
+        if capped:
+            why = f"Blast radius: {capped}. The sweep stopped and asks you instead of deleting on its own."
+            plan = replace(plan, warnings=(why, *plan.warnings))
         try:
             row = approval_flow.open_request(deps, plan, user, config.slack.digest_channel)
             approval_id = row["id"]
@@ -202,6 +210,7 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
             approval_id=approval_id,
             account=label,
         )
+        report = replace(report, capped=capped)
     deps.store.audit(
         user if user != lifecycle.SCHEDULER_USER else "",
         config.slack.digest_channel,

@@ -25,9 +25,11 @@ store, the flows, handlers or the scheduler.
 
 from bot.slack.blocks.amis import ami_list, image_progress, image_unshared, launch_progress
 from bot.slack.blocks.approvals import (
+    APPROVAL_ITEMS_SHOWN,
     APPROVE_ACTION,
     DENY_ACTION,
     already_decided,
+    approval_full_list,
     approval_message,
     approvals_list,
     refusal,
@@ -103,9 +105,11 @@ __all__ = [
     "image_unshared",
     "launch_progress",
     # approvals
+    "APPROVAL_ITEMS_SHOWN",
     "APPROVE_ACTION",
     "DENY_ACTION",
     "already_decided",
+    "approval_full_list",
     "approval_message",
     "approvals_list",
     "refusal",

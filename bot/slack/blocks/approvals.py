@@ -23,6 +23,9 @@ from bot.slack.blocks.freeze import freeze_banner
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
 RESULT_ICONS = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "spared": ":shield:", "failed": ":x:"}
+# A request shows its first items; a larger one lists every item in its message's thread.
+APPROVAL_ITEMS_SHOWN = 50
+
 STATE_LINES = {
     "approved": ":arrow_forward: Approved by {who} — executing…",
     "held": ":snowflake: Approved by {who} — held: deletions are frozen. It runs after the thaw, or expires.",
@@ -83,10 +86,10 @@ def approval_message(
         ]
     else:
         item_lines = [f"• {_plan_item_line(i)}" for i in plan["items"]]
-    item_blocks, shown = packed_sections(item_lines[:200], budget // 2)
+    item_blocks, shown = packed_sections(item_lines[:APPROVAL_ITEMS_SHOWN], budget // 2)
     blocks += item_blocks
     if len(item_lines) > shown:
-        blocks.append(context(f"…and {len(item_lines) - shown} more (full list: `/chatops approvals`)."))
+        blocks.append(context(f"…and {len(item_lines) - shown:,} more: every item is listed in this message's thread."))
     if plan.get("warnings"):
         warn = "\n".join(f":warning: {escape(w)}" for w in plan["warnings"][:10])
         more = len(plan["warnings"]) - 10
@@ -133,6 +136,23 @@ def approval_message(
     blocks.append(context(f"Request `{escape(row['id'])}`"))
     text = f"{title}: {'needs approval' if state_ == 'pending' else escape(state_)}"
     return message(text, blocks)
+
+
+def approval_full_list(plan: Mapping) -> list[Message]:
+    """Every item of a large request, numbered, for the thread under its message (nobody approves items unseen).
+
+    As few messages as Slack's limits allow (about 1,000 items each).
+    """
+    items = plan["items"]
+    lines = [f"{n}. {_plan_item_line(i)}" for n, i in enumerate(items, start=1)]
+    messages: list[Message] = []
+    while lines:
+        packed, shown = packed_sections(lines, MAX_BLOCKS - 1)
+        first = len(items) - len(lines) + 1
+        label = f"Items {first:,}–{first + shown - 1:,} of {len(items):,}"
+        messages.append(message(f"{escape(plan['title'])}: {label}", [context(label), *packed]))
+        lines = lines[shown:]
+    return messages
 
 
 def approvals_list(rows: Sequence[Mapping], now: datetime) -> Message:

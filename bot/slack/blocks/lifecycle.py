@@ -111,9 +111,11 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         gross = f"{len(p.expired):,} expired ({stake.gib:,} GiB, up to {usd(stake.usd_month)}/month)"
         if p.dry_run:
             head.append(gross)
-        elif p.on_expired == "approve":
+        elif p.on_expired == "approve" or p.capped:
             ref = f" (request `{escape(p.approval_id)}`)" if p.approval_id else ""
             head.append(f"{gross}: awaiting approval{ref}")
+            if p.capped:
+                head.append(f":octagonal_sign: Not deleted on its own: {escape(clip(p.capped, 400))}.")
         elif p.frozen:
             head.append(f"{gross}: *not deleted*, {escape(clip(p.frozen, 500))}")
         elif p.on_expired == "report":
@@ -145,7 +147,7 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         title = "Would delete:"
     elif p.frozen:
         title = "Would have deleted (frozen):"
-    elif p.on_expired == "approve":
+    elif p.on_expired == "approve" or p.capped:
         title = "To delete once approved:"
     else:
         title = "Expired, not deleted:"
