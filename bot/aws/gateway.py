@@ -443,7 +443,9 @@ class Ec2Gateway:
         self, region: str, image_ids: Sequence[str] = (), filters: Sequence[Mapping] = (), owners=("self",)
     ) -> Iterator[Image]:
         with aws_errors("DescribeImages"):
-            params: dict = {}
+            # A disabled AMI still holds its snapshots (and can be re-enabled): EC2 hides it unless asked,
+            # and a sweep that did not see it would take its snapshots for orphans.
+            params: dict = {"IncludeDisabled": True}
             if owners and not image_ids:
                 params["Owners"] = list(owners)
             if filters:

@@ -79,3 +79,24 @@ def test_a_request_too_large_for_one_message_lists_every_item_in_its_thread(capp
     listed = "\n".join(message_text(t) for t in thread)
     unlisted = [s for s in policy_snapshots(ec2) if s not in listed]
     assert "60. " in listed and len(unlisted) == 1  # every expired item; only the one kept is not in the list
+
+
+def test_a_snapshot_backing_a_disabled_ami_is_never_swept(make_bot, ec2, tmp_path):
+    policy = daily_policy(keep=1, on_expired="delete")
+    bot = make_bot(dataclasses.replace(base_config(tmp_path), policies=(policy,)))
+    volume = make_volume(ec2, Backup="daily")
+    tags = [{"Key": "chatops:policy", "Value": "daily-db"}, {"Key": "chatops:source", "Value": volume}]
+    plain = ec2.create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}])[
+        "SnapshotId"
+    ]
+    image = ec2.register_image(Name="disabled-golden", RootDeviceName="/dev/sda1", BlockDeviceMappings=[])["ImageId"]
+    [mapping] = ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"]
+    backing = mapping["Ebs"]["SnapshotId"]  # moto makes the AMI's own snapshot; make it one of the policy's
+    ec2.create_tags(Resources=[backing], Tags=tags)
+    ec2.disable_image(ImageId=image)
+    time.sleep(1.1)
+    bot.command("/lifecycle run daily-db")
+    bot.settle()
+
+    left = set(policy_snapshots(ec2))
+    assert backing in left and plain not in left and len(left) == 2

@@ -118,7 +118,7 @@ def test_create_image_does_not_reboot_unless_asked():
             stub.add_response(
                 "describe_images",
                 {"Images": [{"ImageId": AMI, "State": "pending", "Name": "golden"}]},
-                {"ImageIds": [AMI]},
+                {"ImageIds": [AMI], "IncludeDisabled": True},
             )
             image = amis.create_image(gw, REGION, inst_id, "golden", "", "U0ALICE", reboot=reboot)
             stub.assert_no_pending_responses()
@@ -223,7 +223,7 @@ def test_copy_sends_the_request_token_so_a_retry_makes_no_second_copy():
     gw = stub_gateway()
     image = {**_image(), "Description": "web"}
     with Stubber(gw.client(REGION)) as east, Stubber(gw.client(DR)) as west:
-        east.add_response("describe_images", {"Images": [image]}, {"ImageIds": [AMI]})
+        east.add_response("describe_images", {"Images": [image]}, {"ImageIds": [AMI], "IncludeDisabled": True})
         west.add_response(
             "copy_image",
             {"ImageId": "ami-0fedcba9876543210"},
@@ -246,7 +246,7 @@ def _image(owner: str = OWN, state: str = "available") -> dict:
 
 
 def _stub_launch(ec2_stub, sts_stub, token: str, reservation: list[dict], owner: str = OWN) -> None:
-    ec2_stub.add_response("describe_images", {"Images": [_image(owner)]}, {"ImageIds": [AMI]})
+    ec2_stub.add_response("describe_images", {"Images": [_image(owner)]}, {"ImageIds": [AMI], "IncludeDisabled": True})
     sts_stub.add_response("get_caller_identity", IDENTITY, {})
     if owner != OWN:
         ec2_stub.add_response(
@@ -324,7 +324,9 @@ def test_launch_of_an_image_shared_with_us_is_allowed():
 def test_launch_refuses_an_image_neither_owned_nor_shared():
     gw = stub_gateway()
     with Stubber(gw.client(REGION)) as ec2_stub, Stubber(gw.client(REGION, "sts")) as sts_stub:
-        ec2_stub.add_response("describe_images", {"Images": [_image(OTHER)]}, {"ImageIds": [AMI]})
+        ec2_stub.add_response(
+            "describe_images", {"Images": [_image(OTHER)]}, {"ImageIds": [AMI], "IncludeDisabled": True}
+        )
         sts_stub.add_response("get_caller_identity", IDENTITY, {})
         ec2_stub.add_response("describe_images", {"Images": []}, None)
         with pytest.raises(errors.NotAllowed, match="neither owned by nor shared"):
@@ -335,7 +337,9 @@ def test_launch_refuses_an_image_neither_owned_nor_shared():
 def test_launch_refuses_an_image_that_is_not_available():
     gw = stub_gateway()
     with Stubber(gw.client(REGION)) as ec2_stub:
-        ec2_stub.add_response("describe_images", {"Images": [_image(state="pending")]}, {"ImageIds": [AMI]})
+        ec2_stub.add_response(
+            "describe_images", {"Images": [_image(state="pending")]}, {"ImageIds": [AMI], "IncludeDisabled": True}
+        )
         with pytest.raises(errors.Conflict, match="pending"):
             amis.launch_instances(gw, REGION, AMI, "U0ALICE", client_token="t", max_count=5)
         ec2_stub.assert_no_pending_responses()  # an unstubbed RunInstances would have raised
@@ -555,7 +559,9 @@ def test_plans_refuse_other_accounts_images():
         lambda: amis.share_plan(gw, REGION, AMI, OTHER),
     ):
         with Stubber(gw.client(REGION)) as ec2_stub, Stubber(gw.client(REGION, "sts")) as sts_stub:
-            ec2_stub.add_response("describe_images", {"Images": [_image(OTHER)]}, {"ImageIds": [AMI]})
+            ec2_stub.add_response(
+                "describe_images", {"Images": [_image(OTHER)]}, {"ImageIds": [AMI], "IncludeDisabled": True}
+            )
             sts_stub.add_response("get_caller_identity", IDENTITY, {})
             with pytest.raises(errors.NotAllowed, match="only its owner"):
                 plan()

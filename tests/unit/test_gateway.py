@@ -152,7 +152,9 @@ def test_explicit_ids_are_sent_without_max_results(gateway, stub):
     stub.add_response(
         "describe_instances", {"Reservations": [{"Instances": [raw_instance(0)]}]}, {"InstanceIds": [f"i-{0:017x}"]}
     )
-    stub.add_response("describe_images", {"Images": [raw_image(0)]}, {"ImageIds": [f"ami-{0:017x}"]})
+    stub.add_response(
+        "describe_images", {"Images": [raw_image(0)]}, {"ImageIds": [f"ami-{0:017x}"], "IncludeDisabled": True}
+    )
 
     assert gateway.get_snapshot(REGION, f"snap-{0:017x}").id == f"snap-{0:017x}"
     assert gateway.get_volume(REGION, f"vol-{0:017x}").id == f"vol-{0:017x}"
@@ -181,14 +183,14 @@ def test_describe_instances_pages_and_flattens_reservations(gateway, stub):
 
 
 def test_describe_images_pages_own_images(gateway, stub):
-    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE}
+    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE, "IncludeDisabled": True}
     stub.add_response("describe_images", {"Images": [raw_image(0)], "NextToken": "a"}, params)
     stub.add_response("describe_images", {"Images": [raw_image(1)]}, {**params, "NextToken": "a"})
     assert [i.id for i in gateway.describe_images(REGION)] == [f"ami-{0:017x}", f"ami-{1:017x}"]
 
 
 def test_images_using_snapshots_reads_every_page(gateway, stub):
-    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE}
+    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE, "IncludeDisabled": True}
     stub.add_response("describe_images", {"Images": [raw_image(0, ("snap-aaaaaaaa",))], "NextToken": "a"}, params)
     stub.add_response(
         "describe_images", {"Images": [raw_image(1, ("snap-bbbbbbbb", "snap-cccccccc"))]}, {**params, "NextToken": "a"}
@@ -267,7 +269,7 @@ def test_instance_result(gateway, stub):
 
 
 def test_image_result(gateway, stub):
-    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE}
+    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE, "IncludeDisabled": True}
     stub.add_response("describe_images", {"Images": [raw_image(2, ("snap-aaaaaaaa", "snap-bbbbbbbb"))]}, params)
     [img] = gateway.describe_images(REGION)
     assert img == Image(
@@ -692,3 +694,11 @@ def test_the_gateway_reads_response_timestamps_with_the_fast_parser(monkeypatch)
     assert snaps[-1].start_time == datetime(2024, 6, 15, 9, tzinfo=UTC)
     # botocore's own parser would have given dateutil's tzutc().
     assert all(s.start_time.tzinfo is UTC for s in snaps)
+
+
+def test_images_are_listed_with_disabled_ones_whose_snapshots_are_still_in_use(gateway, stub):
+    # EC2 leaves a disabled AMI out unless IncludeDisabled is asked; its snapshots would then look orphaned.
+    params = {"Owners": ["self"], "MaxResults": PAGE_SIZE, "IncludeDisabled": True}
+    disabled = {**raw_image(3, ("snap-dddddddd",)), "State": "disabled"}
+    stub.add_response("describe_images", {"Images": [disabled]}, params)
+    assert gateway.images_using_snapshots(REGION, ["snap-dddddddd"]) == {"snap-dddddddd": f"ami-{3:017x}"}
