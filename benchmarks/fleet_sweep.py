@@ -30,6 +30,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,6 +132,45 @@ def reported_failed(report: Sequence[str], name: str) -> bool:
     )
 
 
+class DeleteTimeline:
+    """When the fleet's deletions began and ended, read from the fake's counters twice a second.
+
+    The floor assumes every (account, region) deletes from the first second;
+    whatever comes before the first deletion (the process start, the listing
+    of every region of every account) adds to the wall time in full.
+    """
+
+    def __init__(self, fake: FakeEc2, every: float = 0.5):
+        self._fake, self._every = fake, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="delete-timeline", daemon=True)
+        self.samples: list[tuple[float, int]] = []
+
+    def __enter__(self) -> DeleteTimeline:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._every):
+            done = self._fake.stats()["calls"].get("DeleteSnapshot", 0)
+            self.samples.append((time.perf_counter() - self._started, done))
+
+    def summary(self) -> dict:
+        first = next((t for t, n in self.samples if n), None)
+        total = self.samples[-1][1] if self.samples else 0
+        last = next((t for t, n in self.samples if n == total), None)
+        return {
+            "first_delete_by_s": None if first is None else round(first, 1),  # within `every` of the moment
+            "all_deletes_by_s": None if last is None else round(last, 1),
+            "deleting_s": round(last - first, 1) if first is not None and last is not None else None,
+        }
+
+
 def benchmark(
     accounts: int = 20,
     snapshots: int = 1000,
@@ -169,7 +210,8 @@ def benchmark(
         with fake:
             stats_before = fake_stats(fake.url)
             config = fleet_config(names, regions, speedup, workdir / "bot.db")
-            run = run_sweep_process(fake.url, config, POLICY_NAME, workdir, tail=100_000)
+            with DeleteTimeline(fake) as timeline:
+                run = run_sweep_process(fake.url, config, POLICY_NAME, workdir, tail=100_000)
             stats_after = fake_stats(fake.url)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -215,6 +257,7 @@ def benchmark(
         "machine_after": machine_load(),
         "floor": {"pair_s": max(floor["per_region_s"].values(), default=0.0), "pairs_at_once_s": at_once},
         "wall_over_floor": round(run["wall_s"] / at_once, 3) if at_once else None,
+        "timeline": timeline.summary(),
         "calls_floor": calls_floor,
         "calls_over_floor": {action: calls.get(action, 0) - need for action, need in calls_floor.items()},
         "assume_role": assume_role,
