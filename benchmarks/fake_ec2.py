@@ -12,6 +12,12 @@ Custodian's equivalent) calls, but serves it the way EC2 does:
 * one server, many regions: the region comes from the SigV4 credential scope
   (``…/us-east-1/ec2/aws4_request``); each region has its own inventory and
   its own token buckets;
+* many accounts: STS ``AssumeRole`` hands out keys that act in the role's
+  account (``arn:aws:iam::111111111111:role/x`` → 111111111111); the account
+  of a request is the one its SigV4 access key was issued for (any other key,
+  such as the bot's own, is ``ACCOUNT_ID``'s), and each (account, region) has
+  its own inventory and token buckets; ``deny_role(arn)`` makes a role's
+  AssumeRole answer AccessDenied, as a role with no trust for the caller does;
 * real paging: ``MaxResults`` (5–1000) and an opaque ``NextToken``; without
   ``MaxResults`` a Describe returns everything, as EC2 does;
 * EC2's published request-rate token buckets, one per (region, action,
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import functools
 import heapq
 import itertools
 import json
@@ -211,7 +218,7 @@ class _Volume(_Record):
 
 
 class _Instance(_Record):
-    __slots__ = ("image_id", "status", "itype", "az", "volumes")
+    __slots__ = ("image_id", "status", "itype", "az", "volumes", "owner")
 
     def state(self, now: float) -> str:
         return self.status
@@ -485,8 +492,11 @@ _TABLES = {"snapshot": "snapshots", "image": "images", "volume": "volumes", "ins
 
 
 class _Region:
-    def __init__(self, name: str, counter: Iterator[int]):
+    """One region of one account: its inventory (every table) under one lock."""
+
+    def __init__(self, name: str, counter: Iterator[int], account: str = ACCOUNT_ID):
         self.name = name
+        self.account = account
         self.lock = threading.RLock()
         self.snapshots = _Table("snapshot", counter)
         self.images = _Table("image", counter)
@@ -507,7 +517,7 @@ _ID_PARAM = {
     "DescribeVolumes": "VolumeId.",
     "DescribeInstances": "InstanceId.",
 }
-_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 
 
 def _members(params: Mapping[str, str], prefix: str) -> list[str]:
@@ -659,7 +669,7 @@ def _instance_xml(i: _Instance, now: float) -> str:
     )
     root = i.volumes[0][0] if i.volumes else "/dev/xvda"
     return (
-        f"<item><reservationId>r-{i.id[2:]}</reservationId><ownerId>{ACCOUNT_ID}</ownerId><groupSet/>"
+        f"<item><reservationId>r-{i.id[2:]}</reservationId><ownerId>{i.owner}</ownerId><groupSet/>"
         f"<instancesSet><item><instanceId>{i.id}</instanceId><imageId>{i.image_id}</imageId>"
         f"<instanceState><code>{_STATE_CODES.get(i.status, 0)}</code><name>{i.status}</name></instanceState>"
         f"<privateDnsName/><dnsName/><reason/><amiLaunchIndex>0</amiLaunchIndex>"
@@ -685,6 +695,37 @@ def _error(code: str, message: str, status: int) -> tuple[int, str]:
         f"<Response><Errors><Error><Code>{_e(code)}</Code><Message>{_e(message)}</Message></Error></Errors>"
         f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
     )
+
+
+def _sts_ok(action: str, body: str) -> tuple[int, str]:
+    return 200, (
+        f'<{action}Response xmlns="{STS_NS}"><{action}Result>{body}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>"
+    )
+
+
+def _sts_error(code: str, message: str, status: int) -> tuple[int, str]:
+    # STS speaks the plain Query protocol: <ErrorResponse><Error>, not EC2's <Response><Errors>.
+    kind = "Receiver" if status >= 500 else "Sender"
+    return status, (
+        f'<ErrorResponse xmlns="{STS_NS}"><Error><Type>{kind}</Type><Code>{_e(code)}</Code>'
+        f"<Message>{_e(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+
+
+_ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Whom an access key speaks for: the account it acts in and the ARN STS names it by."""
+
+    account: str
+    arn: str
+
+
+_OWN = _Caller(ACCOUNT_ID, f"arn:aws:iam::{ACCOUNT_ID}:user/fake")
 
 
 # --- the fake ------------------------------------------------------------------------------------
@@ -723,6 +764,11 @@ class FakeEc2:
     `speedup`): a slow EC2, as seen by a client waiting on its answer.
     `clock` (monotonic seconds) drives the token buckets; tests pass a frozen
     one to make throttling deterministic.
+
+    Every seeding and inspecting method takes `account=` (default
+    `ACCOUNT_ID`, the account of any key STS did not issue): each account's
+    regions are its own.  `in_account(id)` is the same API bound to one
+    account, for code written against a single account.
     """
 
     def __init__(
@@ -755,11 +801,14 @@ class FakeEc2:
         self.latency = latency
         self._clock = clock
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()  # stats, buckets, rng, region map
-        self._regions: dict[str, _Region] = {}
+        self._lock = threading.Lock()  # stats, buckets, rng, region map, keys
+        self._regions: dict[tuple[str, str], _Region] = {}  # (account, region) → its inventory
         self._seq = itertools.count(1)
         self._ids: Counter[str] = Counter()
-        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str, str], TokenBucket] = {}  # (account, region, action, category)
+        self._keys: dict[str, _Caller] = {}  # access key IDs AssumeRole issued
+        self._denied: dict[str, str] = {}  # role ARN → why AssumeRole refuses it
+        self._external_ids: dict[str, str] = {}  # role ARN → the external ID its trust policy asks for
         self._scheduled: defaultdict[str, list[tuple[str, bool]]] = defaultdict(list)
         self.reset_stats()
         self._server: ThreadingHTTPServer | None = None
@@ -797,12 +846,38 @@ class FakeEc2:
 
     # -- state --
 
-    def region(self, name: str) -> _Region:
+    def region(self, name: str, account: str = ACCOUNT_ID) -> _Region:
         with self._lock:
-            region = self._regions.get(name)
+            region = self._regions.get((account, name))
             if region is None:
-                region = self._regions[name] = _Region(name, self._seq)
+                region = self._regions[(account, name)] = _Region(name, self._seq, account)
             return region
+
+    def in_account(self, account: str) -> AccountView:
+        """This fake's seeding and inspecting API, acting in `account`."""
+        return AccountView(self, account)
+
+    @property
+    def accounts(self) -> list[str]:
+        """Every account that has a region (seeded or called), ACCOUNT_ID first."""
+        with self._lock:
+            known = {account for account, _ in self._regions}
+        return sorted(known, key=lambda a: (a != ACCOUNT_ID, a))
+
+    def deny_role(self, role_arn: str, why: str = "") -> None:
+        """Make AssumeRole of `role_arn` answer AccessDenied (403), as a role that does not trust the caller."""
+        with self._lock:
+            self._denied[role_arn] = why
+
+    def require_external_id(self, role_arn: str, external_id: str) -> None:
+        """Make AssumeRole of `role_arn` answer AccessDenied unless it passes this ExternalId."""
+        with self._lock:
+            self._external_ids[role_arn] = external_id
+
+    def caller(self, access_key: str) -> _Caller:
+        """Whom a request signed with `access_key` speaks for (keys STS did not issue: ACCOUNT_ID)."""
+        with self._lock:
+            return self._keys.get(access_key, _OWN)
 
     def _new_id(self, prefix: str) -> str:
         with self._lock:
@@ -817,17 +892,23 @@ class FakeEc2:
         return now + self.pending_for / self.speedup
 
     def reset(self) -> None:
-        """Forget every region's inventory, the buckets, scheduled faults and the stats."""
+        """Forget every region's inventory, the buckets, scheduled faults, denied roles and the stats.
+
+        Keys AssumeRole issued stay valid (a client holding them still acts in their account).
+        """
         with self._lock:
             self._regions.clear()
             self._buckets.clear()
             self._scheduled.clear()
+            self._denied.clear()
+            self._external_ids.clear()
         self.reset_stats()
 
     def reset_stats(self) -> None:
         with self._lock:
-            self._calls: Counter[tuple[str, str]] = Counter()
-            self._throttled: Counter[tuple[str, str]] = Counter()
+            self._calls: Counter[tuple[str, str, str]] = Counter()  # (account, region, action)
+            self._throttled: Counter[tuple[str, str, str]] = Counter()
+            self._assumed: Counter[tuple[str, str]] = Counter()  # (target account, "assumed" | "denied")
             self._faults: Counter[str] = Counter()
             self._errors: Counter[str] = Counter()
             self._deletions: Counter[str] = Counter()
@@ -840,39 +921,56 @@ class FakeEc2:
         """Counters since the last reset, as plain JSON-able data.
 
         calls / throttled: by action (every request received; bucket-empty
-        503s); by_region: the same per region; faults: injected, by kind;
-        errors: EC2 error codes returned (not injected ones); deletions:
-        DeleteSnapshot/DeregisterImage requests that reached the inventory, by
-        ID; repeated_deletions: the IDs asked to be deleted more than once.
+        503s); by_region: the same per region (every account's together);
+        by_account: per account the same three, and `assumed` / `denied`, the
+        AssumeRole calls into it that STS granted and refused (an AssumeRole
+        itself counts among the calls of the account that asked, usually
+        ACCOUNT_ID); faults: injected, by kind; errors: EC2 and STS error codes
+        returned (not injected ones); deletions: DeleteSnapshot/DeregisterImage
+        requests that reached the inventory, by ID (IDs are unique across
+        accounts); repeated_deletions: the IDs asked to be deleted more than
+        once.
         """
         with self._lock:
             calls: Counter[str] = Counter()
             throttled: Counter[str] = Counter()
             by_region: dict[str, dict[str, dict[str, int]]] = {}
-            for (region, action), n in self._calls.items():
-                calls[action] += n
-                by_region.setdefault(region, {"calls": {}, "throttled": {}})["calls"][action] = n
-            for (region, action), n in self._throttled.items():
-                throttled[action] += n
-                by_region.setdefault(region, {"calls": {}, "throttled": {}})["throttled"][action] = n
+            by_account: dict[str, dict] = {}
+
+            def account_entry(account: str) -> dict:
+                return by_account.setdefault(
+                    account, {"calls": {}, "throttled": {}, "by_region": {}, "assumed": 0, "denied": 0}
+                )
+
+            for kind, counter, total in (("calls", self._calls, calls), ("throttled", self._throttled, throttled)):
+                for (account, region, action), n in counter.items():
+                    total[action] += n
+                    per_region = by_region.setdefault(region, {"calls": {}, "throttled": {}})[kind]
+                    per_region[action] = per_region.get(action, 0) + n
+                    entry = account_entry(account)
+                    entry[kind][action] = entry[kind].get(action, 0) + n
+                    entry["by_region"].setdefault(region, {"calls": {}, "throttled": {}})[kind][action] = n
+            for (account, outcome), n in self._assumed.items():
+                account_entry(account)[outcome] = n
             return {
                 "calls": dict(calls),
                 "throttled": dict(throttled),
                 "by_region": by_region,
+                "by_account": by_account,
                 "faults": dict(self._faults),
                 "errors": dict(self._errors),
                 "deletions": dict(self._deletions),
                 "repeated_deletions": {k: n for k, n in self._deletions.items() if n > 1},
             }
 
-    def ids(self, region: str, kind: str = "snapshot") -> set[str]:
-        """IDs of one kind (snapshot, image, volume, instance) now in a region."""
-        r = self.region(region)
+    def ids(self, region: str, kind: str = "snapshot", *, account: str = ACCOUNT_ID) -> set[str]:
+        """IDs of one kind (snapshot, image, volume, instance) now in a region of an account."""
+        r = self.region(region, account)
         with r.lock:
             return set(r.table(kind).by_id)
 
-    def count(self, region: str, kind: str = "snapshot") -> int:
-        r = self.region(region)
+    def count(self, region: str, kind: str = "snapshot", *, account: str = ACCOUNT_ID) -> int:
+        r = self.region(region, account)
         with r.lock:
             return len(r.table(kind))
 
@@ -889,19 +987,22 @@ class FakeEc2:
         spacing: timedelta = timedelta(hours=1),
         size_gib: int = 8,
         description: str | Callable[[int], str] = "",
-        owner_id: str = ACCOUNT_ID,
+        owner_id: str | None = None,
         owner_alias: str = "",
         public: bool = False,
         encrypted: bool = False,
         failed: bool = False,
+        account: str = ACCOUNT_ID,
     ) -> list[str]:
-        """Add n completed snapshots, one every `spacing` back from `newest` (default now).
+        """Add n completed snapshots to a region of `account`, one every `spacing` back from `newest` (default now).
 
         `tags` is one mapping for all (shared until a CreateTags changes one)
         or a function of the index; `volumes` is a pool size of synthetic
-        volume IDs or a list of IDs, used round-robin; `failed` makes them
-        `error` snapshots instead.  Returns the new IDs, oldest first.
+        volume IDs or a list of IDs, used round-robin; `owner_id` defaults to
+        `account`; `failed` makes them `error` snapshots instead.  Returns the
+        new IDs, oldest first.
         """
+        owner_id = owner_id or account
         if isinstance(volumes, int):
             pool = [f"vol-{0xF0000000 + i:017x}" for i in range(max(1, volumes))]
         else:
@@ -910,7 +1011,7 @@ class FakeEc2:
         interned: dict[tuple, dict[str, str]] = {}
         end = (newest or datetime.now(UTC)).timestamp()
         step = spacing.total_seconds()
-        r = self.region(region)
+        r = self.region(region, account)
         ids = []
         with r.lock:
             for i in range(n):
@@ -935,9 +1036,10 @@ class FakeEc2:
         size_gib: int = 8,
         az: str | None = None,
         volume_type: str = "gp3",
+        account: str = ACCOUNT_ID,
     ) -> list[str]:
-        """Add n available volumes; returns their IDs."""
-        r = self.region(region)
+        """Add n available volumes to a region of `account`; returns their IDs."""
+        r = self.region(region, account)
         now = self._wall()
         shared = None if callable(tags) else dict(tags or {})
         ids = []
@@ -973,9 +1075,10 @@ class FakeEc2:
         image_id: str = "ami-0000000000000000a",
         state: str = "running",
         instance_type: str = "t3.micro",
+        account: str = ACCOUNT_ID,
     ) -> list[str]:
-        """Add n instances, each with its own attached volumes; returns the instance IDs."""
-        r = self.region(region)
+        """Add n instances to a region of `account`, each with its own attached volumes; returns the instance IDs."""
+        r = self.region(region, account)
         now = self._wall()
         az = f"{region}a"
         ids = []
@@ -986,6 +1089,7 @@ class FakeEc2:
                 inst.tags = dict(tags(i) if callable(tags) else tags or {})
                 inst.created = inst.ready_at = now
                 inst.image_id, inst.status, inst.itype, inst.az, inst.volumes = image_id, state, instance_type, az, []
+                inst.owner = account
                 for d in range(volumes_per_instance):
                     device = "/dev/xvda" if d == 0 else f"/dev/sd{chr(ord('f') + d - 1)}"
                     vol = self._add_volume(r, now, size_gib, az, "gp3", {})
@@ -1003,13 +1107,14 @@ class FakeEc2:
         name: str | None = None,
         tags: Mapping[str, str] | None = None,
         description: str = "",
-        owner_id: str = ACCOUNT_ID,
+        owner_id: str | None = None,
         owner_alias: str = "",
         public: bool = False,
         created: datetime | None = None,
+        account: str = ACCOUNT_ID,
     ) -> str:
-        """Register an image backed by existing snapshots (they become InUse); returns its ID."""
-        r = self.region(region)
+        """Register an image backed by existing snapshots of `account` (they become InUse); returns its ID."""
+        r = self.region(region, account)
         with r.lock:
             for snap in snapshot_ids:
                 if r.snapshots.get(snap) is None:
@@ -1021,7 +1126,7 @@ class FakeEc2:
                 dict(tags or {}),
                 description,
                 (created.timestamp() if created else self._wall()),
-                owner_id=owner_id,
+                owner_id=owner_id or account,
                 alias=owner_alias,
                 public=public,
             ).id
@@ -1040,12 +1145,13 @@ class FakeEc2:
         snapshots_per_image: int = 1,
         newest: datetime | None = None,
         spacing: timedelta = timedelta(days=1),
-        owner_id: str = ACCOUNT_ID,
+        owner_id: str | None = None,
         owner_alias: str = "",
         public: bool = False,
         name_prefix: str = "image",
+        account: str = ACCOUNT_ID,
     ) -> list[str]:
-        """Add n available images, each backed by fresh snapshots; returns the image IDs, oldest first."""
+        """Add n available images to a region of `account`, each backed by fresh snapshots; returns the image IDs."""
         end = (newest or datetime.now(UTC)).timestamp()
         step = spacing.total_seconds()
         ids = []
@@ -1061,6 +1167,7 @@ class FakeEc2:
                 owner_id=owner_id,
                 owner_alias=owner_alias,
                 public=public,
+                account=account,
             )
             ids.append(
                 self.register_image(
@@ -1072,6 +1179,7 @@ class FakeEc2:
                     owner_alias=owner_alias,
                     public=public,
                     created=created,
+                    account=account,
                 )
             )
         return ids
@@ -1086,7 +1194,7 @@ class FakeEc2:
         created,
         *,
         ready_at=None,
-        owner_id=ACCOUNT_ID,
+        owner_id=None,
         alias="",
         public=False,
         source_instance="",
@@ -1101,7 +1209,7 @@ class FakeEc2:
         img.name, img.description, img.tags, img.mappings = name, description, tags, mappings
         img.created = created
         img.ready_at = created if ready_at is None else ready_at
-        img.owner, img.alias, img.public, img.source_instance = owner_id, alias, public, source_instance
+        img.owner, img.alias, img.public, img.source_instance = owner_id or r.account, alias, public, source_instance
         r.images.add(img)
         r.image_names[name] = img.id
         for snap in img.snapshot_ids:
@@ -1110,21 +1218,23 @@ class FakeEc2:
 
     # -- the wire ---------------------------------------------------------------------------------
 
-    def handle(self, region: str, service: str, params: Mapping[str, str]) -> tuple[int, str]:
-        """Answer one API request: (HTTP status, XML body), or _DROP to hang up."""
+    def handle(self, region: str, service: str, params: Mapping[str, str], access_key: str = "") -> tuple[int, str]:
+        """Answer one API request signed with `access_key`: (HTTP status, XML body), or _DROP to hang up."""
         action = params.get("Action", "")
+        caller = self.caller(access_key)
+        account = caller.account
         with self._lock:
-            self._calls[(region, action or "?")] += 1
+            self._calls[(account, region, action or "?")] += 1
         if service == "sts":
-            return self._sts(action)
+            return self._sts(caller, action, params)
         handler = getattr(self, f"_do_{action}", None)
         if handler is None:
             return self._client_error(
                 Ec2Error("InvalidAction", f"The action {action} is not valid for this web service.")
             )
-        if self.throttling and not self._take(region, action, params):
+        if self.throttling and not self._take(region, action, params, account):
             with self._lock:
-                self._throttled[(region, action)] += 1
+                self._throttled[(account, region, action)] += 1
             return _error("RequestLimitExceeded", "Request limit exceeded.", 503)
         fault, after = self._roll(action)
         if fault == "RequestLimitExceeded":
@@ -1134,7 +1244,7 @@ class FakeEc2:
         try:
             if _bool_param(params, "DryRun"):
                 raise Ec2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
-            result = handler(self.region(region), params)
+            result = handler(self.region(region, account), params)
         except Ec2Error as exc:
             result = self._client_error(exc)
         return self._fault(fault) if fault else result
@@ -1144,9 +1254,9 @@ class FakeEc2:
             self._errors[exc.code] += 1
         return _error(exc.code, exc.message, exc.status)
 
-    def _take(self, region: str, action: str, params: Mapping[str, str]) -> bool:
+    def _take(self, region: str, action: str, params: Mapping[str, str], account: str = ACCOUNT_ID) -> bool:
         cat = category(action, params)
-        key = (region, action, cat)
+        key = (account, region, action, cat)
         with self._lock:
             now = self._clock()
             bucket = self._buckets.get(key)
@@ -1193,15 +1303,72 @@ class FakeEc2:
             return _DROP
         return _error("InternalError", "An internal error has occurred", 500)
 
-    def _sts(self, action: str) -> tuple[int, str]:
-        if action != "GetCallerIdentity":
-            return _error("InvalidAction", f"Could not find operation {action}", 400)
-        return 200, (
-            f'<GetCallerIdentityResponse xmlns="{STS_NS}"><GetCallerIdentityResult>'
-            f"<Arn>arn:aws:iam::{ACCOUNT_ID}:user/fake</Arn><UserId>AIDAFAKEFAKEFAKEFAKE</UserId>"
-            f"<Account>{ACCOUNT_ID}</Account></GetCallerIdentityResult>"
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-            "</GetCallerIdentityResponse>"
+    # -- STS --
+
+    def _sts(self, caller: _Caller, action: str, params: Mapping[str, str]) -> tuple[int, str]:
+        if action == "GetCallerIdentity":
+            session = caller.arn.rsplit("/", 1)[-1]
+            user_id = "AIDAFAKEFAKEFAKEFAKE" if caller is _OWN else f"AROAFAKE{caller.account}:{session}"
+            return _sts_ok(
+                action,
+                f"<Arn>{_e(caller.arn)}</Arn><UserId>{_e(user_id)}</UserId><Account>{caller.account}</Account>",
+            )
+        if action == "AssumeRole":
+            try:
+                return self._assume_role(caller, params)
+            except Ec2Error as exc:
+                with self._lock:
+                    self._errors[exc.code] += 1
+                return _sts_error(exc.code, exc.message, exc.status)
+        return _sts_error("InvalidAction", f"Could not find operation {action}", 400)
+
+    def _assume_role(self, caller: _Caller, params: Mapping[str, str]) -> tuple[int, str]:
+        """Keys acting in the role's account, valid for DurationSeconds (not enforced: they never expire here)."""
+        arn, session = params.get("RoleArn", ""), params.get("RoleSessionName", "")
+        match = _ROLE_ARN.fullmatch(arn)
+        if not match:
+            raise Ec2Error("ValidationError", f"{arn!r} is not a valid role ARN")
+        if not _SESSION_NAME.fullmatch(session):
+            raise Ec2Error(
+                "ValidationError",
+                f"Value {session!r} at 'roleSessionName' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\w+=,.@-]{2,64}",
+            )
+        try:
+            duration = int(params.get("DurationSeconds", "3600"))
+        except ValueError:
+            raise Ec2Error("ValidationError", "DurationSeconds must be a number") from None
+        if not 900 <= duration <= 43200:
+            raise Ec2Error("ValidationError", f"DurationSeconds {duration} is outside 900 to 43200")
+        account, role = match.group(1), match.group(2)
+        with self._lock:
+            denied = self._denied.get(arn)
+            wanted = self._external_ids.get(arn)
+            refused = denied is not None or (wanted is not None and params.get("ExternalId") != wanted)
+            self._assumed[(account, "denied" if refused else "assumed")] += 1
+            if not refused:
+                self._ids["key"] += 1
+                # ASIA + the account + a serial: 20 characters, like a real temporary key, and readable in a trace.
+                key = f"ASIA{account}{self._ids['key'] % 0x10000:04X}"
+                while key in self._keys:
+                    self._ids["key"] += 1
+                    key = f"ASIA{account}{self._ids['key'] % 0x10000:04X}"
+                assumed = f"arn:aws:sts::{account}:assumed-role/{role}/{session}"
+                self._keys[key] = _Caller(account, assumed)
+        if refused:
+            raise Ec2Error(
+                "AccessDenied",
+                denied or f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {arn}",
+                403,
+            )
+        expires = datetime.now(UTC) + timedelta(seconds=duration)
+        return _sts_ok(
+            "AssumeRole",
+            f"<Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{uuid.uuid4().hex}</SecretAccessKey>"
+            f"<SessionToken>{base64.b64encode(uuid.uuid4().bytes * 4).decode()}</SessionToken>"
+            f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration></Credentials>"
+            f"<AssumedRoleUser><Arn>{_e(assumed)}</Arn>"
+            f"<AssumedRoleId>AROAFAKE{account}:{_e(session)}</AssumedRoleId></AssumedRoleUser>",
         )
 
     # -- describes --
@@ -1213,7 +1380,7 @@ class FakeEc2:
         filters = _filters(kind, params)
         ids = _members(params, id_param)
         max_results = params.get("MaxResults")
-        visible = self._visibility(kind, params)
+        visible = self._visibility(kind, params, r.account)
         if ids and max_results is not None:
             raise Ec2Error(
                 "InvalidParameterCombination",
@@ -1250,16 +1417,16 @@ class FakeEc2:
         next_token = f"<nextToken>{_encode_token(kind, resume)}</nextToken>" if resume is not None else ""
         return _ok(action, f"<{set_name}>{body}</{set_name}>{next_token}")
 
-    def _visibility(self, kind: str, params: Mapping[str, str]) -> Callable[[_Record], bool]:
+    def _visibility(self, kind: str, params: Mapping[str, str], account: str) -> Callable[[_Record], bool]:
         if kind not in ("snapshot", "image"):
             return lambda rec: True
         owners = _members(params, "Owner")
         if owners:
-            wanted = {ACCOUNT_ID if o == "self" else o for o in owners}
+            wanted = {account if o == "self" else o for o in owners}
             aliases = set(owners) - {"self"}
             return lambda rec: rec.owner in wanted or (rec.alias != "" and rec.alias in aliases)
         # Without owners EC2 lists yours and every public one you may use.
-        return lambda rec: rec.owner == ACCOUNT_ID or rec.public
+        return lambda rec: rec.owner == account or rec.public
 
     def _do_DescribeSnapshots(self, r, params):
         return self._describe("DescribeSnapshots", r, params)
@@ -1316,7 +1483,7 @@ class FakeEc2:
 
     def _delete_snapshot(self, r: _Region, snap_id: str) -> None:
         snap = r.snapshots.get(snap_id)
-        if snap is None or snap.owner != ACCOUNT_ID:
+        if snap is None or snap.owner != r.account:
             raise _not_found(snap_id)
         users = r.backing.get(snap_id)
         if users:
@@ -1332,7 +1499,7 @@ class FakeEc2:
         results = ""
         with r.lock:
             image = r.images.get(image_id)
-            if image is None or image.owner != ACCOUNT_ID:
+            if image is None or image.owner != r.account:
                 raise _not_found(image_id)
             r.images.remove(image_id)
             r.image_names.pop(image.name, None)
@@ -1362,7 +1529,7 @@ class FakeEc2:
         s.tags = tags
         s.created, s.ready_at = now, self._ready_at(now)
         s.volume_id, s.size, s.description = volume_id, size, description
-        s.owner, s.alias, s.public, s.encrypted, s.failed = ACCOUNT_ID, "", False, False, False
+        s.owner, s.alias, s.public, s.encrypted, s.failed = r.account, "", False, False, False
         r.snapshots.add(s)
         return s
 
@@ -1390,10 +1557,10 @@ class FakeEc2:
         if not source_region or not source_id:
             raise Ec2Error("MissingParameter", "The request must contain SourceRegion and SourceSnapshotId")
         _check_id(source_id, "snap")
-        src_region = self.region(source_region)
+        src_region = self.region(source_region, r.account)
         with src_region.lock:
             source = src_region.snapshots.get(source_id)
-            if source is None or not (source.owner == ACCOUNT_ID or source.public):
+            if source is None or not (source.owner == r.account or source.public):
                 raise _not_found(source_id)
             if source.state(self._wall()) != "completed":
                 raise Ec2Error("IncorrectState", f"Snapshot {source_id} is not in the completed state")
@@ -1475,6 +1642,30 @@ class FakeEc2:
         return _ok("CreateTags", "<return>true</return>")
 
 
+class AccountView:
+    """One account of a FakeEc2: its seeding and inspecting methods with `account=` filled in.
+
+    `fake.in_account("111111111111").seed_snapshots("us-east-1", 10)` seeds
+    that account, so code written for one account (benchmarks/inventory.py)
+    seeds and checks any account unchanged.
+    """
+
+    _BOUND = frozenset(
+        {"region", "ids", "count", "seed_snapshots", "seed_volumes", "seed_instances", "seed_images", "register_image"}
+    )
+
+    def __init__(self, fake: FakeEc2, account: str):
+        self.fake, self.account = fake, account
+
+    def region(self, name: str) -> _Region:
+        return self.fake.region(name, self.account)
+
+    def __getattr__(self, name: str):
+        if name not in self._BOUND:
+            raise AttributeError(f"{name} is not per account; use the FakeEc2 itself")
+        return functools.partial(getattr(self.fake, name), account=self.account)
+
+
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
@@ -1506,7 +1697,13 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(fake.stats()), "application/json")
             elif self.path.startswith("/_fake/ids"):
                 query = dict(parse_qsl(self.path.partition("?")[2]))
-                ids = sorted(fake.ids(query.get("region", DEFAULT_REGION), query.get("kind", "snapshot")))
+                ids = sorted(
+                    fake.ids(
+                        query.get("region", DEFAULT_REGION),
+                        query.get("kind", "snapshot"),
+                        account=query.get("account", ACCOUNT_ID),
+                    )
+                )
                 self._send(200, json.dumps(ids), "application/json")
             else:
                 self._send(*_error("InvalidAction", "The fake serves POST requests only", 400))
@@ -1519,10 +1716,10 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
                 return
             params = dict(parse_qsl(raw, keep_blank_values=True))
             match = _SCOPE.search(self.headers.get("Authorization", ""))
-            region, service = (match.group(1), match.group(2)) if match else (DEFAULT_REGION, "ec2")
+            key, region, service = match.groups() if match else ("", DEFAULT_REGION, "ec2")
             if service == "sts" or params.get("Version") == "2011-06-15":
                 service = "sts"
-            status, body = fake.handle(region, service, params)
+            status, body = fake.handle(region, service, params, key)
             if fake.latency:
                 # Each request has its own server thread, so a slow answer holds up no other.
                 time.sleep(fake.latency)
@@ -1535,7 +1732,7 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
 
 
 def _seed(
-    fake: FakeEc2, region: str, *, snapshots: int, images: int, volumes: int, instances: int, tags
+    fake: FakeEc2 | AccountView, region: str, *, snapshots: int, images: int, volumes: int, instances: int, tags
 ) -> dict[str, list[str]]:
     """Seed a region; the snapshots are of the seeded volumes when there are any (else of synthetic ones)."""
     made = {"volumes": fake.seed_volumes(region, volumes, tags=tags)}
@@ -1546,18 +1743,22 @@ def _seed(
 
 
 def _control(fake: FakeEc2, path: str, raw: str) -> dict:
-    """POST /_fake/reset-stats, /_fake/reset-buckets, /_fake/seed {"region", "snapshots", "tags", …}."""
+    """POST /_fake/reset-stats, /_fake/reset-buckets, /_fake/deny-role {"arn"},
+    /_fake/seed {"region", "account", "snapshots", "tags", …}."""
     if path.startswith("/_fake/reset-stats"):
         fake.reset_stats()
         return {"ok": True}
     if path.startswith("/_fake/reset-buckets"):
         fake.reset_buckets()
         return {"ok": True}
+    if path.startswith("/_fake/deny-role"):
+        fake.deny_role(json.loads(raw or "{}")["arn"])
+        return {"ok": True}
     if path.startswith("/_fake/seed"):
         spec = json.loads(raw or "{}")
         region = spec.get("region", DEFAULT_REGION)
         made = _seed(
-            fake,
+            fake.in_account(spec.get("account", ACCOUNT_ID)),
             region,
             snapshots=int(spec.get("snapshots", 0)),
             images=int(spec.get("images", 0)),
@@ -1604,6 +1805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--volumes", type=int, default=0, help="volumes to seed per region")
     parser.add_argument("--instances", type=int, default=0, help="instances (each with a volume) per region")
     parser.add_argument("--tag", type=_tag_arg, action="append", default=[], help="KEY=VALUE on every seeded item")
+    parser.add_argument(
+        "--accounts", default="", help="comma-separated 12-digit accounts seeded alike (reached by AssumeRole)"
+    )
+    parser.add_argument("--deny-role", action="append", default=[], help="a role ARN whose AssumeRole is refused")
     args = parser.parse_args(argv)
 
     fake = FakeEc2(
@@ -1618,9 +1823,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     tags = dict(args.tag)
-    for region in filter(None, (r.strip() for r in args.regions.split(","))):
+    accounts = [ACCOUNT_ID, *filter(None, (a.strip() for a in args.accounts.split(",")))]
+    for arn in args.deny_role:
+        fake.deny_role(arn)
+    for account, region in itertools.product(accounts, filter(None, (r.strip() for r in args.regions.split(",")))):
         _seed(
-            fake,
+            fake.in_account(account),
             region,
             snapshots=args.snapshots,
             images=args.images,

@@ -84,18 +84,22 @@ def bot_env(fake_url: str, workdir: Path) -> dict[str, str]:
 def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir: Path) -> dict:
     """`python -m bot sweep --policy bench-daily` against the fake; wall time, exit code, peak RSS, output."""
     policy = sweep_policy()
-    (workdir / "config.toml").write_text(
-        CONFIG.format(
-            region=regions[0],
-            regions=", ".join(f'"{r}"' for r in regions),
-            scale=float(speedup),
-            db=workdir / "bot.db",
-            name=policy.name,
-            keep=policy.keep,
-            max_age=format_duration(policy.max_age),
-        )
+    config = CONFIG.format(
+        region=regions[0],
+        regions=", ".join(f'"{r}"' for r in regions),
+        scale=float(speedup),
+        db=workdir / "bot.db",
+        name=policy.name,
+        keep=policy.keep,
+        max_age=format_duration(policy.max_age),
     )
-    command = [sys.executable, "-m", "bot", "sweep", "--policy", policy.name]
+    return run_sweep_process(fake_url, config, policy.name, workdir)
+
+
+def run_sweep_process(fake_url: str, config: str, policy: str, workdir: Path, tail: int = 40) -> dict:
+    """`python -m bot sweep --policy POLICY` configured by `config` (TOML) against the fake; the last `tail` lines."""
+    (workdir / "config.toml").write_text(config)
+    command = [sys.executable, "-m", "bot", "sweep", "--policy", policy]
     out_path = workdir / "sweep.out"
     with out_path.open("w") as out:
         started = time.perf_counter()
@@ -111,7 +115,7 @@ def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir
         "wall_s": round(wall, 2),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "report": output.splitlines()[-40:],
+        "report": output.splitlines()[-tail:],
     }
 
 

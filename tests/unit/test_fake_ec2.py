@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.fake_ec2 import AMAZON_ID, FakeEc2
+from benchmarks.fake_ec2 import ACCOUNT_ID, AMAZON_ID, FakeEc2
 from bot import errors
-from bot.aws.gateway import Ec2Gateway
+from bot.aws.gateway import Ec2Gateway, assume_role_session
 from bot.aws.pacing import Pacer
+from bot.config import Account
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
@@ -508,6 +509,149 @@ def test_the_gateway_paces_every_attempt_retries_included(fake):
     assert snap not in fake.ids("us-east-1")
     assert fake.stats()["calls"]["DeleteSnapshot"] == 3
     assert pacer.taken["DeleteSnapshot"] == 3
+
+
+# --- accounts: STS AssumeRole and per-account state ------------------------------------------
+
+PROD, STAGING = "111111111111", "222222222222"
+PROD_ROLE, STAGING_ROLE = f"arn:aws:iam::{PROD}:role/chatops", f"arn:aws:iam::{STAGING}:role/chatops"
+
+
+def assumed_client(role_arn: str, region: str = "us-east-1", service: str = "ec2", **assume):
+    """A boto3 client signed with the keys STS hands out for `role_arn`."""
+    creds = client(service="sts").assume_role(RoleArn=role_arn, RoleSessionName="bench", **assume)["Credentials"]
+    # Keys on the client, not the session: the module's botocore session is shared.
+    return session().client(
+        service,
+        region_name=region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        config=botocore.config.Config(**NO_RETRIES),
+    )
+
+
+def test_assume_role_answers_credentials_that_act_in_the_roles_account(fake):
+    answer = client(service="sts").assume_role(RoleArn=PROD_ROLE, RoleSessionName="chatops-bot")
+
+    creds = answer["Credentials"]
+    assert creds["AccessKeyId"].startswith(f"ASIA{PROD}") and len(creds["AccessKeyId"]) == 20
+    assert creds["SecretAccessKey"] and creds["SessionToken"] and creds["Expiration"].tzinfo is not None
+    assert answer["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{PROD}:assumed-role/chatops/chatops-bot"
+    identity = assumed_client(PROD_ROLE, service="sts").get_caller_identity()
+    assert identity["Account"] == PROD
+    assert identity["Arn"] == f"arn:aws:sts::{PROD}:assumed-role/chatops/bench"
+    assert client(service="sts").get_caller_identity()["Account"] == ACCOUNT_ID  # the bot's own keys
+
+
+def test_each_account_sees_and_deletes_only_its_own_snapshots(fake):
+    own = fake.seed_snapshots("us-east-1", 3)
+    prod = fake.seed_snapshots("us-east-1", 4, account=PROD)
+    staging = fake.in_account(STAGING).seed_snapshots("us-east-1", 5)
+    ec2_prod = assumed_client(PROD_ROLE)
+
+    listed = all_snapshots(ec2_prod, OwnerIds=["self"])
+    assert sorted(s["SnapshotId"] for s in listed) == sorted(prod)
+    assert {s["OwnerId"] for s in listed} == {PROD}
+    assert sorted(s["SnapshotId"] for s in all_snapshots(client(), OwnerIds=["self"])) == sorted(own)
+    assert error_of(ec2_prod.delete_snapshot, SnapshotId=staging[0]) == ("InvalidSnapshot.NotFound", 400)
+    assert error_of(client(**NO_RETRIES).delete_snapshot, SnapshotId=prod[0]) == ("InvalidSnapshot.NotFound", 400)
+
+    ec2_prod.delete_snapshot(SnapshotId=prod[0])
+
+    assert fake.ids("us-east-1", account=PROD) == set(prod[1:])
+    assert fake.ids("us-east-1") == set(own)
+    assert fake.in_account(STAGING).ids("us-east-1") == set(staging)
+    assert fake.count("us-west-2", account=PROD) == 0  # a region of an account is its own too
+    assert fake.accounts == [ACCOUNT_ID, PROD, STAGING]
+
+
+def test_each_account_has_its_own_token_buckets(make_fake):
+    fake = make_fake(clock=ManualClock())
+    own = fake.seed_snapshots("us-east-1", 101)
+    prod = fake.seed_snapshots("us-east-1", 101, account=PROD)
+    ec2, ec2_prod = client(**NO_RETRIES), assumed_client(PROD_ROLE)
+    for snap in own[:100]:
+        ec2.delete_snapshot(SnapshotId=snap)
+    assert error_of(ec2.delete_snapshot, SnapshotId=own[100]) == ("RequestLimitExceeded", 503)
+
+    for snap in prod[:100]:  # the same region and action, another account: a full bucket
+        ec2_prod.delete_snapshot(SnapshotId=snap)
+    assert error_of(ec2_prod.delete_snapshot, SnapshotId=prod[100]) == ("RequestLimitExceeded", 503)
+
+    stats = fake.stats()
+    assert stats["throttled"] == {"DeleteSnapshot": 2}
+    assert stats["by_account"][ACCOUNT_ID]["throttled"] == {"DeleteSnapshot": 1}
+    assert stats["by_account"][PROD]["calls"] == {"DeleteSnapshot": 101}
+    assert stats["by_account"][PROD]["by_region"]["us-east-1"]["throttled"] == {"DeleteSnapshot": 1}
+
+
+def test_stats_count_calls_and_assume_roles_per_account(fake):
+    fake.seed_snapshots("us-east-1", 2, account=PROD)
+    all_snapshots(assumed_client(PROD_ROLE))
+    all_snapshots(assumed_client(PROD_ROLE, region="eu-west-1"))
+    fake.deny_role(STAGING_ROLE)
+    error_of(client(service="sts").assume_role, RoleArn=STAGING_ROLE, RoleSessionName="bench")
+
+    by_account = fake.stats()["by_account"]
+    assert by_account[ACCOUNT_ID]["calls"] == {"AssumeRole": 3}  # the bot's own keys asked STS
+    assert by_account[PROD]["calls"] == {"DescribeSnapshots": 2}
+    assert by_account[PROD]["by_region"].keys() == {"us-east-1", "eu-west-1"}
+    assert (by_account[PROD]["assumed"], by_account[PROD]["denied"]) == (2, 0)
+    assert (by_account[STAGING]["assumed"], by_account[STAGING]["denied"]) == (0, 1)
+    assert fake.stats()["calls"] == {"AssumeRole": 3, "DescribeSnapshots": 2}
+
+
+def test_a_denied_role_or_a_wrong_external_id_is_access_denied(fake):
+    fake.deny_role(STAGING_ROLE)
+    fake.require_external_id(PROD_ROLE, "ext-123")
+    sts = client(service="sts", **NO_RETRIES)
+
+    assert error_of(sts.assume_role, RoleArn=STAGING_ROLE, RoleSessionName="bench") == ("AccessDenied", 403)
+    assert error_of(sts.assume_role, RoleArn=PROD_ROLE, RoleSessionName="bench") == ("AccessDenied", 403)
+    assert error_of(sts.assume_role, RoleArn=PROD_ROLE, RoleSessionName="bench", ExternalId="nope") == (
+        "AccessDenied",
+        403,
+    )
+    assert assumed_client(PROD_ROLE, service="sts", ExternalId="ext-123").get_caller_identity()["Account"] == PROD
+    assert error_of(sts.assume_role, RoleArn="arn:aws:iam::1:role/x", RoleSessionName="bench")[0] == "ValidationError"
+    assert error_of(sts.assume_role, RoleArn=PROD_ROLE, RoleSessionName="a b")[0] == "ValidationError"
+    assert fake.stats()["errors"] == {"AccessDenied": 3, "ValidationError": 2}
+
+
+def test_the_gateway_acts_in_another_account_through_assume_role(fake):
+    prod = fake.seed_snapshots("us-east-1", 3, account=PROD)
+    fake.seed_snapshots("us-east-1", 2)
+    fake.require_external_id(PROD_ROLE, "ext-123")
+    role = Account(name="prod", role_arn=PROD_ROLE, external_id="ext-123")
+    gateway = Ec2Gateway(assume_role_session(session(), "prod", role, "chatops-bot", "us-east-1"))
+
+    assert sorted(s.id for s in gateway.describe_snapshots("us-east-1")) == sorted(prod)
+    gateway.delete_snapshot("us-east-1", prod[0])
+    assert fake.ids("us-east-1", account=PROD) == set(prod[1:])
+    assert gateway.account_id("us-east-1") == PROD
+    assert fake.stats()["by_account"][PROD]["assumed"] == 1  # one AssumeRole, kept for later calls
+
+    fake.deny_role(STAGING_ROLE)
+    denied = Ec2Gateway(
+        assume_role_session(
+            session(), "staging", Account(name="staging", role_arn=STAGING_ROLE), "chatops-bot", "us-east-1"
+        )
+    )
+    with pytest.raises(errors.RoleUnavailable) as caught:
+        list(denied.describe_snapshots("us-east-1"))
+    assert caught.value.account == "staging" and "AccessDenied" in caught.value.message
+
+
+def test_seeding_over_http_and_the_command_line_take_an_account(fake):
+    request = urllib.request.Request(
+        f"{fake.url}/_fake/seed", data=json.dumps({"account": PROD, "snapshots": 7}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert json.load(answer)["snapshots"] == 7
+    with urllib.request.urlopen(f"{fake.url}/_fake/ids?account={PROD}") as answer:
+        assert len(json.load(answer)) == 7
+    assert fake.count("us-east-1") == 0
 
 
 # --- the command line -------------------------------------------------------------------------
