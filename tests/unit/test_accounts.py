@@ -249,3 +249,17 @@ def test_the_policy_list_names_each_accounts_part_of_the_last_run_escaped():
     assert "&lt;@U1&gt; &amp; &lt;!here&gt;" in text and "<!here>" not in text
     single = message_text(lifecycle_list([(daily_policy(), None, None, ())], now))
     assert "`default`" not in single and " in `" not in single
+
+
+def test_a_sweep_report_counts_policies_not_reports_and_a_failed_account_claims_no_kept_items():
+    from bot.domain.sweep_report import PolicyReport, SweepReport
+    from bot.slack.blocks.lifecycle import sweep_report_message
+    from bot.testing.fakeslack import message_text
+
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    reports = [PolicyReport("daily-db", "delete", account=f"acct{n}", kept=3) for n in range(19)]
+    reports.append(PolicyReport("daily-db", "delete", account="acct19", error="I could not reach account acct19"))
+    text = message_text(sweep_report_message(SweepReport(tuple(reports), now, 0.05)))
+    assert "1 policy in 20 accounts:" in text and "20 policies" not in text
+    failed = text.split("account *acct19*")[1].split("account *acct0*")[0]
+    assert "could not reach account acct19" in failed and "Kept" not in failed

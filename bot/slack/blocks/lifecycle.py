@@ -127,7 +127,8 @@ def _policy_text(p: PolicyReport, price: float) -> str:
             )
     elif not p.error:
         head.append("Nothing expired.")
-    head.append(f"Kept {p.kept:,}.")
+    if not p.error:  # a policy that could not list kept nothing it could tell
+        head.append(f"Kept {p.kept:,}.")
     if p.failed or p.undone:
         head.append(f":x: {len(p.failed) + len(p.undone):,} failed:")
 
@@ -156,6 +157,14 @@ def _policy_text(p: PolicyReport, price: float) -> str:
     return fit(head, groups)
 
 
+def _runs(policies: Sequence[PolicyReport]) -> str:
+    """"3 policies", or "1 policy in 20 accounts" when a report per account makes more reports than policies."""
+    names = len({p.policy for p in policies})
+    accounts = len({p.account for p in policies if p.account})
+    where = f" in {plural(accounts, 'account')}" if accounts > 1 else ""
+    return f"{plural(names, 'policy', 'policies')}{where}"
+
+
 def sweep_report_message(report: SweepReport) -> Message:
     """A lifecycle run or preview: totals, then one section per policy, failing ones first."""
     policies = list(report.policies)
@@ -164,11 +173,12 @@ def sweep_report_message(report: SweepReport) -> Message:
     expired_count = sum(len(p.expired) for p in policies)
     failed = sum(len(p.failed) + len(p.undone) + bool(p.error) for p in policies)
     when = f"{report.now:%Y-%m-%d %H:%M} UTC"
+    runs = _runs(policies)
     if report.dry_run:
         stake = report.at_stake()
         title = f"Lifecycle preview — {when}"
         summary = (
-            f":mag: {plural(len(policies), 'policy', 'policies')}: would create {created:,}, "
+            f":mag: {runs}: would create {created:,}, "
             f"would expire {expired_count:,}, freeing up to {stake.gib:,} GiB ({usd(stake.usd_month)}/month)"
         )
         if failed:
@@ -179,7 +189,7 @@ def sweep_report_message(report: SweepReport) -> Message:
         icon = ":white_check_mark:" if report.ok else ":x:"
         title = f"Lifecycle sweep — {when}"
         summary = (
-            f"{icon} {plural(len(policies), 'policy', 'policies')}: {created:,} created · "
+            f"{icon} {runs}: {created:,} created · "
             f"{expired_count:,} expired · {deleted:,} deleted · {failed:,} failed"
         )
         if deleted:
@@ -193,6 +203,7 @@ def sweep_report_message(report: SweepReport) -> Message:
     if hidden:
         bad = sum(not p.ok for p in hidden)
         tail = f" ({bad:,} with failures)" if bad else ""
-        blocks.append(context(f"…and {len(hidden):,} more policies{tail}"))
+        more = "policies" if len({p.policy for p in hidden}) == len(hidden) else "reports"
+        blocks.append(context(f"…and {len(hidden):,} more {more}{tail}"))
     blocks.append(estimate_note(report.price_gb_month))
     return message(f"{title}: {summary}", blocks)
