@@ -158,7 +158,7 @@ def _policy_text(p: PolicyReport, price: float) -> str:
 
 
 def _runs(policies: Sequence[PolicyReport]) -> str:
-    """"3 policies", or "1 policy in 20 accounts" when a report per account makes more reports than policies."""
+    """ "3 policies", or "1 policy in 20 accounts" when a report per account makes more reports than policies."""
     names = len({p.policy for p in policies})
     accounts = len({p.account for p in policies if p.account})
     where = f" in {plural(accounts, 'account')}" if accounts > 1 else ""
@@ -189,8 +189,7 @@ def sweep_report_message(report: SweepReport) -> Message:
         icon = ":white_check_mark:" if report.ok else ":x:"
         title = f"Lifecycle sweep — {when}"
         summary = (
-            f"{icon} {runs}: {created:,} created · "
-            f"{expired_count:,} expired · {deleted:,} deleted · {failed:,} failed"
+            f"{icon} {runs}: {created:,} created · {expired_count:,} expired · {deleted:,} deleted · {failed:,} failed"
         )
         if deleted:
             summary += f" · freed {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
