@@ -32,7 +32,7 @@ import botocore.session
 import botocore.utils
 
 from bot import errors
-from bot.aws.models import Image, Instance, Snapshot, Volume
+from bot.aws.models import Image, ImageUse, Instance, Snapshot, Volume
 from bot.aws.pacing import Pacer
 from bot.config import Account
 
@@ -610,6 +610,89 @@ class Ec2Gateway:
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         ]
         return tuple(sorted(i.id for i in self.describe_instances(region, filters=filters)))
+
+    def image_uses(self, region: str) -> dict[str, list[ImageUse]]:
+        """AMI ID → what would launch from it, for the whole region in one map (built once per run, not per item).
+
+        Instances not terminated; launch templates whose default or latest
+        version names the AMI; Auto Scaling groups through such a template
+        (or a pinned version of one) or through a launch configuration.
+        """
+        uses: dict[str, list[ImageUse]] = {}
+        for instance in self.describe_instances(
+            region, filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        ):
+            uses.setdefault(instance.image_id, []).append(ImageUse("instance", instance.id))
+        ec2 = self.client(region)
+        template_images: dict[tuple[str, str], str] = {}  # (template ID, version as asked) → AMI
+        with aws_errors("DescribeLaunchTemplates"):
+            templates = [
+                t
+                for page in ec2.get_paginator("describe_launch_templates").paginate(PaginationConfig={"PageSize": 200})
+                for t in page.get("LaunchTemplates", ())
+            ]
+        for template in templates:
+            tid = template["LaunchTemplateId"]
+            with aws_errors(f"DescribeLaunchTemplateVersions {tid}"):
+                versions = ec2.describe_launch_template_versions(LaunchTemplateId=tid, Versions=["$Default", "$Latest"])
+            for version in versions.get("LaunchTemplateVersions", ()):
+                image = version.get("LaunchTemplateData", {}).get("ImageId", "")
+                number = str(version.get("VersionNumber", ""))
+                labels = []
+                if version.get("DefaultVersion"):
+                    labels.append("$Default")
+                if number == str(template.get("LatestVersionNumber", "")):
+                    labels.append("$Latest")
+                for label in labels:
+                    template_images[(tid, label)] = image
+                template_images[(tid, number)] = image
+                if image and labels:
+                    use = ImageUse(
+                        "launch template", tid, f"{template.get('LaunchTemplateName', '')} {'/'.join(labels)}"
+                    )
+                    if use not in uses.get(image, []):
+                        uses.setdefault(image, []).append(use)
+        autoscaling = self.client(region, "autoscaling")
+        with aws_errors("DescribeLaunchConfigurations"):
+            configurations = {
+                c["LaunchConfigurationName"]: c.get("ImageId", "")
+                for page in autoscaling.get_paginator("describe_launch_configurations").paginate()
+                for c in page.get("LaunchConfigurations", ())
+            }
+        with aws_errors("DescribeAutoScalingGroups"):
+            groups = [
+                g
+                for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
+                for g in page.get("AutoScalingGroups", ())
+            ]
+        for group in groups:
+            name = group["AutoScalingGroupName"]
+            spec = group.get("LaunchTemplate") or (
+                group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
+            )
+            if spec:
+                tid = spec.get("LaunchTemplateId", "")
+                version = str(spec.get("Version") or "$Default")
+                image = template_images.get((tid, version))
+                if image is None and tid:  # a pinned version the map does not have: ask for it
+                    with aws_errors(f"DescribeLaunchTemplateVersions {tid}"):
+                        found = ec2.describe_launch_template_versions(LaunchTemplateId=tid, Versions=[version])
+                    image = next(
+                        (v.get("LaunchTemplateData", {}).get("ImageId", "") for v in found["LaunchTemplateVersions"]),
+                        "",
+                    )
+                if image:
+                    uses.setdefault(image, []).append(
+                        ImageUse("Auto Scaling group", name, f"launch template {tid} {version}")
+                    )
+            elif group.get("LaunchConfigurationName") in configurations:
+                lc = group["LaunchConfigurationName"]
+                image = configurations[lc]
+                if image:
+                    uses.setdefault(image, []).append(
+                        ImageUse("Auto Scaling group", name, f"launch configuration {lc}")
+                    )
+        return uses
 
 
 # --- several accounts ------------------------------------------------------------

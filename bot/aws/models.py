@@ -176,3 +176,16 @@ class Image:
                 for m in ebs
             ),
         )
+
+
+@dataclass(frozen=True)
+class ImageUse:
+    """Something that would launch from an AMI: an instance, a launch template's default or latest version,
+    or an Auto Scaling group (through a launch template or a launch configuration)."""
+
+    kind: str  # "instance" | "launch template" | "Auto Scaling group"
+    id: str  # i-…, lt-…, the group's name
+    via: str = ""  # "$Default", "$Latest", "launch template lt-…", "launch configuration NAME"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}" + (f" ({self.via})" if self.via else "")

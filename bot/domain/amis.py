@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bot import errors
@@ -27,6 +27,7 @@ from bot.domain.costs import monthly_usd
 from bot.domain.pages import Page
 from bot.domain.plans import ItemResult, Plan, PlanItem
 from bot.domain.tags import KEEP, SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
+from bot.domain.uses import describe_uses
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
     from bot.aws.gateway import Ec2Gateway
@@ -306,11 +307,21 @@ def deregister_plan(
     """
     image = gw.get_image(region, image_id)
     _require_own(gw, image, "deregister")
-    instances = gw.instances_using_image(region, image.id)
+    uses = gw.image_uses(region).get(image.id, [])
+    if uses:
+        raise errors.Conflict(
+            f"{image.id} is in use by {describe_uses(uses)}; nothing was done.",
+            "Terminate those instances and point the launch templates and Auto Scaling groups at another AMI first.",
+        )
     pinned_snapshots = _pinned_snapshots(gw, region, image.snapshot_ids)
-    return deregister_plan_of(
-        image, instances, pinned_snapshots, keep_snapshots=keep_snapshots, usd_per_gb_month=usd_per_gb_month
+    plan = deregister_plan_of(
+        image, (), pinned_snapshots, keep_snapshots=keep_snapshots, usd_per_gb_month=usd_per_gb_month
     )
+    shared = gw.image_launch_permissions(region, image.id)
+    if shared:
+        warning = f"shared with account(s) {', '.join(shared)}: they can no longer launch it"
+        plan = replace(plan, warnings=(*plan.warnings, warning))
+    return plan
 
 
 def deregister_plan_of(
@@ -398,6 +409,12 @@ def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
         return [ItemResult(image_id, "failed", "its backing snapshots changed since the request; nothing was done")]
     if is_pinned(image.tags) and not bool(params.get("pinned", False)):
         return [ItemResult(image_id, "failed", "pinned with chatops:keep=true since the request; nothing was done")]
+    try:
+        uses = gw.image_uses(region).get(image_id, [])
+    except errors.BotError as exc:
+        return [ItemResult(image_id, "failed", f"could not check what uses it: {exc.message}")]
+    if uses:
+        return [ItemResult(image_id, "failed", f"in use by {describe_uses(uses)} since the request; nothing was done")]
     try:
         pinned = set() if keep_snapshots else _pinned_snapshots(gw, region, snapshot_ids)
     except errors.BotError as exc:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.aws.models import Image, Snapshot
+from bot.aws.models import Image, ImageUse, Snapshot
 from bot.config import Config, Policy
 from bot.domain.costs import monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
@@ -50,6 +50,7 @@ from bot.domain.tags import (
     is_pinned,
     managed_tags,
 )
+from bot.domain.uses import describe_uses
 
 if TYPE_CHECKING:  # the domain takes a gateway, but never imports boto3
     from bot.aws.gateway import Ec2Gateway
@@ -412,7 +413,15 @@ class _RegionSweep:
                 backing[snap].add(image.id)
         self._backing = backing
         self._snap_tags: dict[str, Mapping[str, str]] = {s.id: s.tags for s in listing.snapshots}
+        self._uses: dict[str, list[ImageUse]] | None = None  # who launches from which AMI: asked when an AMI goes
         self._decided_at = time.monotonic()
+
+    def image_uses(self, image_id: str) -> list[ImageUse]:
+        """What would launch from `image_id`: one map per region, built at its first AMI and after each re-decision."""
+        with self._lock:
+            if self._uses is None:
+                self._uses = self.gw.image_uses(self.region)
+            return self._uses.get(image_id, [])
 
     def refresh(self) -> None:
         """List and decide again when the last decision is older than `redecide_after` (raises BotError)."""
@@ -475,6 +484,10 @@ class _RegionSweep:
         image = self._images.get(rid)
         if image is None:  # deregistered by someone else since the decision
             self._finish(ItemResult(rid, "skipped", "no longer exists", self.region))
+            return []
+        uses = self.image_uses(rid)
+        if uses:
+            self._finish(ItemResult(rid, "spared", f"spared: in use by {describe_uses(uses)}", self.region))
             return []
         snaps = image.snapshot_ids
         # Know every backing snapshot's tags (pins) and mark them as this policy's and

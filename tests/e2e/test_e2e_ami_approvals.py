@@ -42,11 +42,11 @@ def approve(bot, message: dict) -> str:
 
 def test_deregister_removes_the_ami_and_its_snapshots_after_approval(bot, ec2):
     image, snaps, _ = golden(ec2)
-    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": "111122223333"}]})
     message = request(bot, f"/ami deregister {image}")
     plan = message_text(message)
     assert image in plan and all(s in plan for s in snaps) and "golden-1" in plan
-    assert instance in plan  # launched from it: the plan warns
+    assert "shared with account(s) 111122223333" in plan  # shared: the plan warns
     assert image in image_ids(ec2)  # nothing before approval
 
     final = approve(bot, message)

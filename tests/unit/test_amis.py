@@ -36,6 +36,14 @@ def gw(aws) -> Ec2Gateway:
 _STUB_SESSION = boto3.session.Session(region_name=REGION)  # one session: its loaded service models are reused
 
 
+def nothing_uses_it(ec2_stub: Stubber, asg_stub: Stubber) -> None:
+    """The answers of a region where no instance, launch template or Auto Scaling group uses any AMI."""
+    ec2_stub.add_response("describe_instances", {"Reservations": []}, None)
+    ec2_stub.add_response("describe_launch_templates", {"LaunchTemplates": []}, None)
+    asg_stub.add_response("describe_launch_configurations", {"LaunchConfigurations": []}, None)
+    asg_stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, None)
+
+
 def stub_gateway() -> Ec2Gateway:
     """A gateway for Stubber tests (no moto): every call must be stubbed or the test fails."""
     return Ec2Gateway(_STUB_SESSION)
@@ -384,9 +392,15 @@ def snapshot_ids(plan: Plan) -> tuple[str, ...]:
     return tuple(s["id"] for s in plan.params["snapshots"])
 
 
-def test_deregister_plan_lists_snapshots_sizes_and_instances(gw, ec2):
+def test_deregister_refuses_an_ami_an_instance_was_launched_from_naming_it(gw, ec2):
     image_id, _ = make_image(ec2, "golden-web")
     running = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    with pytest.raises(errors.Conflict, match=f"{image_id} is in use by instance {running}; nothing was done"):
+        amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
+
+
+def test_deregister_plan_lists_snapshots_and_sizes(gw, ec2):
+    image_id, _ = make_image(ec2, "golden-web")
 
     plan = amis.deregister_plan(gw, REGION, image_id, usd_per_gb_month=PRICE)
 
@@ -397,7 +411,7 @@ def test_deregister_plan_lists_snapshots_sizes_and_instances(gw, ec2):
     assert snapshot_ids(plan) == tuple(m["Ebs"]["SnapshotId"] for m in raw["BlockDeviceMappings"])
     gib = sum(m["Ebs"]["VolumeSize"] for m in raw["BlockDeviceMappings"])
     assert sum(s["size_gib"] for s in params["snapshots"]) == gib and plan.items[0].size_gib == gib
-    assert params["instances"] == [running]
+    assert params["instances"] == []
     assert ec2.describe_images(ImageIds=[image_id])["Images"]  # planning changed nothing
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
@@ -470,8 +484,9 @@ def test_execute_deregister_keeps_a_snapshot_that_backs_another_ami_and_says_so(
         "ImageId": "ami-0fedcba9876543210",
         "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snaps[0]}}],
     }
-    with Stubber(gw.client(REGION)) as stub:
+    with Stubber(gw.client(REGION)) as stub, Stubber(gw.client(REGION, "autoscaling")) as asg:
         stub.add_response("describe_images", {"Images": [image]}, None)  # re-check
+        nothing_uses_it(stub, asg)  # re-check: who uses it
         stub.add_response("describe_snapshots", {"Snapshots": []}, None)  # re-check: pinned snapshots
         stub.add_response("deregister_image", {}, {"ImageId": AMI})
         stub.add_response("describe_images", {"Images": [other]}, None)  # who else uses the snapshots
@@ -488,8 +503,9 @@ def test_execute_deregister_reports_a_partial_failure_and_carries_on():
     """The first snapshot's delete is refused; the second is still deleted, and both are reported."""
     gw = stub_gateway()
     plan, snaps, image = _two_snapshot_plan()
-    with Stubber(gw.client(REGION)) as stub:
+    with Stubber(gw.client(REGION)) as stub, Stubber(gw.client(REGION, "autoscaling")) as asg:
         stub.add_response("describe_images", {"Images": [image]}, None)  # re-check
+        nothing_uses_it(stub, asg)  # re-check: who uses it
         stub.add_response("describe_snapshots", {"Snapshots": []}, None)  # re-check: pinned snapshots
         stub.add_response("deregister_image", {}, {"ImageId": AMI})
         stub.add_response("describe_images", {"Images": []}, None)  # no other AMI uses them
