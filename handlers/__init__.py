@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import ami, approvals, chatops, instance, lifecycle, snapshot, volume
+from handlers import ami, approvals, chatops, instance, keep, lifecycle, snapshot, volume
 
-MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals)
+MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals, keep)
 
 
 def register_all(app, deps) -> None:

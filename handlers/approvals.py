@@ -9,8 +9,8 @@ from bot.domain.plans import Plan
 from bot.errors import Busy
 from bot.flows import approval_flow
 from bot.flows.deps import Deps
-from bot.slack import blocks, send
-from handlers.respond import SlackReply
+from bot.slack import blocks
+from handlers.respond import SlackReply, click_teller
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +37,6 @@ def request_approval(reply: SlackReply, plan: Plan) -> str:
     return f"approval {row['id']} requested: {plan.title}"
 
 
-def _teller(response_url: str | None):
-    def tell(msg: blocks.Message) -> None:
-        if not response_url:
-            return
-        try:
-            refused = send.respond(response_url, msg, timeout=10)
-        except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
-            refused = str(exc)
-        if refused:
-            log.warning("could not answer a click through its response_url: %s", refused)
-
-    return tell
-
-
 def busy_click(approve: bool) -> blocks.Message:
     """What the clicker sees when the worker pool is full: nothing changed, click again."""
     button = "Approve" if approve else "Deny"
@@ -65,7 +51,7 @@ def register(app, deps: Deps) -> None:
         def listener(ack, body, action, context):
             ack()
             approval_id, user = str(action.get("value", "")), context.user_id or ""
-            tell = _teller(body.get("response_url"))
+            tell = click_teller(body.get("response_url"))
             try:
                 deps.worker.submit(approval_flow.decide, deps, approval_id, user, approve, tell)
             except Busy as exc:  # after the ack: the only way to say so is the response_url

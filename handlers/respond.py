@@ -145,3 +145,19 @@ def _safe_ephemeral(reply: SlackReply, msg: blocks.Message) -> None:
         reply.ephemeral(msg)
     except Exception:  # Slack itself failing must not hide the original outcome from the audit log
         log.exception("could not tell %s about %r", reply.user, reply.line)
+
+
+def click_teller(response_url: str | None) -> Callable[[blocks.Message], None]:
+    """How to answer a click only to the clicker, after its ack: through its response_url; never raises."""
+
+    def tell(msg: blocks.Message) -> None:
+        if not response_url:
+            return
+        try:
+            refused = send.respond(response_url, msg, timeout=10)
+        except Exception as exc:  # Slack unreachable: the decision and its audit entry must not depend on it
+            refused = str(exc)
+        if refused:
+            log.warning("could not answer a click through its response_url: %s", refused)
+
+    return tell

@@ -17,7 +17,8 @@ The rules, in the order they are applied to each item:
    failed).  After the protections below it is expired, whatever its age: it
    restores nothing on its own and no later run would ever count it.
 2. *Protection.*  Never expired, whatever their age: items tagged
-   `chatops:keep=true`, snapshots backing a registered AMI, anything not
+   `chatops:keep=true`, items snoozed (`chatops:snooze-until` in the future),
+   snapshots backing a registered AMI, anything not
    `completed` (snapshots) / `available` (AMIs) — pending, error, …, items
    whose source volume/instance is unknown (nothing to count `keep` against),
    and an ID listed twice with different details (the listing is inconsistent;
@@ -53,7 +54,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.aws.models import Image, Snapshot
 from bot.config import Policy, format_duration
-from bot.domain.tags import AMI, KEEP, POLICY, SOURCE, is_pinned
+from bot.domain.tags import AMI, KEEP, POLICY, SNOOZE_UNTIL, SOURCE, is_pinned, snoozed_until
 
 SNAPSHOT = "snapshot"
 IMAGE = "image"
@@ -178,7 +179,7 @@ def decide(inventory: Iterable[Item], policy: Policy, now: datetime, *, tz: tzin
     decisions: list[Decision] = []
     groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
     for item, consistent in _distinct(inventory):
-        verdict = _screen(item, policy, consistent)
+        verdict = _screen(item, policy, consistent, now)
         if verdict is None:
             groups[(item.region, item.source_id)].append(item)
         else:
@@ -192,7 +193,7 @@ def expired(decisions: Iterable[Decision]) -> list[Item]:
     return [d.item for d in decisions if d.action == EXPIRE]
 
 
-def _screen(item: Item, policy: Policy, consistent: bool) -> tuple[str, str] | None:
+def _screen(item: Item, policy: Policy, consistent: bool, now: datetime) -> tuple[str, str] | None:
     """Scope and protection: a (action, reason) verdict, or None to rank the item."""
     if item.policy != policy.name:
         owner = f"policy {item.policy}" if item.policy else "no policy (no chatops:policy tag)"
@@ -205,6 +206,9 @@ def _screen(item: Item, policy: Policy, consistent: bool) -> tuple[str, str] | N
         return KEEP_ACTION, "listed twice with different details; kept until a consistent listing"
     if item.pinned:
         return KEEP_ACTION, f"pinned with {KEEP}=true"
+    snoozed = snoozed_until(item.tags, now)
+    if snoozed is not None:
+        return KEEP_ACTION, f"snoozed until {snoozed:%Y-%m-%d %H:%M} UTC ({SNOOZE_UNTIL})"
     if item.backs_image:
         return KEEP_ACTION, f"backs registered AMI {item.backs_image}"
     if not item.done:

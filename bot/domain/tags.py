@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 MANAGED = "chatops:managed"
 REQUESTED_BY = "chatops:requested-by"
 POLICY = "chatops:policy"
@@ -12,6 +14,34 @@ COPY_OF = "chatops:copy-of"  # a policy's DR copy: REGION/ID of the item it copi
 # carry it with the policy tag, so a snapshot left behind when its AMI is gone (a
 # deregistration whose snapshot deletes failed) is found and collected by a later sweep.
 AMI = "chatops:ami"
+
+
+# Kept from Slack (the Keep menu): who pinned it and when, beside chatops:keep=true.
+KEPT_BY = "chatops:kept-by"
+KEPT_AT = "chatops:kept-at"
+# Snoozed from Slack: no sweep expires it until then (an ISO 8601 UTC time), as Swabbie's opt-out.
+SNOOZE_UNTIL = "chatops:snooze-until"
+SNOOZED_BY = "chatops:snoozed-by"
+
+
+def snoozed_until(tags, now: datetime) -> datetime | None:
+    """When a snooze ends, if it is still in force at `now` (a tag that does not parse snoozes nothing)."""
+    raw = (tags or {}).get(SNOOZE_UNTIL, "").strip()
+    try:
+        until = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return until if until > now else None
+
+
+def keep_tags(user: str, now: datetime) -> dict[str, str]:
+    return {KEEP: "true", KEPT_BY: user, KEPT_AT: now.astimezone(UTC).isoformat(timespec="seconds")}
+
+
+def snooze_tags(user: str, until: datetime) -> dict[str, str]:
+    return {SNOOZE_UNTIL: until.astimezone(UTC).isoformat(timespec="seconds"), SNOOZED_BY: user}
 
 
 def is_pinned(tags) -> bool:

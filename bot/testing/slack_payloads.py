@@ -57,7 +57,7 @@ def block_actions(
     action: Mapping,
     response_url: str,
 ) -> str:
-    """A button click on `message` (which must carry its `ts` and `blocks`)."""
+    """A button click, or a menu choice (`action` with its `selected_option`), on `message` (with `ts`, `blocks`)."""
     payload = {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
@@ -74,15 +74,22 @@ def block_actions(
             "blocks": message.get("blocks", []),
         },
         "response_url": response_url,
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action["action_id"],
-                "block_id": action.get("block_id", "b"),
-                "value": action.get("value", ""),
-                "text": action.get("text", {"type": "plain_text", "text": ""}),
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [_action(action)],
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def _action(action: Mapping) -> dict:
+    common = {
+        "action_id": action["action_id"],
+        "block_id": action.get("block_id", "b"),
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "selected_option" in action:  # a static_select: Slack sends the option chosen
+        return {**common, "type": "static_select", "selected_option": action["selected_option"]}
+    return {
+        **common,
+        "type": "button",
+        "value": action.get("value", ""),
+        "text": action.get("text", {"type": "plain_text", "text": ""}),
+    }

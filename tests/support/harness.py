@@ -121,6 +121,14 @@ class BotUnderTest:
         body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
         return self.post(body, slack_payloads.signed_headers(SECRET, body))
 
+    def choose(self, message: dict, action_id: str, resource_id: str, user: str, channel: str = CHANNEL) -> HttpResult:
+        """Pick the option naming `resource_id` in the menu `action_id` of a message the bot posted."""
+        menu = find_button(message, action_id)
+        [option] = [o for o in menu["options"] if o["value"].endswith(f"|{resource_id}")]
+        action = {**menu, "selected_option": option}
+        body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
     def get(self, path: str) -> HttpResult:
         started = time.monotonic()
         try:

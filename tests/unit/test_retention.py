@@ -345,3 +345,24 @@ def test_gfs_fields_default_off_and_parse():
 def test_gfs_fields_reject_bad_values(value):
     with pytest.raises(ConfigError, match=r"policies\[0\]\.keep_weekly: expected a whole number, 0 or more"):
         parse_config(raw_policy(keep_weekly=value))
+
+
+@pytest.mark.parametrize(
+    ("until", "snoozed"),
+    [
+        ((NOW + timedelta(days=3)).isoformat(), True),
+        ((NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S"), True),  # no zone: UTC
+        ((NOW - timedelta(seconds=1)).isoformat(), False),  # over: an ordinary item again
+        ("next tuesday", False),  # does not parse: protects nothing
+        ("", False),
+    ],
+)
+def test_a_snoozed_item_is_kept_until_its_snooze_ends_and_counts_toward_nothing(until, snoozed):
+    item = snap(9, 90, tags={"chatops:policy": "daily-db", "chatops:snooze-until": until})
+    decisions = decide([*daily(3), item], policy(keep=3), NOW)
+    assert actions(decisions)[item.id] == ("keep" if snoozed else EXPIRE)
+    if snoozed:
+        assert reasons(decisions)[item.id].startswith("snoozed until ")
+    newest_snoozed = snap(10, 0, tags={"chatops:policy": "daily-db", "chatops:snooze-until": until})
+    window = actions(decide([newest_snoozed, *daily(3, start=20, source="vol-1")], policy(keep=3), NOW))
+    assert list(window.values()).count(EXPIRE) == (0 if snoozed else 1)

@@ -17,6 +17,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `approvals`  approval requests and their buttons
 - `lifecycle`  lifecycle policies, sweep reports and previews
 - `freeze`     the kill switch: its banner and announcements
+- `keep`       Keep and Snooze menus on sweep requests and digest candidates
 - `digest`     the daily digest
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
@@ -53,6 +54,7 @@ from bot.slack.blocks.common import (
 from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
+from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
 from bot.slack.blocks.lifecycle import lifecycle_list, sweep_report_message
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
 from bot.slack.blocks.snapshots import (
@@ -113,6 +115,13 @@ __all__ = [
     "approval_message",
     "approvals_list",
     "refusal",
+    # keep and snooze
+    "KEEP_ACTION",
+    "SNOOZE_ACTION",
+    "SNOOZE_DAYS",
+    "kept",
+    "parse_item_value",
+    "snoozed",
     # the freeze
     "freeze_banner",
     "freeze_banners",

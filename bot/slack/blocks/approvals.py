@@ -19,6 +19,7 @@ from bot.slack.blocks.common import (
     section,
 )
 from bot.slack.blocks.freeze import freeze_banner
+from bot.slack.blocks.keep import item_value, keep_menus
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
@@ -66,7 +67,7 @@ def approval_message(
     if frozen:
         blocks.append(freeze_banner(frozen))
     blocks.append(section("\n".join(lines)))
-    budget = MAX_BLOCKS - 9  # header, freeze, who, warnings, results, state, actions, more, id
+    budget = MAX_BLOCKS - 10  # header, freeze, who, warnings, results, state, keep menus, actions, more, id
     results = results if results is not None else (row.get("result") or None)
     if results:
         outcome = {r["resource_id"]: r for r in results}
@@ -86,14 +87,25 @@ def approval_message(
         ]
     else:
         item_lines = [f"• {_plan_item_line(i)}" for i in plan["items"]]
-    item_blocks, shown = packed_sections(item_lines[:APPROVAL_ITEMS_SHOWN], budget // 2)
+    # Before the decision, the first items (the thread lists every one); after it, as many outcomes as fit.
+    cap = 200 if results else APPROVAL_ITEMS_SHOWN
+    item_blocks, shown = packed_sections(item_lines[:cap], budget // 2)
     blocks += item_blocks
     if len(item_lines) > shown:
-        blocks.append(context(f"…and {len(item_lines) - shown:,} more: every item is listed in this message's thread."))
+        where = "" if results else ": every item is listed in this message's thread"
+        blocks.append(context(f"…and {len(item_lines) - shown:,} more{where}."))
     if plan.get("warnings"):
         warn = "\n".join(f":warning: {escape(w)}" for w in plan["warnings"][:10])
         more = len(plan["warnings"]) - 10
         blocks.append(section(warn + (f"\n…and {more} more warnings" if more > 0 else "")))
+    if state_ == "pending" and plan.get("kind") == "sweep-delete" and plan["items"]:
+        account = plan.get("account", "")
+        choices = []
+        for i in plan["items"]:
+            region = i.get("region") or plan["region"]
+            where = f"{account}/{region}" if account else region
+            choices.append((f"{i['resource_id']} ({region})", item_value(where, i["resource_id"])))
+        blocks.append(keep_menus(choices, f"keep:{row['id']}"))
     if state_ == "pending":
         blocks.append(
             {

@@ -21,6 +21,7 @@ from bot.slack.blocks.common import (
     section,
 )
 from bot.slack.blocks.freeze import freeze_banners
+from bot.slack.blocks.keep import item_value, keep_menus
 
 DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections
 
@@ -78,6 +79,8 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
                 f" — {escape(clip(c.reason, 200))}"
             )
         blocks.append(section(fit([], [("*Top cleanup candidates*", lines, "candidate", t.candidates)])))
+        choices = [(f"{c.id} ({c.region})", item_value(c.region, c.id)) for c in digest.top_candidates]
+        blocks.append(keep_menus(choices, "digest-candidates"))
     blocks.append(estimate_note(digest.price_gb_month))
     fallback = (
         f"Digest {day}: {plural(t.snapshots, 'snapshot')}, {t.snapshot_gib:,} GiB (up to {usd(t.usd_month)}/month), "
