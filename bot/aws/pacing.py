@@ -17,12 +17,15 @@ epoch, and it climbs back toward the published rate with every token taken.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import ShuttingDown
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,9 @@ class Learning:
     `clean_stretch`: this many tokens taken with no throttle in between mean
     the last cuts worked.  `give_up_after`: that many cuts in a row without a
     clean stretch did not stop the throttling, so it is not our rate (random
-    throttles, faults, a client taking nearly everything): the cuts are undone
-    and throttles no longer cut, leaving them to botocore's retries, until a
-    clean stretch again.
+    throttles, faults, a client taking nearly everything): the cuts are undone,
+    with the tokens the throttles took from our count, and throttles no longer
+    cut, leaving them to botocore's retries, until a clean stretch again.
     """
 
     cut: float = 0.8
@@ -104,16 +107,19 @@ class LearningBucket(TokenBucket):
         self,
         rate: Rate,
         learning: Learning,
+        name: str = "",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
     ):
         super().__init__(rate, clock, sleep)
+        self.name = name
         self.published = rate.per_second
         self.learning = learning
         self.epoch = 0  # cuts so far; a request remembers the epoch it took its token in
         self.cuts = 0  # cuts in a row without a clean stretch
         self.given_up = False
         self._before_cuts = rate.per_second
+        self._dropped = 0.0  # tokens the throttles of this run of cuts took from our count
         self._clean = 0  # tokens taken since the last throttle
         self._local = threading.local()
 
@@ -150,15 +156,22 @@ class LearningBucket(TokenBucket):
             if self.given_up:
                 return False
             self._refill()
+            if self.cuts == 0:
+                self._before_cuts, self._dropped = self.rate.per_second, 0.0
+            self._dropped += max(0.0, self._tokens)
             self._tokens = min(self._tokens, 0.0)  # whatever our own count said, EC2's bucket is empty
             if getattr(self._local, "epoch", self.epoch) != self.epoch:
                 return False  # sent before the last cut: that cut already answered it
-            if self.cuts == 0:
-                self._before_cuts = self.rate.per_second
             self.cuts += 1
             if self.cuts > self.learning.give_up_after:
                 self._set_rate(self._before_cuts)
+                self._tokens = min(self.rate.burst, self._tokens + self._dropped)
                 self.cuts, self.given_up = 0, True
+                log.warning(
+                    "EC2 kept throttling %s whatever our pace: back to %.3g/s, throttles left to botocore's retries",
+                    self.name or "a bucket",
+                    self.rate.per_second,
+                )
                 return False
             self._set_rate(self.rate.per_second * self.learning.cut)
             self.epoch += 1
@@ -234,7 +247,7 @@ class Pacer:
                 if self.learning is None:
                     bucket = TokenBucket(rate, self._clock, self._sleep)
                 else:
-                    bucket = LearningBucket(rate, self.learning, self._clock, self._sleep)
+                    bucket = LearningBucket(rate, self.learning, f"{action} in {region}", self._clock, self._sleep)
                 self._buckets[(region, action)] = bucket
             return bucket
 

@@ -182,6 +182,23 @@ def test_cuts_that_do_not_stop_the_throttling_are_undone_until_a_clean_stretch()
     assert rate_of(pacer) == pytest.approx(4.0)
 
 
+def test_giving_up_gives_back_the_burst_the_throttles_took(caplog):
+    # A random throttle at the start said EC2's bucket was empty; six cuts later it is plainly not about us.
+    t = FakeTime()
+    learning = Learning(climb=0.0)
+    pacer = learning_pacer(t, learning, burst=50)
+    pacer.take("us-east-1", "DeleteSnapshot")
+    pacer.throttled("us-east-1", "DeleteSnapshot")  # 49 tokens of our burst set aside
+    for _ in range(learning.give_up_after):
+        pacer.take("us-east-1", "DeleteSnapshot")
+        pacer.throttled("us-east-1", "DeleteSnapshot")
+    assert rate_of(pacer) == 5.0
+    assert "EC2 kept throttling DeleteSnapshot in us-east-1" in caplog.text
+
+    waits = [pacer.take("us-east-1", "DeleteSnapshot") for _ in range(50)]
+    assert waits[:49] == [0] * 49 and waits[49] > 0  # the 49 tokens are back (the six waited for theirs)
+
+
 def test_steady_throttles_one_request_in_three_never_drive_the_rate_to_nothing():
     t = FakeTime()
     pacer = learning_pacer(t)
