@@ -179,9 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_scenario_arguments(parser, snapshots=10_000, speedup_help="scale EC2's refill rates (and the bot's pacing)")
     parser.add_argument("--against-custodian", action="store_true", help="then Cloud Custodian, one process per region")
+    parser.add_argument(
+        "--no-pacer-learning", action="store_true", help="aws.pacer_learning = false (the pacer before issue 11)"
+    )
     args = parser.parse_args(argv)
     options = scenario_options(args)
-    report = {"bot": benchmark(args.snapshots, **options)}
+    report = {"bot": benchmark(args.snapshots, learning=not args.no_pacer_learning, **options)}
     if args.against_custodian:
         from benchmarks import custodian
 
