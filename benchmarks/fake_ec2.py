@@ -23,6 +23,8 @@ Custodian's equivalent) calls, but serves it the way EC2 does:
 * EC2's published request-rate token buckets, one per (region, action,
   category) (EC2 evaluates every API on its own), answering HTTP 503
   ``RequestLimitExceeded`` when empty; ``speedup`` scales every rate and delay;
+  ``competitor_share`` is the share of every bucket's refill another client of
+  the account spends (the bot's clients get the rest);
 * optional fault injection: a share of random 503 throttles, 500
   ``InternalError`` and dropped connections, either before the action runs or
   after it took effect (the case that makes a client retry a delete that
@@ -763,7 +765,10 @@ class FakeEc2:
     `latency` is wall-clock seconds added to every API response (not scaled by
     `speedup`): a slow EC2, as seen by a client waiting on its answer.
     `clock` (monotonic seconds) drives the token buckets; tests pass a frozen
-    one to make throttling deterministic.
+    one to make throttling deterministic.  `competitor_share` (0 to 0.9) is
+    the share of every bucket's refill another client of the account spends,
+    steadily: the bucket starts full, as a bucket another client only nibbles
+    at is, and refills at the rest of its rate.
 
     Every seeding and inspecting method takes `account=` (default
     `ACCOUNT_ID`, the account of any key STS did not issue): each account's
@@ -785,9 +790,13 @@ class FakeEc2:
         latency: float = 0.0,
         seed: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
+        competitor_share: float = 0.0,
     ):
         if speedup <= 0:
             raise ValueError("speedup must be positive")
+        if not 0 <= competitor_share <= 0.9:
+            raise ValueError("competitor_share is a share between 0 and 0.9")
+        self.competitor_share = competitor_share
         if latency < 0:
             raise ValueError("latency must not be negative")
         if throttle_share + error_share + drop_share > 1:
@@ -1261,7 +1270,8 @@ class FakeEc2:
             now = self._clock()
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[key] = TokenBucket(self.limits[cat], self.speedup, now)
+                left = self.speedup * (1 - self.competitor_share)  # what another client leaves of the refill
+                bucket = self._buckets[key] = TokenBucket(self.limits[cat], left, now)
             return bucket.take(now)
 
     def fail_next(self, action: str, fault: str = "InternalError", *, times: int = 1, after: bool = False) -> None:
@@ -1791,6 +1801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speedup", type=float, default=1.0, help="scale every refill rate and delay")
     parser.add_argument("--no-throttling", action="store_true", help="disable the token buckets")
     parser.add_argument("--throttle-share", type=float, default=0.0, help="share of random 503 RequestLimitExceeded")
+    parser.add_argument(
+        "--competitor-share", type=float, default=0.0, help="share of every bucket's refill another client spends"
+    )
     parser.add_argument("--error-share", type=float, default=0.0, help="share of 500 InternalError")
     parser.add_argument("--drop-share", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
@@ -1821,6 +1834,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pending_for=args.pending_for,
         latency=args.latency,
         seed=args.seed,
+        competitor_share=args.competitor_share,
     )
     tags = dict(args.tag)
     accounts = [ACCOUNT_ID, *filter(None, (a.strip() for a in args.accounts.split(",")))]

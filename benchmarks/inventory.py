@@ -232,11 +232,13 @@ def seed_scenario(
     fault_after: float = 0.0,
     outage: int = 0,
     seed: int = 0,
+    competitor_share: float = 0.0,
 ) -> SweepScenario:
     """Seed `snapshots` of the sweep policy into a new FakeEc2 with these faults (not started yet).
 
     `outage` makes the first that many DeleteSnapshot requests (any region)
-    answer 500 InternalError: a short EC2 brownout.
+    answer 500 InternalError: a short EC2 brownout.  `competitor_share` is
+    the share of every bucket's refill another client of the account spends.
     """
     fake = FakeEc2(
         speedup=speedup,
@@ -245,6 +247,7 @@ def seed_scenario(
         drop_share=drop_share,
         fault_after=fault_after,
         seed=seed,
+        competitor_share=competitor_share,
     )
     expected = seed_sweep_inventory(fake, regions, snapshots, expired_share)
     before = snapshot_ids(fake, regions)
@@ -262,6 +265,7 @@ def seed_scenario(
         "fault_after": fault_after,
         "outage": outage,
         "seed": seed,
+        "competitor_share": competitor_share,
         "cpus": os.cpu_count(),
     }
     return SweepScenario(fake, expected, before, setup)
@@ -279,6 +283,9 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, *, snapshots: int, s
     parser.add_argument("--fault-after", type=float, default=0.0, help="share of 500s/drops after the action ran")
     parser.add_argument("--outage", type=int, default=0, help="the first N DeleteSnapshot requests get a 500")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--competitor-share", type=float, default=0.0, help="share of every bucket's refill another client spends"
+    )
 
 
 def scenario_options(args: argparse.Namespace) -> dict:
@@ -293,4 +300,5 @@ def scenario_options(args: argparse.Namespace) -> dict:
         "fault_after": args.fault_after,
         "outage": args.outage,
         "seed": args.seed,
+        "competitor_share": args.competitor_share,
     }

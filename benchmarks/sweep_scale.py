@@ -3,6 +3,7 @@
     python -m benchmarks.sweep_scale --snapshots 10000 --speedup 1
     python -m benchmarks.sweep_scale --snapshots 10000 --speedup 1 --throttle-share 0.3 --error-share 0.02
     python -m benchmarks.sweep_scale --snapshots 10000 --throttle-share 0.3 --error-share 0.02 --against-custodian
+    python -m benchmarks.sweep_scale --snapshots 6000 --competitor-share 0.4
 
 The inventory is benchmarks/inventory.py's: N snapshots of the volume policy
 `bench-daily` (keep 2, max_age 30d, on_expired = "delete") over two regions,
@@ -50,6 +51,7 @@ CONFIG = """\
 default_region = "{region}"
 regions = [{regions}]
 api_rate_scale = {scale}
+pacer_learning = {learning}
 
 [store]
 path = "{db}"
@@ -81,13 +83,14 @@ def bot_env(fake_url: str, workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir: Path) -> dict:
+def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir: Path, learning: bool = True) -> dict:
     """`python -m bot sweep --policy bench-daily` against the fake; wall time, exit code, peak RSS, output."""
     policy = sweep_policy()
     config = CONFIG.format(
         region=regions[0],
         regions=", ".join(f'"{r}"' for r in regions),
         scale=float(speedup),
+        learning=str(learning).lower(),
         db=workdir / "bot.db",
         name=policy.name,
         keep=policy.keep,
@@ -129,10 +132,12 @@ def _listed(fake: FakeEc2, regions: Sequence[str]) -> dict[str, int]:
     return listed
 
 
-def benchmark(snapshots: int, **scenario) -> dict:
+def benchmark(snapshots: int, *, learning: bool = True, **scenario) -> dict:
     """Seed the sweep inventory into a fresh fake, run the bot's sweep on it, and judge the result.
 
-    `scenario` takes `inventory.seed_scenario`'s options (regions, faults, speedup, …).
+    `scenario` takes `inventory.seed_scenario`'s options (regions, faults, speedup, competitor_share, …);
+    `learning=False` sets `aws.pacer_learning = false` (the pacer as it was before it learned).
+    With a competitor, the floor is the deletion floor at the rate it leaves.
     """
     load_before = machine_load()
     seeded = seed_scenario(snapshots, **scenario)
@@ -143,17 +148,17 @@ def benchmark(snapshots: int, **scenario) -> dict:
     try:
         with fake:
             stats_before = fake_stats(fake.url)
-            run = run_bot_sweep(fake.url, regions, speedup, workdir)
+            run = run_bot_sweep(fake.url, regions, speedup, workdir, learning)
             stats = stats_delta(stats_before, fake_stats(fake.url))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     outcome = sweep_outcome(fake, seeded.before, expected)
     calls = stats["calls"]
-    floor = deletion_floor(expected, speedup)
+    floor = deletion_floor(expected, speedup * (1 - seeded.setup["competitor_share"]))
     at_once = floor["regions_at_once_s"]
     return {
         "tool": "chatops bot (python -m bot sweep)",
-        "setup": seeded.setup,
+        "setup": {**seeded.setup, "pacer_learning": learning},
         "machine_before": load_before,
         "machine_after": machine_load(),
         "floor": floor,
@@ -178,9 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_scenario_arguments(parser, snapshots=10_000, speedup_help="scale EC2's refill rates (and the bot's pacing)")
     parser.add_argument("--against-custodian", action="store_true", help="then Cloud Custodian, one process per region")
+    parser.add_argument(
+        "--no-pacer-learning", action="store_true", help="aws.pacer_learning = false (the pacer before issue 11)"
+    )
     args = parser.parse_args(argv)
     options = scenario_options(args)
-    report = {"bot": benchmark(args.snapshots, **options)}
+    report = {"bot": benchmark(args.snapshots, learning=not args.no_pacer_learning, **options)}
     if args.against_custodian:
         from benchmarks import custodian
 

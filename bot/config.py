@@ -198,6 +198,10 @@ class AwsConfig:
     # at once, then 5 a second).  An account whose limits AWS has raised can
     # scale every rate alike, e.g. 2 for twice the rate.
     api_rate_scale: float = _spec(1.0, **_number(0.1, False, "a number of at least 0.1 (1 = EC2's published rates)"))
+    # Other clients of the account share EC2's buckets; the pacer learns what they leave it
+    # (bot/aws/pacing.py).  false paces to the published rates whatever happens: for
+    # benchmarks/shared_bucket.py's side by side, not for operators.
+    pacer_learning: bool = _spec(True, **_bool())
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
 
+# The codes of an empty request bucket (not SnapshotCreationPerVolumeRateExceeded: a per-volume limit).
+_BUCKET_EMPTY = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+
 # Error code → (exception class, hint).  Codes are matched exactly first, then
 # by suffix, so `InvalidSnapshot.NotFound` and friends all land on NotFound.
 _EXACT = {
@@ -275,6 +278,8 @@ class Ec2Gateway:
                     # that reaches it, so pacing only first attempts lets retries overdraw the
                     # bucket and a throttle storm feed itself (benchmarks/sweep_scale.py).
                     client.meta.events.register("before-send.ec2", self._pace_for(region))
+                    # A throttle tells the pacer EC2's bucket is empty: someone else spends it too.
+                    client.meta.events.register("needs-retry.ec2", self._learn_for(region))
                 self._clients[key] = client
             return self._clients[key]
 
@@ -300,6 +305,14 @@ class Ec2Gateway:
             self.pacer.take(region, event_name.rsplit(".", 1)[-1])
 
         return pace
+
+    def _learn_for(self, region: str):
+        def learn(event_name: str = "", response: object = None, **_: object) -> None:  # None: botocore decides
+            if isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], dict):
+                if response[1].get("Error", {}).get("Code") in _BUCKET_EMPTY:
+                    self.pacer.throttled(region, event_name.rsplit(".", 1)[-1])
+
+        return learn
 
     def _count(self, event_name: str = "", **_: object) -> None:
         action = event_name.rsplit(".", 1)[-1]

@@ -19,7 +19,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.aws.gateway import Ec2Gateway, Fleet
-from bot.aws.pacing import Pacer
+from bot.aws.pacing import Learning, Pacer
 from bot.config import Config
 from bot.domain.freeze import freeze_text
 from bot.flows.approval_flow import expire_due, reconcile_unfinished
@@ -65,7 +65,8 @@ def build_deps(
     stopping = threading.Event()
 
     def new_pacer() -> Pacer:
-        return Pacer(scale=config.aws.api_rate_scale, stop=stopping)
+        learning = Learning() if config.aws.pacer_learning else None
+        return Pacer(scale=config.aws.api_rate_scale, stop=stopping, learning=learning)
 
     store = Store(config.store.path, clock)
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from benchmarks.fake_ec2 import ACCOUNT_ID, AMAZON_ID, FakeEc2
 from bot import errors
 from bot.aws.gateway import Ec2Gateway, assume_role_session
-from bot.aws.pacing import Pacer
+from bot.aws.pacing import Learning, Pacer, Rate
 from bot.config import Account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,6 +326,36 @@ def test_speedup_scales_the_refill_rate(make_fake):
     assert fake.stats()["throttled"] == {"DeleteSnapshot": 2}
 
 
+def test_a_competitor_spends_its_share_of_every_refill_but_not_the_burst(make_fake):
+    clock = ManualClock()
+    fake = make_fake(clock=clock, competitor_share=0.4)
+    snaps = fake.seed_snapshots("us-east-1", 200)
+    ec2 = client(**NO_RETRIES)
+    for snap in snaps[:100]:  # the buckets start full: another client only nibbles at them
+        ec2.delete_snapshot(SnapshotId=snap)
+    assert error_of(ec2.delete_snapshot, SnapshotId=snaps[100]) == ("RequestLimitExceeded", 503)
+    for _ in range(100):
+        ec2.describe_snapshots(MaxResults=5)
+    assert error_of(ec2.describe_snapshots, MaxResults=5) == ("RequestLimitExceeded", 503)
+
+    clock.advance(1.0)  # every bucket: DescribeSnapshots refills 20/s, 40 % of it spent elsewhere
+    for _ in range(12):
+        ec2.describe_snapshots(MaxResults=5)
+    assert error_of(ec2.describe_snapshots, MaxResults=5) == ("RequestLimitExceeded", 503)
+
+    clock.advance(9.0)  # DeleteSnapshot refills 5/s: 30 tokens left to us in 10 s, not 50
+    for snap in snaps[100:130]:
+        ec2.delete_snapshot(SnapshotId=snap)
+    assert error_of(ec2.delete_snapshot, SnapshotId=snaps[130]) == ("RequestLimitExceeded", 503)
+    assert fake.stats()["throttled"] == {"DeleteSnapshot": 2, "DescribeSnapshots": 2}
+
+
+def test_a_competitor_share_is_a_share(make_fake):
+    for share in (-0.1, 0.95):
+        with pytest.raises(ValueError, match="competitor_share"):
+            FakeEc2(competitor_share=share)
+
+
 def test_unpaginated_unfiltered_describes_draw_on_the_smaller_bucket(make_fake):
     fake = make_fake(clock=ManualClock())
     fake.seed_snapshots("us-east-1", 10)
@@ -488,6 +518,26 @@ def test_the_gateway_turns_lasting_throttling_into_throttled(make_fake):
 
     with pytest.raises(errors.Throttled):
         gateway.delete_snapshot("us-east-1", snaps[100])
+
+
+def test_the_gateway_tells_its_pacer_of_every_throttle_and_of_nothing_else(make_fake):
+    # A pacer believing in a deeper burst than EC2's: the 101st delete is throttled, and the pacer learns.
+    fake = make_fake(clock=ManualClock())
+    snaps = fake.seed_snapshots("us-east-1", 102)
+    frozen = 50.0
+    pacer = Pacer({"DeleteSnapshot": Rate(200, 5)}, headroom=0, clock=lambda: frozen, sleep=lambda _: None)
+    gateway = Ec2Gateway(session(), max_attempts=1, pacer=pacer)
+    with pytest.raises(errors.NotFound):  # an error, but not a throttle: nothing learned
+        gateway.delete_snapshot("us-east-1", "snap-0123456789abcdef0")
+    for snap in snaps[:99]:
+        gateway.delete_snapshot("us-east-1", snap)
+    assert pacer.per_second("us-east-1", "DeleteSnapshot") == pytest.approx(5.0)
+
+    with pytest.raises(errors.Throttled):
+        gateway.delete_snapshot("us-east-1", snaps[99])
+
+    assert pacer.per_second("us-east-1", "DeleteSnapshot") == pytest.approx(5.0 * Learning().cut)
+    assert pacer.per_second("us-west-2", "DeleteSnapshot") == 5.0  # another region's bucket is its own
 
 
 def test_the_gateway_paces_every_attempt_retries_included(fake):

@@ -1,0 +1,29 @@
+"""benchmarks/shared_bucket.py: the real `python -m bot sweep` against a fake EC2 whose buckets another client shares.
+
+Figures live in docs/benchmarks.md; at this tiny size (a few seconds past
+the burst) this checks what the report's figures mean, not how fast: the
+sweep is right with or without a competitor, a pacer that learns is throttled
+less than one that does not, and with the bucket to itself learning costs
+nothing (the floor's calls, no throttle).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import shared_bucket
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_learning_pacer_is_throttled_less_and_costs_nothing_alone():
+    # 150 expired per region: 50 past the DeleteSnapshot burst, at 60 % of a 10× refill.
+    report = shared_bucket.benchmark(1000, competitor_share=0.4, speedup=10)
+    shared, blind, alone = (report["summary"][k] for k in ("shared", "shared_not_learning", "to_itself"))
+    for run in (shared, blind, alone):
+        assert run["exit_code"] == 0 and run["correct"], report["runs"]
+    assert report["runs"]["shared"]["setup"]["competitor_share"] == 0.4
+    assert report["runs"]["shared_not_learning"]["setup"]["pacer_learning"] is False
+    assert blind["throttled"] > shared["throttled"] > 0  # learning starts at the published rate: it must be told
+    assert alone["throttled"] == 0 and alone["calls"] == alone["floor_calls"]
+    assert report["targets_met"]["to_itself"]
