@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.flows import approval_flow
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.respond import SlackReply
@@ -15,8 +16,9 @@ def audit(reply: SlackReply, inv: Invocation) -> str:
 
 
 def approvals(reply: SlackReply, inv: Invocation) -> str:
-    rows = reply.deps.store.approvals_in("pending")
-    reply.ephemeral(blocks.approvals_list(rows, reply.deps.now()))
+    deps = reply.deps
+    rows = deps.store.approvals_in("pending")
+    reply.ephemeral(blocks.approvals_list(rows, deps.now(), approval_flow.permalinks(deps, rows)))
     return f"{len(rows)} pending"
 
 

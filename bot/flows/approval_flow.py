@@ -67,6 +67,18 @@ def _post_full_list(deps: Deps, row: dict, channel: str, ts: str) -> None:
         deps.store.audit("", channel, f"approval {row['id']}: full list", "not-posted", error_of(exc))
 
 
+def permalinks(deps: Deps, rows: list[dict], most: int = 20) -> dict[str, str]:
+    """Request ID → a link to its message, for the first `most` (a link Slack will not give is left out)."""
+    links = {}
+    for row in rows[:most]:
+        if row.get("channel") and row.get("message_ts"):
+            try:
+                links[row["id"]] = send.permalink(deps.slack, row["channel"], row["message_ts"])
+            except SLACK_FAILURES as exc:
+                log.warning("no permalink for %s: %s", row["id"], error_of(exc))
+    return links
+
+
 def show_request(deps: Deps, row: dict, results: list[dict] | None = None) -> None:
     """Update the request's message to its current state (and its per-resource results, once executed)."""
     if not row.get("message_ts"):

@@ -54,6 +54,11 @@ def update(client: WebClient, channel: str, ts: str, msg: Message) -> None:
     client.chat_update(channel=channel, ts=ts, **msg)
 
 
+def permalink(client: WebClient, channel: str, ts: str) -> str:
+    """A link to a message (chat.getPermalink)."""
+    return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+
+
 def ephemeral(client: WebClient, channel: str, user: str, msg: Message) -> None:
     """Only `user` sees it, in `channel`."""
     client.chat_postEphemeral(channel=channel, user=user, **msg)

@@ -252,6 +252,11 @@ class FakeSlack:
             return {"ok": True, "channel": channel, "ts": params.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "chat.getPermalink":
+            ts = params.get("message_ts", "")
+            if (channel, ts) not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            return {"ok": True, "channel": channel, "permalink": f"https://fake.slack.test/archives/{channel}/p{ts}"}
         if method == "auth.test":
             return {
                 "ok": True,

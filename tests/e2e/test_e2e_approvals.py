@@ -250,12 +250,25 @@ def test_approval_channel_from_config(make_bot, ec2):
     assert "C0APPROVE" in bot.responses()[-1]
 
 
-def test_chatops_approvals_lists_pending(bot, ec2):
-    snap = make_snapshot(ec2)
-    request_delete(bot, ec2, snap)
+def test_chatops_approvals_tells_pending_requests_apart(bot, ec2):
+    one = make_snapshot(ec2)
+    request_delete(bot, ec2, one)
+    many = [make_snapshot(ec2) for _ in range(5)]
+    bot.command(f"/snapshot delete {' '.join(many)}", user=CAROL)
+    bot.settle()
+    first, second = bot.approval_messages()
     bot.command("/chatops approvals")
     bot.settle()
-    assert "Delete 1 snapshot" in bot.responses()[-1]
+
+    listing = bot.responses()[-1]
+    ids = [r["id"] for r in bot.deps.store.approvals_in("pending")]
+    assert all(f"`{i}`" in listing for i in ids)
+    mine, theirs = listing.split(ids[1])
+    assert f"`{one}`" in mine and f"asked by <@{ALICE}>" in mine and "expires in" in mine
+    assert all(f"`{s}`" in theirs for s in many[:3]) and many[3] not in theirs and "and 2 more" in theirs
+    assert f"asked by <@{CAROL}>" in theirs
+    assert f"/archives/{first['channel']}/p{first['ts']}|open the request>" in mine
+    assert f"/archives/{second['channel']}/p{second['ts']}|open the request>" in theirs
 
 
 def test_a_snapshot_pinned_after_the_request_is_spared_one_pinned_before_goes_as_approved(bot, ec2):

@@ -167,12 +167,27 @@ def approval_full_list(plan: Mapping) -> list[Message]:
     return messages
 
 
-def approvals_list(rows: Sequence[Mapping], now: datetime) -> Message:
-    lines = [
-        f"`{escape(r['id'])}` {escape(r['plan']['title'])} · by <@{escape(r['requester'])}> · expires in "
-        f"{age(datetime.fromisoformat(r['expires_at']), now)}"
-        for r in rows
-    ]
+PENDING_IDS_SHOWN = 3
+
+
+def approvals_list(rows: Sequence[Mapping], now: datetime, links: Mapping[str, str] | None = None) -> Message:
+    """Requests waiting for an approver, each told apart: its resources, who asked, expiry, a link to its message."""
+    links = links or {}
+    lines = []
+    for r in rows:
+        plan = r["plan"]
+        ids = [i["resource_id"] for i in plan["items"]]
+        named = ", ".join(f"`{escape(i)}`" for i in ids[:PENDING_IDS_SHOWN])
+        more = f" and {len(ids) - PENDING_IDS_SHOWN:,} more" if len(ids) > PENDING_IDS_SHOWN else ""
+        who = f"<@{escape(r['requester'])}>" if r.get("requester") else "the scheduler"
+        expires = datetime.fromisoformat(r["expires_at"])
+        left = age(expires, now) if expires > now else "0s"
+        link = links.get(r["id"])
+        where = f" · <{escape(link)}|open the request>" if link else ""
+        lines.append(
+            f"`{escape(r['id'])}` *{escape(plan['title'])}*\n      {named}{more} · asked by {who} · "
+            f"expires in {left} ({expires:%H:%M} UTC){where}"
+        )
     return item_list("Pending approvals", lines, len(rows), "Nothing is waiting for an approver.")
 
 
