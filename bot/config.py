@@ -172,6 +172,8 @@ def _spec(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
 class SlackConfig:
     digest_channel: str = _spec("", **_string(_CHANNEL_ID, "a Slack channel ID like C0123ABCD"))
     approval_channel: str = _spec("", **_string(_CHANNEL_ID, 'a Slack channel ID like C0123ABCD, or ""'))
+    # A run longer than this shows its progress in the digest channel, updated at most this often.
+    progress_every: timedelta = _spec(timedelta(seconds=5), **_duration("a duration like 5s"))
 
 
 _ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

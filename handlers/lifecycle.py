@@ -10,6 +10,7 @@ from bot.domain.freeze import until_from
 from bot.errors import BotError, UsageError
 from bot.flows import freeze_flow, lifecycle_flow
 from bot.flows.deps import Deps
+from bot.flows.progress import RunProgress
 from bot.slack import blocks, send
 from bot.slack.commands import Invocation
 from bot.slack.send import SLACK_FAILURES
@@ -57,9 +58,10 @@ def preview(reply: SlackReply, inv: Invocation) -> str:
 def run(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     [policy] = _policies(reply, inv, allow_all=False)
-    reports = lifecycle_flow.run_policy(deps, policy, user=reply.user, trigger="manual")
+    progress = RunProgress(deps, f"Policy {policy.name}")
+    reports = lifecycle_flow.run_policy(deps, policy, user=reply.user, trigger="manual", progress=progress)
     summary = lifecycle_flow.sweep_report(deps, reports)
-    lifecycle_flow.post_report(deps, summary)
+    lifecycle_flow.post_report(deps, summary, progress=progress)
     if reply.channel != deps.config.slack.digest_channel:
         reply.ephemeral(blocks.sweep_report_message(summary))
     approvals = ", ".join(r.approval_id for r in reports if r.approval_id)

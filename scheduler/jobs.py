@@ -24,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.flows import lifecycle_flow
 from bot.flows.deps import Deps
+from bot.flows.progress import RunProgress
 from bot.state.store import from_iso
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,9 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     if slot is None:
         log.warning("policy %s fired before its first slot; skipped", policy_name)
         return
+    progress = RunProgress(deps, f"Policy {policy.name}")
     try:
-        reports = lifecycle_flow.run_policy(deps, policy, trigger=trigger, slot=slot)
+        reports = lifecycle_flow.run_policy(deps, policy, trigger=trigger, slot=slot, progress=progress)
     except lifecycle_flow.AlreadyRunning:
         log.info(
             "policy %s: slot %s already ran, or a run is going (here or in another process); skipped",
@@ -80,7 +82,7 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     except Exception:
         log.exception("policy %s failed", policy_name)
         return
-    lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, reports))
+    lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, reports), progress=progress)
 
 
 def digest_trigger(deps: Deps) -> BaseTrigger:

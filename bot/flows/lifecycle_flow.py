@@ -26,6 +26,7 @@ from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_r
 from bot.errors import BotError
 from bot.flows import approval_flow
 from bot.flows.deps import Deps
+from bot.flows.progress import RunProgress
 from bot.slack import blocks, send
 from bot.slack.send import SLACK_FAILURES
 
@@ -68,6 +69,7 @@ def run_policy(
     dry_run: bool = False,
     trigger: str = "manual",
     slot: datetime | None = None,
+    progress: RunProgress | None = None,
 ) -> list[PolicyReport]:
     """One run of a policy under its lease: create + copy (unless create=False), then sweep; a report per account.
 
@@ -87,7 +89,9 @@ def run_policy(
         )
     reports = None
     try:
-        reports = _each_account(deps, policy, lambda account: _run(deps, policy, account, user=user, create=create))
+        reports = _each_account(
+            deps, policy, lambda account: _run(deps, policy, account, user=user, create=create, progress=progress)
+        )
         return reports
     finally:
         state = "ok" if reports is not None and all(r.ok for r in reports) else "failed"
@@ -140,7 +144,9 @@ def in_account(config, policy: Policy, account: str) -> Policy:
     return replace(policy, regions=config.policy_regions(policy, account))
 
 
-def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -> PolicyReport:
+def _run(
+    deps: Deps, policy: Policy, account: str, *, user: str, create: bool, progress: RunProgress | None = None
+) -> PolicyReport:
     config, now = deps.config, deps.now()
     label = config.account_label(account)
     own = config.account_key(account)  # how plans and events name it
@@ -176,7 +182,7 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
     elif policy.on_expired == "delete" and not capped:
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
 
-        def progress(result: ItemResult) -> None:
+        def item_done(result: ItemResult) -> None:
             deps.store.audit(
                 "",
                 config.slack.digest_channel,
@@ -185,8 +191,13 @@ def _run(deps: Deps, policy: Policy, account: str, *, user: str, create: bool) -
                 result.reason,
             )
             approval_flow.record_event(deps, plan, result)
+            if shown is not None:
+                shown.step()
 
-        results = lifecycle.execute_sweep(deps.context(own), plan, progress, listings)
+        shown = progress
+        if shown is not None:
+            shown.add(len(plan.items))
+        results = lifecycle.execute_sweep(deps.context(own), plan, item_done, listings)
         report = replace(lifecycle.report_from_results(policy, decisions, results, created, failed), account=label)
     else:
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
@@ -262,13 +273,21 @@ def sweep_report(deps: Deps, reports: list[PolicyReport]) -> SweepReport:
     return SweepReport(tuple(reports), deps.now(), deps.config.pricing.snapshot_gb_month)
 
 
-def post_report(deps: Deps, report: SweepReport, channel: str | None = None) -> None:
-    """Post a run's summary to the digest channel (a Slack failure is logged, the run stands)."""
+def post_report(
+    deps: Deps, report: SweepReport, channel: str | None = None, progress: RunProgress | None = None
+) -> None:
+    """Post a run's summary to the digest channel, in place of its progress message if it showed one.
+
+    A Slack failure is logged; the run stands.
+    """
     channel = channel or deps.config.slack.digest_channel
     if not channel:
         return
+    msg = blocks.sweep_report_message(report)
+    if progress is not None and progress.finish(msg):
+        return
     try:
-        send.post(deps.slack, channel, blocks.sweep_report_message(report))
+        send.post(deps.slack, channel, msg)
     except SLACK_FAILURES:
         log.exception("could not post the sweep report to %s", channel)
 

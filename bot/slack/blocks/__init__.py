@@ -55,7 +55,7 @@ from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
-from bot.slack.blocks.lifecycle import lifecycle_list, sweep_report_message
+from bot.slack.blocks.lifecycle import lifecycle_list, run_progress, sweep_report_message
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
 from bot.slack.blocks.snapshots import (
     instance_list,
@@ -131,5 +131,6 @@ __all__ = [
     # lifecycle and digest
     "digest_message",
     "lifecycle_list",
+    "run_progress",
     "sweep_report_message",
 ]

@@ -206,3 +206,15 @@ def sweep_report_message(report: SweepReport) -> Message:
         blocks.append(context(f"…and {len(hidden):,} more {more}{tail}"))
     blocks.append(estimate_note(report.price_gb_month))
     return message(f"{title}: {summary}", blocks)
+
+
+def run_progress(title: str, done: int, total: int, left_seconds: float | None) -> Message:
+    """A long run as it goes: "deleted 1,200 / 3,000 · about 4 min left"."""
+    if left_seconds is None:
+        eta = ""
+    elif left_seconds < 90:
+        eta = f" · about {max(1, round(left_seconds))} s left"
+    else:
+        eta = f" · about {round(left_seconds / 60)} min left"
+    text = f":hourglass_flowing_sand: *{escape(title)}*: {done:,} / {total:,} done{eta}"
+    return message(f"{escape(title)}: {done:,} / {total:,} done", [section(text)])
