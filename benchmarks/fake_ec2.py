@@ -68,6 +68,7 @@ ACCOUNT_ID = "123456789012"
 AMAZON_ID = "137112412989"  # the owner of Amazon's public AMIs
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+AUTOSCALING_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 DEFAULT_REGION = "us-east-1"
 PAGE_MIN, PAGE_MAX = 5, 1000
 
@@ -1236,6 +1237,8 @@ class FakeEc2:
             self._calls[(account, region, action or "?")] += 1
         if service == "sts":
             return self._sts(caller, action, params)
+        if service == "autoscaling":
+            return self._autoscaling(action)
         handler = getattr(self, f"_do_{action}", None)
         if handler is None:
             return self._client_error(
@@ -1257,6 +1260,23 @@ class FakeEc2:
         except Ec2Error as exc:
             result = self._client_error(exc)
         return self._fault(fault) if fault else result
+
+    @staticmethod
+    def _autoscaling(action: str) -> tuple[int, str]:
+        """Auto Scaling, as far as "who uses this AMI?" asks it: the fake has no groups and no launch configurations."""
+        members = {
+            "DescribeAutoScalingGroups": "AutoScalingGroups",
+            "DescribeLaunchConfigurations": "LaunchConfigurations",
+        }
+        if action not in members:
+            return _sts_error("InvalidAction", f"The action {action} is not valid for this web service.", 400)
+        return 200, (
+            f'<{action}Response xmlns="{AUTOSCALING_NS}"><{action}Result><{members[action]}/></{action}Result>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>"
+        )
+
+    def _do_DescribeLaunchTemplates(self, r, params):
+        return _ok("DescribeLaunchTemplates", "<launchTemplates/>")  # the fake has none
 
     def _client_error(self, exc: Ec2Error) -> tuple[int, str]:
         with self._lock:

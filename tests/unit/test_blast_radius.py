@@ -50,8 +50,11 @@ def test_a_large_request_shows_its_first_items_and_lists_every_item_in_its_threa
     ]
     plan = {"kind": "sweep-delete", "title": "Policy daily-db: delete 3000 expired snapshots", "items": items}
     row = {"id": "req-1", "state": "pending", "requester": "", "expires_at": "2026-12-02T21:00:00+00:00", "plan": plan}
-    shown = message_text(blocks.approval_message(row, datetime(2026, 12, 2, 20, tzinfo=UTC)))
-    assert items[0]["resource_id"] in shown and items[blocks.APPROVAL_ITEMS_SHOWN]["resource_id"] not in shown
+    plan["region"] = "us-east-1"
+    message = blocks.approval_message(row, datetime(2026, 12, 2, 20, tzinfo=UTC))
+    shown = message_text(message)
+    listed = "\n".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")  # not the menus
+    assert items[0]["resource_id"] in listed and items[blocks.APPROVAL_ITEMS_SHOWN]["resource_id"] not in listed
     assert "…and 2,950 more: every item is listed in this message's thread." in shown
 
     parts = blocks.approval_full_list(plan)

@@ -102,7 +102,7 @@ def approval_message(
         account = plan.get("account", "")
         choices = []
         for i in plan["items"]:
-            region = i.get("region") or plan["region"]
+            region = i.get("region") or plan.get("region", "")
             where = f"{account}/{region}" if account else region
             choices.append((f"{i['resource_id']} ({region})", item_value(where, i["resource_id"])))
         blocks.append(keep_menus(choices, f"keep:{row['id']}"))
