@@ -378,14 +378,13 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float, archiv
         gib = sum(i.size_gib for i in gone)
         what = [f"archive {len(to_archive)} expired snapshots"] if to_archive else []
         what += [f"delete {len(gone)} archived past archive_delete_after"] if gone else []
-        cost = archive_estimate(len(to_archive), archived_gib, price, archive_price)
         return Plan(
             kind="sweep-delete",
             region=regions[0] if regions else "",
             title=f"Policy {policy.name}: {', '.join(what)} in {', '.join(regions)}",
             items=items,
             gib_freed=gib,
-            usd_month_freed=round(monthly_usd(gib, archive_price) + cost.saving_usd_month, 2),
+            usd_month_freed=monthly_usd(gib, archive_price),  # the deletions; the archiving's price is a warning
             warnings=(f"Archive tier: {archive_note(len(to_archive), archived_gib, price, archive_price)}.",)
             if to_archive
             else (),
