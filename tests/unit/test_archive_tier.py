@@ -140,3 +140,18 @@ def test_the_preview_of_an_archive_policy_shows_the_saving():
     text = message_text(sweep_report_message(SweepReport((report,), NOW, 0.05, 0.0125)))
     assert "would archive 2 snapshots (16 GiB full size) ≈ $0.20/month in archive vs up to $0.80/month standard" in text
     assert "Would archive (archived ones: delete):" in text
+
+
+def test_the_digest_counts_archived_snapshots_and_prices_them_in_the_archive():
+    from bot.aws.models import Snapshot
+    from bot.domain.digest import RegionInventory, build_digest
+    from bot.slack.blocks import digest_message
+
+    def made(n: int, tier: str) -> Snapshot:
+        return Snapshot(f"snap-{n}", "us-east-1", "vol-1", "completed", "100%", 8, NOW, storage_tier=tier)
+
+    inventory = RegionInventory("us-east-1", snapshots=[made(1, "archive"), made(2, "archive"), made(3, "standard")])
+    digest = build_digest([inventory], {}, 0, NOW, 0.05)
+    assert (digest.totals.archived, digest.totals.archived_gib) == (2, 16)
+    text = message_text(digest_message(digest))
+    assert "in the archive tier: 2 snapshots (16 GiB full size) ≈ $0.20/month in archive vs up to $0.80/month" in text
