@@ -256,6 +256,9 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class PricingConfig:
     snapshot_gb_month: float = _spec(0.05, **_number(0, False, "a price in USD per GB-month, like 0.05"))
+    # The snapshot archive tier (on_expired = "archive", /snapshot archive): ~75 % cheaper per GB-month,
+    # but billed on the snapshot's full size, not incrementally.
+    snapshot_archive_gb_month: float = _spec(0.0125, **_number(0, False, "a price in USD per GB-month, like 0.0125"))
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,11 @@ class Policy:
     accounts: tuple[str, ...] = _spec(
         (), **_string_list(re.compile(r"^(\*|[a-z][a-z0-9_-]{0,62})$"), 'a list of account names, or ["*"]')
     )
-    on_expired: str = _spec("approve", **_choice("approve", "delete", "report"))
+    on_expired: str = _spec("approve", **_choice("approve", "delete", "report", "archive"))
+    # on_expired = "archive" (volume policies): expired snapshots move to the archive tier instead of being
+    # deleted; with archive_delete_after they are deleted once archived that long (at least 90 days, the
+    # archive tier's minimum billing period).  Unset: archived snapshots stay until someone deletes them.
+    archive_delete_after: timedelta | None = _spec(None, **_duration("a duration of at least 90d, like 180d"))
     # The blast radius: a run that would delete more (items, or a share of what the policy manages in that
     # account) asks an approver instead, even with on_expired = "delete".  "" = no cap.
     max_delete: str = _spec("", **_max_delete())
@@ -379,9 +386,25 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return cls(**values)
 
 
+# The archive tier bills at least 90 days of every archived snapshot: deleting one earlier saves nothing.
+ARCHIVE_MINIMUM = timedelta(days=90)
+
+
 def _check_policy(policy: Policy, where: str, aws: AwsConfig) -> None:
     if (policy.every is None) == (policy.cron is None):
         raise ConfigError(where, 'exactly one of every = "12h" or cron = "0 3 * * *"')
+    if policy.on_expired == "archive" and policy.resource != "volume":
+        raise ConfigError(
+            f"{where}.on_expired", '"approve", "delete" or "report": only snapshots (volume policies) can be archived'
+        )
+    if policy.archive_delete_after is not None:
+        if policy.on_expired != "archive":
+            raise ConfigError(f"{where}.archive_delete_after", 'set only with on_expired = "archive"')
+        if policy.archive_delete_after < ARCHIVE_MINIMUM:
+            raise ConfigError(
+                f"{where}.archive_delete_after",
+                f"at least 90d, the archive tier's minimum (got {format_duration(policy.archive_delete_after)})",
+            )
     overlap = set(policy.copy_to) & set(policy.regions or aws.regions)
     if overlap:
         raise ConfigError(f"{where}.copy_to", f"regions other than the policy's own (both list {sorted(overlap)})")

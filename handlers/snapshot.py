@@ -1,7 +1,8 @@
-"""/snapshot: create, list, status, restore, copy, delete (approval)."""
+"""/snapshot: create, list, status, restore, copy, delete (approval); archive (approval), unarchive."""
 
 from __future__ import annotations
 
+from bot.approvals import archive as archive_approvals
 from bot.approvals import snapshots as snapshot_approvals
 from bot.domain import snapshots
 from bot.domain.volumes import DEFAULT_DEVICE
@@ -80,7 +81,24 @@ def delete(reply: SlackReply, inv: Invocation) -> str:
     return request_approval(reply, plan)
 
 
+def archive(reply: SlackReply, inv: Invocation) -> str:
+    price = reply.deps.config.pricing
+    ids = inv.args["snapshot_ids"]
+    plan = archive_approvals.archive_snapshots_plan(
+        reply.gateway, inv.region, ids, price.snapshot_gb_month, price.snapshot_archive_gb_month
+    )
+    return request_approval(reply, plan)
+
+
+def unarchive(reply: SlackReply, inv: Invocation) -> str:
+    snapshot_id, days = inv.args["snapshot_id"], inv.options.get("days")
+    snapshots.unarchive_snapshot(reply.gateway, inv.region, snapshot_id, days)
+    reply.post(blocks.unarchived(snapshot_id, inv.region, days, reply.user))
+    return f"restoring {snapshot_id} from the archive tier " + (f"for {days} days" if days else "permanently")
+
+
 RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy, "delete": delete}
+RUNNERS |= {"archive": archive, "unarchive": unarchive}  # the archive tier
 
 
 def register(app, deps) -> None:

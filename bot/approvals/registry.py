@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.approvals import amis, snapshots, sweeps
+from bot.approvals import amis, archive, snapshots, sweeps
 from bot.domain.plans import Executor
 
 EXECUTORS: Mapping[str, Executor] = MappingProxyType(
@@ -26,6 +26,10 @@ EXECUTORS: Mapping[str, Executor] = MappingProxyType(
         "create-image-reboot": Executor(amis.execute_reboot_create, amis.reconcile_reboot_create),
         # a lifecycle policy's expired items, on_expired = "approve" (bot/domain/lifecycle.py builds the plan)
         "sweep-delete": Executor(sweeps.execute_sweep_delete, sweeps.reconcile_sweep_delete, deletes=True),
+        # /snapshot archive (bot/approvals/archive.py builds the plan); a freeze holds it too
+        "archive-snapshots": Executor(
+            archive.execute_archive_snapshots, archive.reconcile_archive_snapshots, deletes=True
+        ),
     }
 )
 

@@ -405,6 +405,23 @@ class Ec2Gateway:
         with aws_errors("CreateTags"):
             self.client(region).create_tags(Resources=list(resource_ids), Tags=tag_list(tags))
 
+    # -- the snapshot archive tier --
+
+    def archive_snapshot(self, region: str, snapshot_id: str) -> None:
+        """ModifySnapshotTier to the archive tier (hours to complete; the snapshot is unusable until restored).
+
+        Not a deletion, but a freeze stops it too (README, "Archive tier"): the last word is the same guard.
+        """
+        self._may_delete(f"ModifySnapshotTier {snapshot_id}")
+        with aws_errors(f"ModifySnapshotTier {snapshot_id}"):
+            self.client(region).modify_snapshot_tier(SnapshotId=snapshot_id, StorageTier="archive")
+
+    def restore_snapshot_tier(self, region: str, snapshot_id: str, days: int | None = None) -> None:
+        """RestoreSnapshotTier: for `days` (a temporary restore), or permanently back to the standard tier."""
+        params = {"TemporaryRestoreDays": days} if days else {"PermanentRestore": True}
+        with aws_errors(f"RestoreSnapshotTier {snapshot_id}"):
+            self.client(region).restore_snapshot_tier(SnapshotId=snapshot_id, **params)
+
     # -- volumes --
 
     def describe_volumes(

@@ -36,6 +36,12 @@ class Snapshot:
     tags: Mapping[str, str] = field(default_factory=dict)
     encrypted: bool = False
     owner_id: str = ""
+    storage_tier: str = "standard"  # standard | archive (DescribeSnapshots' StorageTier)
+    restore_expiry: datetime | None = None  # a temporarily restored archived snapshot: when it goes back
+
+    @property
+    def archived(self) -> bool:
+        return self.storage_tier == "archive"
 
     @classmethod
     def from_api(cls, raw: Mapping, region: str) -> Snapshot:
@@ -51,6 +57,8 @@ class Snapshot:
             tags=_tags(raw.get("Tags")),
             encrypted=bool(raw.get("Encrypted", False)),
             owner_id=raw.get("OwnerId", "") or "",
+            storage_tier=raw.get("StorageTier", "") or "standard",
+            restore_expiry=_utc(raw.get("RestoreExpiryTime")),
         )
 
 

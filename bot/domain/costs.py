@@ -50,3 +50,27 @@ def estimate(items: Iterable[Sized], price_gb_month: float) -> Cost:
 def usd(amount: float) -> str:
     """$1,234.56 — for messages."""
     return f"${amount:,.2f}"
+
+
+@dataclass(frozen=True)
+class ArchiveCost:
+    """What archiving `count` snapshots of `gib` GiB (full size) costs a month, against keeping them standard.
+
+    The archive tier bills every snapshot's *full* size, while the standard
+    tier's figure is an upper bound (incremental: shared blocks are billed
+    once).  So the saving is "up to": a snapshot whose blocks are mostly
+    shared with its neighbours can cost more archived than standard.
+    """
+
+    count: int
+    gib: int
+    archive_usd_month: float
+    standard_usd_month: float
+
+    @property
+    def saving_usd_month(self) -> float:
+        return round(self.standard_usd_month - self.archive_usd_month, 2)
+
+
+def archive_estimate(count: int, gib: int, price_gb_month: float, archive_gb_month: float) -> ArchiveCost:
+    return ArchiveCost(count, gib, monthly_usd(gib, archive_gb_month), monthly_usd(gib, price_gb_month))

@@ -84,6 +84,8 @@ class RegionDigest:
     unused_images: int = 0
     candidates: int = 0
     candidate_gib: int = 0
+    archived: int = 0  # snapshots in the archive tier (also counted in `snapshots`)
+    archived_gib: int = 0  # their full size: what the archive tier bills
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Digest:
     pending_approvals: int = 0
     top_candidates: tuple[Candidate, ...] = ()  # biggest first
     totals: RegionDigest = field(default_factory=lambda: RegionDigest("all regions"))
+    archive_gb_month: float = 0.0125  # pricing.snapshot_archive_gb_month
 
     @property
     def candidate_usd_month(self) -> float:
@@ -216,9 +219,13 @@ def _region(
                 unused_of.update((s, image.id) for s in image.snapshot_ids)
 
     count = gib = unfinished = errors = orphaned = orphaned_gib = candidates = candidate_gib = 0
+    archived = archived_gib = 0
     for snap in inv.snapshots:
         count += 1
         gib += snap.size_gib
+        if snap.archived:
+            archived += 1
+            archived_gib += snap.size_gib
         if snap.state != "completed":
             unfinished += 1
             errors += snap.state == "error"
@@ -260,6 +267,8 @@ def _region(
         unused_images=unused_count,
         candidates=candidates,
         candidate_gib=candidate_gib,
+        archived=archived,
+        archived_gib=archived_gib,
     )
 
 

@@ -35,16 +35,18 @@ from zoneinfo import ZoneInfo
 from bot import errors
 from bot.aws.models import Image, ImageUse, Snapshot
 from bot.config import Config, Policy
-from bot.domain.costs import monthly_usd
+from bot.domain.costs import archive_estimate, monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
 from bot.domain.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.domain.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
 from bot.domain.tags import (
     AMI,
+    ARCHIVED_AT,
     COPY_OF,
     KEEP,
     POLICY,
     SOURCE,
+    archived_tags,
     backing_snapshot_tags,
     carried_over,
     is_pinned,
@@ -77,6 +79,8 @@ DELETE_RETRY_PAUSES = (10.0, 60.0)
 # deletion (seconds): at 5 deletions a second a 100,000-item batch takes hours,
 # and a snapshot pinned meanwhile must still be spared.
 REDECIDE_AFTER = 600.0
+# The outcome reason of an expired snapshot an archive policy moved to the archive tier (not deleted).
+ARCHIVED = "archived"
 
 
 def policy_regions(config: Config, policy: Policy) -> tuple[str, ...]:
@@ -333,8 +337,28 @@ def over_blast_radius(policy: Policy, expired: int, managed: int) -> str:
     )
 
 
-def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Plan:
-    """One approval plan for a sweep's whole batch of expired items (any regions)."""
+def archives(policy: Policy, item) -> bool:
+    """Whether an expired item goes to the archive tier (an archive policy's standard-tier snapshot) or is deleted."""
+    return policy.on_expired == "archive" and item.kind == SNAPSHOT and not item.archived
+
+
+def archive_note(count: int, gib: int, price: float, archive_price: float) -> str:
+    """The archive's price, with the catch: billed on the full size, and a restore takes hours."""
+    cost = archive_estimate(count, gib, price, archive_price)
+    return (
+        f"archiving {count:,} snapshot{'s' if count != 1 else ''} ({gib:,} GiB full size) "
+        f"≈ ${cost.archive_usd_month:,.2f}/month in archive vs up to ${cost.standard_usd_month:,.2f}/month standard; "
+        "archive is billed on the full size (not incrementally, so it may cost more than a snapshot whose blocks "
+        "are shared with others) and a restore takes hours"
+    )
+
+
+def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float, archive_price: float = 0.0125) -> Plan:
+    """One approval plan for a sweep's whole batch of expired items (any regions).
+
+    Under an archive policy the batch archives its standard-tier snapshots and
+    deletes only the archived ones past archive_delete_after.
+    """
     items = tuple(
         PlanItem(
             d.item.id,
@@ -345,9 +369,28 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float) -> Pla
         )
         for d in expired
     )
-    gib = sum(i.size_gib for i in items)
     regions = sorted({i.region for i in items})
     noun = "snapshots" if policy.resource == "volume" else "AMIs (with their snapshots)"
+    to_archive = [d.item for d in expired if archives(policy, d.item)]
+    if policy.on_expired == "archive":
+        archived_gib = sum(i.size_gib for i in to_archive)
+        gone = [d.item for d in expired if not archives(policy, d.item)]
+        gib = sum(i.size_gib for i in gone)
+        what = [f"archive {len(to_archive)} expired snapshots"] if to_archive else []
+        what += [f"delete {len(gone)} archived past archive_delete_after"] if gone else []
+        return Plan(
+            kind="sweep-delete",
+            region=regions[0] if regions else "",
+            title=f"Policy {policy.name}: {', '.join(what)} in {', '.join(regions)}",
+            items=items,
+            gib_freed=gib,
+            usd_month_freed=monthly_usd(gib, archive_price),  # the deletions; the archiving's price is a warning
+            warnings=(f"Archive tier: {archive_note(len(to_archive), archived_gib, price, archive_price)}.",)
+            if to_archive
+            else (),
+            params={"policy": policy.name, "archive": [i.id for i in to_archive]},
+        )
+    gib = sum(i.size_gib for i in items)
     return Plan(
         kind="sweep-delete",
         region=regions[0] if regions else "",
@@ -470,6 +513,8 @@ class _RegionSweep:
         try:
             if item.kind == IMAGE:
                 return self._deregister(item, task, final)
+            if archives(self.policy, self._decisions[item.resource_id].item):
+                return self._archive(item, task, final)
             if not _first_call(lambda: self.gw.delete_snapshot(self.region, item.resource_id), final):
                 return [task]
             self._finish(ItemResult(item.resource_id, "done", "deleted", self.region))
@@ -477,6 +522,26 @@ class _RegionSweep:
             self._finish(ItemResult(item.resource_id, "skipped", "no longer exists", self.region))
         except errors.BotError as exc:
             self._finish(ItemResult(item.resource_id, "failed", exc.message, self.region))
+        return []
+
+    def _archive(self, item: PlanItem, task: tuple, final: bool) -> list[tuple]:
+        """Move an expired snapshot to the archive tier, then tag when (archive_delete_after counts from it).
+
+        Tagged after, not before: a snapshot tagged but never archived would
+        read as one restored on purpose and never be archived.  A tag that
+        fails leaves it archived with no date: kept, never deleted by
+        archive_delete_after (the failure says so).
+        """
+        rid = item.resource_id
+        if not _first_call(lambda: self.gw.archive_snapshot(self.region, rid), final):
+            return [task]
+        try:
+            self.gw.create_tags(self.region, [rid], archived_tags(self.ctx.now()))
+        except errors.BotError as exc:
+            why = f"archived, but tagging {ARCHIVED_AT} failed ({exc.message}); archive_delete_after cannot apply"
+            self._finish(ItemResult(rid, "failed", why, self.region))
+            return []
+        self._finish(ItemResult(rid, "done", ARCHIVED, self.region))
         return []
 
     def _deregister(self, item: PlanItem, task: tuple, final: bool) -> list[tuple]:
@@ -590,10 +655,15 @@ def _by_region(plan: Plan) -> dict[str, list[PlanItem]]:
 def reconcile_sweep(ctx: Context, plan: Plan) -> list[ItemResult]:
     """After a crash: an item gone is done, one still there failed (the next sweep picks it up)."""
     results = []
+    to_archive = set(plan.params.get("archive", ()))  # those meant for the archive tier, not deletion
     for region, items in _by_region(plan).items():
         listing = list_policy_items(ctx.gateway, plan.params.get("policy", ""), region)
         present = {s.id for s in listing.snapshots} | {i.id for i in listing.images if i.state != "deregistered"}
+        archived = {s.id for s in listing.snapshots if s.archived and ARCHIVED_AT in s.tags}
         for item in items:
+            if item.resource_id in archived and item.resource_id in to_archive:
+                results.append(ItemResult(item.resource_id, "done", ARCHIVED, region))
+                continue
             results.append(
                 ItemResult(
                     item.resource_id,
@@ -692,11 +762,21 @@ def report_from_results(
     created: Sequence[Created],
     failed: Sequence[Failed],
 ) -> PolicyReport:
-    deleted = [r.resource_id for r in results if r.outcome == "done"]
+    deleted = [r.resource_id for r in results if r.outcome == "done" and r.reason != ARCHIVED]
+    archived = [r.resource_id for r in results if r.outcome == "done" and r.reason == ARCHIVED]
     spared = [Spared(r.region, r.resource_id, r.reason) for r in results if r.outcome in ("skipped", "spared")]
     failures = list(failed) + [
-        Failed(r.region, r.resource_id, "delete", r.reason) for r in results if r.outcome == "failed"
+        Failed(r.region, r.resource_id, "archive" if r.reason.startswith(ARCHIVED) else "delete", r.reason)
+        for r in results
+        if r.outcome == "failed"
     ]
     return policy_report(
-        policy.name, policy.on_expired, decisions, created=created, deleted=deleted, failed=failures, spared=spared
+        policy.name,
+        policy.on_expired,
+        decisions,
+        created=created,
+        deleted=deleted,
+        archived=archived,
+        failed=failures,
+        spared=spared,
     )

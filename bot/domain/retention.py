@@ -23,6 +23,14 @@ The rules, in the order they are applied to each item:
    whose source volume/instance is unknown (nothing to count `keep` against),
    and an ID listed twice with different details (the listing is inconsistent;
    decide next time).
+   *Archive tier.*  An archived snapshot is never ranked: it does not count
+   toward `keep` (as DLM keeps archived snapshots out of the standard-tier
+   count) and is never archived again.  It expires only under a policy with
+   `on_expired = "archive"` and `archive_delete_after`, once archived that
+   long (from its `chatops:archived-at` tag; without the tag, when is
+   unknown and it is kept), and not while temporarily restored.  Under an
+   archive policy a standard-tier snapshot carrying `chatops:archived-at`
+   was restored on purpose: it is kept, not archived again.
 3. *Rolling window.*  Per region and source, the remaining (completed,
    unprotected) items are ranked newest first; the newest `keep` are kept.
    Protected items do not count toward `keep` — this is the safe reading:
@@ -54,7 +62,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.aws.models import Image, Snapshot
 from bot.config import Policy, format_duration
-from bot.domain.tags import AMI, KEEP, POLICY, SNOOZE_UNTIL, SOURCE, is_pinned, snoozed_until
+from bot.domain.tags import AMI, ARCHIVED_AT, KEEP, POLICY, SNOOZE_UNTIL, SOURCE, archived_at, is_pinned, snoozed_until
 
 SNAPSHOT = "snapshot"
 IMAGE = "image"
@@ -88,6 +96,12 @@ class Item:
     size_gib: int = 0
     tags: Mapping[str, str] = field(default_factory=dict)
     backs_image: str | None = None
+    tier: str = "standard"  # a snapshot's storage tier: standard | archive
+    restore_expiry: datetime | None = None  # an archived snapshot temporarily restored: until when
+
+    @property
+    def archived(self) -> bool:
+        return self.tier == "archive"
 
     @property
     def policy(self) -> str:
@@ -129,6 +143,8 @@ def item_from_snapshot(snap: Snapshot, backs_image: str | None = None) -> Item:
         size_gib=snap.size_gib,
         tags=dict(snap.tags),
         backs_image=backs_image,
+        tier=snap.storage_tier,
+        restore_expiry=snap.restore_expiry,
     )
 
 
@@ -216,9 +232,30 @@ def _screen(item: Item, policy: Policy, consistent: bool, now: datetime) -> tupl
         return KEEP_ACTION, f"state {item.state or 'unknown'}; only {done} {_kind_name(item.kind)}s expire"
     if leftover:
         return EXPIRE, f"left behind by AMI {leftover}, which is no longer registered; it backs no AMI"
+    if item.kind == SNAPSHOT and (item.archived or (policy.on_expired == "archive" and ARCHIVED_AT in item.tags)):
+        return _archived(item, policy, now)
     if not item.source_id:
         return KEEP_ACTION, f"source unknown (no {SOURCE} tag); nothing to count keep against"
     return None
+
+
+def _archived(item: Item, policy: Policy, now: datetime) -> tuple[str, str]:
+    """An archived snapshot (or, under an archive policy, one restored from the archive): kept or expired."""
+    since = archived_at(item.tags)
+    if not item.archived:
+        when = f" (archived {since:%Y-%m-%d})" if since else ""
+        return KEEP_ACTION, f"restored from the archive tier{when}; not archived again"
+    after = policy.archive_delete_after if policy.on_expired == "archive" else None
+    if after is None:
+        return KEEP_ACTION, "archived; no archive_delete_after, so it stays in the archive tier"
+    if since is None:
+        return KEEP_ACTION, f"archived, but when is unknown (no {ARCHIVED_AT} tag); archive_delete_after cannot apply"
+    if item.restore_expiry is not None and _aware(item.restore_expiry) > now:
+        return KEEP_ACTION, f"archived, temporarily restored until {_aware(item.restore_expiry):%Y-%m-%d %H:%M} UTC"
+    archived_for = now - since
+    if archived_for < after:
+        return KEEP_ACTION, f"archived {_age(archived_for)} ago, within archive_delete_after {format_duration(after)}"
+    return EXPIRE, f"archived {_age(archived_for)} ago > archive_delete_after {format_duration(after)}"
 
 
 def _leftover_of(item: Item, policy: Policy) -> str:
@@ -313,6 +350,8 @@ def _record_key(item: Item) -> tuple:
         item.size_gib,
         sorted(item.tags.items()),
         item.backs_image or "",
+        item.tier,
+        item.restore_expiry.isoformat() if item.restore_expiry else "",
     )
 
 

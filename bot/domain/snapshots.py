@@ -90,3 +90,20 @@ def copy_snapshot(
         f": {snap.description}" if snap.description else ""
     )
     return gw.copy_snapshot(region, snapshot_id, to_region, description[:255], tags)
+
+
+def unarchive_snapshot(gw: Ec2Gateway, region: str, snapshot_id: str, days: int | None) -> Snapshot:
+    """Restore an archived snapshot: for `days` (then it goes back to the archive), or permanently.
+
+    Refused up front when it is not in the archive tier.  A permanent restore
+    keeps its chatops:archived-at tag: an archive policy then knows it was
+    restored on purpose and does not archive it again.
+    """
+    snap = gw.get_snapshot(region, snapshot_id)
+    if not snap.archived:
+        raise errors.Conflict(
+            f"{snapshot_id} is in the {snap.storage_tier} tier, not the archive; nothing to restore.",
+            "`/snapshot status snap-…` shows a snapshot's tier.",
+        )
+    gw.restore_snapshot_tier(region, snapshot_id, days)
+    return snap

@@ -22,6 +22,24 @@ KEPT_AT = "chatops:kept-at"
 # Snoozed from Slack: no sweep expires it until then (an ISO 8601 UTC time), as Swabbie's opt-out.
 SNOOZE_UNTIL = "chatops:snooze-until"
 SNOOZED_BY = "chatops:snoozed-by"
+# Archived by the bot (on_expired = "archive", /snapshot archive): when (ISO 8601 UTC). archive_delete_after
+# counts from it, and a snapshot back in the standard tier that carries it was restored on purpose: an
+# archive policy does not archive it again.
+ARCHIVED_AT = "chatops:archived-at"
+
+
+def archived_at(tags) -> datetime | None:
+    """When the bot archived it (None: no tag, or one that does not parse)."""
+    raw = (tags or {}).get(ARCHIVED_AT, "").strip()
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def archived_tags(now: datetime) -> dict[str, str]:
+    return {ARCHIVED_AT: now.astimezone(UTC).isoformat(timespec="seconds")}
 
 
 def snoozed_until(tags, now: datetime) -> datetime | None:

@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 from bot.approvals.registry import UnknownPlanKind, executor_for
 from bot.domain.access import check_decider
+from bot.domain.lifecycle import ARCHIVED
 from bot.domain.plans import ItemResult, Plan, summarise
 from bot.errors import BotError, NotAllowed
 from bot.flows.deps import Deps
@@ -252,7 +253,8 @@ def record_event(deps: Deps, plan: Plan, result: ItemResult) -> None:
     if result.outcome == "failed":
         kind = "failed"
     elif result.outcome == "done":
-        kind = EVENT_OF_KIND.get(plan.kind)
+        # An archive policy's sweep archives most of its batch: archived is not deleted.
+        kind = None if result.reason == ARCHIVED else EVENT_OF_KIND.get(plan.kind)
     else:
         return
     if kind:

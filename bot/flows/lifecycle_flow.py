@@ -122,6 +122,7 @@ def _summary(reports: list[PolicyReport]) -> dict:
         r.account: {
             "created": len(r.created),
             "deleted": len(r.deleted),
+            "archived": len(r.archived),
             "failed": len(r.failed),
             "error": r.error or (r.failed[0].reason if r.failed else ""),
         }
@@ -132,6 +133,7 @@ def _summary(reports: list[PolicyReport]) -> dict:
         "created": sum(len(r.created) for r in reports),
         "expired": sum(len(r.expired) for r in reports),
         "deleted": sum(len(r.deleted) for r in reports),
+        "archived": sum(len(r.archived) for r in reports),
         "failed": sum(len(r.failed) for r in reports),
         "approval_id": ", ".join(r.approval_id for r in reports if r.approval_id),
         "error": "; ".join(f"{r.account}: {r.error}" if r.account else r.error for r in reports if r.error),
@@ -169,24 +171,23 @@ def _run(
     for f in failed:
         deps.store.record_event(f.region, "failed", f.id, f"{f.action}: {f.reason}", own)
     expired = [d for d in decisions if d.action == "expire"]
-    price = config.pricing.snapshot_gb_month
-    frozen = deps.frozen(own) if expired and policy.on_expired == "delete" else ""
-    capped = (
-        ""
-        if frozen or policy.on_expired != "delete"
-        else lifecycle.over_blast_radius(policy, len(expired), len(decisions))
-    )
+    price, archive_price = config.pricing.snapshot_gb_month, config.pricing.snapshot_archive_gb_month
+    # A freeze and max_delete hold an archiving run as they hold a deleting one (README, "Archive tier").
+    acts = policy.on_expired in ("delete", "archive")
+    frozen = deps.frozen(own) if expired and acts else ""
+    capped = "" if frozen or not acts else lifecycle.over_blast_radius(policy, len(expired), len(decisions))
     if not expired or policy.on_expired == "report" or frozen:
         report = policy_report(policy.name, policy.on_expired, decisions, created=created, failed=failed, account=label)
         report = replace(report, frozen=frozen)
-    elif policy.on_expired == "delete" and not capped:
-        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
+    elif acts and not capped:
+        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price, archive_price), own, label)
 
         def item_done(result: ItemResult) -> None:
             deps.store.audit(
                 "",
                 config.slack.digest_channel,
-                f"sweep {policy.name} delete {result.resource_id}",
+                f"sweep {policy.name} {'archive' if result.reason == lifecycle.ARCHIVED else 'delete'} "
+                f"{result.resource_id}",
                 result.outcome,
                 result.reason,
             )
@@ -200,7 +201,7 @@ def _run(
         results = lifecycle.execute_sweep(deps.context(own), plan, item_done, listings)
         report = replace(lifecycle.report_from_results(policy, decisions, results, created, failed), account=label)
     else:
-        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price), own, label)
+        plan = _account_plan(lifecycle.sweep_plan(policy, expired, price, archive_price), own, label)
         if capped:
             why = f"Blast radius: {capped}. The sweep stopped and asks you instead of deleting on its own."
             plan = replace(plan, warnings=(why, *plan.warnings))
@@ -228,7 +229,8 @@ def _run(
         f"lifecycle run {policy.name}" + (f" in account {label}" if label else ""),
         "ok" if report.ok else "failed",
         f"{len(report.created)} created, {len(report.expired)} expired, {len(report.deleted)} deleted, "
-        f"{len(report.failed)} failed",
+        + (f"{len(report.archived)} archived, " if report.archived else "")
+        + f"{len(report.failed)} failed",
     )
     return report
 
@@ -270,7 +272,8 @@ def _preview(deps: Deps, policy: Policy, account: str) -> PolicyReport:
 
 
 def sweep_report(deps: Deps, reports: list[PolicyReport]) -> SweepReport:
-    return SweepReport(tuple(reports), deps.now(), deps.config.pricing.snapshot_gb_month)
+    pricing = deps.config.pricing
+    return SweepReport(tuple(reports), deps.now(), pricing.snapshot_gb_month, pricing.snapshot_archive_gb_month)
 
 
 def post_report(
@@ -350,7 +353,8 @@ def build_region_digest(deps: Deps) -> Digest:
         if isinstance(value, Exception):
             raise value
     pending = len(deps.store.approvals_in("pending"))
-    return combine((summaries[r] for r in regions), pending, now, price)
+    digest = combine((summaries[r] for r in regions), pending, now, price)
+    return replace(digest, archive_gb_month=config.pricing.snapshot_archive_gb_month)
 
 
 def _counted_failures(deps: Deps, region: str, snapshots: Iterable, account: str = ""):

@@ -560,3 +560,29 @@ register(
         options=_opts(account=ACCOUNT),
     ),
 )
+
+
+# --- the snapshot archive tier (bot/approvals/archive.py, handlers/snapshot.py) ------------------
+
+# RestoreSnapshotTier's TemporaryRestoreDays: 1 to 180.
+RESTORE_DAYS = Option("a number of days from 1 to 180", _int_range(1, 180))
+
+register(
+    Verb(
+        "snapshot",
+        "archive",
+        "/snapshot archive snap-… [snap-…]",
+        "Move snapshots to the archive tier (~75% cheaper, billed on the full size; a restore takes hours),"
+        " once an approver approves.",
+        args=(Arg("snapshot_ids", "snapshot", many=True),),
+        destructive=True,
+    ),
+    Verb(
+        "snapshot",
+        "unarchive",
+        "/snapshot unarchive snap-… [days=N]",
+        "Restore an archived snapshot from the archive tier: for N days, or permanently without days=.",
+        args=(Arg("snapshot_id", "snapshot"),),
+        options=_opts(days=RESTORE_DAYS),
+    ),
+)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.approvals.archive import archive_snapshots_plan
 from bot.approvals.registry import EXECUTORS, UnknownPlanKind, executor_for
 from bot.approvals.snapshots import delete_snapshots_plan
 from bot.aws.gateway import Ec2Gateway
@@ -66,6 +67,7 @@ def test_the_builders_produce_exactly_the_registered_kinds(aws, ec2):
         amis.share_plan(gw, REGION, image_id, OTHER),
         amis.reboot_create_plan(gw, REGION, instance, "web golden", "", "U0ALICE"),
         lifecycle.sweep_plan(daily_policy(), [], 0.05),
+        archive_snapshots_plan(gw, REGION, [snapshot], 0.05, 0.0125),
     ]
     assert sorted(p.kind for p in plans) == sorted(EXECUTORS)
     for plan in plans:

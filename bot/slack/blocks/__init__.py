@@ -35,6 +35,7 @@ from bot.slack.blocks.approvals import (
     approvals_list,
     refusal,
 )
+from bot.slack.blocks.archive import archive_line, unarchived
 from bot.slack.blocks.audit import audit_list
 from bot.slack.blocks.common import (
     LIST_LIMIT,
@@ -130,6 +131,8 @@ __all__ = [
     "thawed_now",
     # lifecycle and digest
     "digest_message",
+    "archive_line",
+    "unarchived",
     "lifecycle_list",
     "run_progress",
     "sweep_report_message",

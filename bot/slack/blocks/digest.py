@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.domain.costs import monthly_usd, usd
+from bot.domain.costs import archive_estimate, monthly_usd, usd
 from bot.domain.digest import Digest
+from bot.slack.blocks.archive import archive_line
 from bot.slack.blocks.common import (
     Message,
     age,
@@ -38,6 +39,9 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
     ]
     if t.errors:
         summary.append(f":x: {plural(t.errors, 'snapshot')} in state error")
+    if t.archived:
+        cost = archive_estimate(t.archived, t.archived_gib, digest.price_gb_month, digest.archive_gb_month)
+        summary.append(f":file_cabinet: Of these, {archive_line(cost, 'in the archive tier:')}")
     if digest.pending_approvals:
         summary.append(
             f":hourglass_flowing_sand: {plural(digest.pending_approvals, 'approval')} pending — `/chatops approvals`"

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.domain.costs import usd
 from bot.domain.sweep_report import PolicyReport, SweepReport
+from bot.slack.blocks.archive import archive_line
 from bot.slack.blocks.common import (
     MAX_BLOCKS,
     Message,
@@ -91,7 +92,7 @@ def lifecycle_list(rows: Sequence[tuple], now: datetime, frozen: Sequence[str] =
 SWEEP_POLICY_SECTIONS = MAX_BLOCKS - 5  # header, summary, "and N more", note
 
 
-def _policy_text(p: PolicyReport, price: float) -> str:
+def _policy_text(p: PolicyReport, price: float, archive_price: float = 0.0125) -> str:
     """One policy's part of a sweep report or preview."""
     icon = ":x:" if not p.ok else ":mag:" if p.dry_run else ":snowflake:" if p.frozen else ":white_check_mark:"
     mode = f"{escape(p.on_expired)}, preview" if p.dry_run else escape(p.on_expired)
@@ -107,8 +108,15 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         else:
             head.append(f"Created {len(p.created):,}{extra}: {id_list([c.id for c in p.created])}")
     if p.expired:
-        stake = p.at_stake(price)
+        stake = p.at_stake(price, archive_price)
         gross = f"{len(p.expired):,} expired ({stake.gib:,} GiB, up to {usd(stake.usd_month)}/month)"
+        if p.on_expired == "archive":
+            gone = len(p.expired) - len(p.to_archive)
+            also = f", {gone:,} archived past archive_delete_after to delete" if gone else ""
+            gross = (
+                f"{len(p.expired):,} expired: {len(p.to_archive):,} to archive{also}"
+                f" ({stake.gib:,} GiB deleted, {usd(stake.usd_month)}/month)"
+            )
         if p.dry_run:
             head.append(gross)
         elif p.on_expired == "approve" or p.capped:
@@ -121,10 +129,16 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         elif p.on_expired == "report":
             head.append(f"{gross}: reported only, nothing deleted")
         else:
-            freed = p.freed(price)
+            freed = p.freed(price, archive_price)
+            moved = f"archived {len(p.archived):,}, " if p.on_expired == "archive" else ""
             head.append(
-                f"{gross}: deleted {len(p.deleted):,}, freeing {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+                f"{gross}: {moved}deleted {len(p.deleted):,}, freeing {freed.gib:,} GiB"
+                f" (up to {usd(freed.usd_month)}/month)"
             )
+        if p.to_archive:
+            cost = p.archiving(price, archive_price)
+            verb = "archived" if p.deletes else "archiving"
+            head.append(f":file_cabinet: {archive_line(cost, verb).capitalize()}.")
     elif not p.error:
         head.append("Nothing expired.")
     if not p.error:  # a policy that could not list kept nothing it could tell
@@ -144,12 +158,13 @@ def _policy_text(p: PolicyReport, price: float) -> str:
         f"{d.item.size_gib:,} GiB — {escape(d.reason)}"
         for d in listed
     ]
+    verb = "archive (archived ones: delete)" if p.on_expired == "archive" else "delete"
     if p.dry_run:
-        title = "Would delete:"
+        title = f"Would {verb}:"
     elif p.frozen:
-        title = "Would have deleted (frozen):"
+        title = f"Would have {'archived or deleted' if p.on_expired == 'archive' else 'deleted'} (frozen):"
     elif p.on_expired == "approve" or p.capped:
-        title = "To delete once approved:"
+        title = f"To {verb} once approved:"
     else:
         title = "Expired, not deleted:"
     spared_title = f":shield: {len(p.spared):,} not deleted after all:"
@@ -181,6 +196,9 @@ def sweep_report_message(report: SweepReport) -> Message:
             f":mag: {runs}: would create {created:,}, "
             f"would expire {expired_count:,}, freeing up to {stake.gib:,} GiB ({usd(stake.usd_month)}/month)"
         )
+        moving = report.archiving()
+        if moving.count:
+            summary += f" · :file_cabinet: {archive_line(moving, 'would archive')}"
         if failed:
             summary += f" · :x: {failed:,} failed"
     else:
@@ -193,11 +211,14 @@ def sweep_report_message(report: SweepReport) -> Message:
         )
         if deleted:
             summary += f" · freed {freed.gib:,} GiB (up to {usd(freed.usd_month)}/month)"
+        moved = report.archiving()
+        if moved.count:
+            summary += f" · :file_cabinet: {archive_line(moved, 'archived')}"
     blocks = [header(title), section(summary)]
     if not policies:
         blocks.append(section("No lifecycle policies ran. Add `[[policies]]` to config.toml."))
     shown = ordered[:SWEEP_POLICY_SECTIONS]
-    blocks += [section(_policy_text(p, report.price_gb_month)) for p in shown]
+    blocks += [section(_policy_text(p, report.price_gb_month, report.archive_gb_month)) for p in shown]
     hidden = ordered[len(shown) :]
     if hidden:
         bad = sum(not p.ok for p in hidden)

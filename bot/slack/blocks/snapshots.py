@@ -55,6 +55,8 @@ def snapshot_status(snap: Snapshot, now: datetime) -> Message:
         f"*Size*\n{snap.size_gib} GiB",
         f"*Started*\n{snap.start_time:%Y-%m-%d %H:%M} UTC ({age(now, snap.start_time)} ago)",
         f"*Encrypted*\n{'yes' if snap.encrypted else 'no'}",
+        f"*Storage tier*\n{escape(snap.storage_tier)}"
+        + (f" (restored until {snap.restore_expiry:%Y-%m-%d %H:%M} UTC)" if snap.restore_expiry else ""),
     ]
     blocks = [
         section(
