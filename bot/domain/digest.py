@@ -30,6 +30,7 @@ from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.domain.costs import monthly_usd
 from bot.domain.retention import snapshot_source
 from bot.domain.tags import KEEP
+from bot.domain.trend import DayTotal
 
 TOP_CANDIDATES = 10
 GONE = ("terminated", "shutting-down")
@@ -97,6 +98,7 @@ class Digest:
     top_candidates: tuple[Candidate, ...] = ()  # biggest first
     totals: RegionDigest = field(default_factory=lambda: RegionDigest("all regions"))
     archive_gb_month: float = 0.0125  # pricing.snapshot_archive_gb_month
+    trend: tuple[DayTotal, ...] = ()  # the recorded days of the last TREND_DAYS, oldest first, today last
 
     @property
     def candidate_usd_month(self) -> float:

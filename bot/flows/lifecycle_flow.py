@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -23,6 +23,7 @@ from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, 
 from bot.domain.freeze import freeze_text
 from bot.domain.plans import ItemResult, Plan
 from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
+from bot.domain.trend import TREND_DAYS, DayTotal
 from bot.errors import BotError
 from bot.flows import approval_flow
 from bot.flows.deps import Deps
@@ -354,7 +355,21 @@ def build_region_digest(deps: Deps) -> Digest:
             raise value
     pending = len(deps.store.approvals_in("pending"))
     digest = combine((summaries[r] for r in regions), pending, now, price)
-    return replace(digest, archive_gb_month=config.pricing.snapshot_archive_gb_month)
+    digest = replace(digest, archive_gb_month=config.pricing.snapshot_archive_gb_month)
+    return replace(digest, trend=_storage_trend(deps, digest))
+
+
+def _storage_trend(deps: Deps, digest: Digest) -> tuple[DayTotal, ...]:
+    """Record today's totals per place, then read the last TREND_DAYS days (summed over places) back."""
+    today = deps.now().date()
+    deps.store.record_storage(
+        today.isoformat(), [(r.region, r.snapshots, r.snapshot_gib, r.usd_month) for r in digest.regions]
+    )
+    since = (today - timedelta(days=TREND_DAYS - 1)).isoformat()
+    return tuple(
+        DayTotal(date.fromisoformat(day), snapshots, gib, usd)
+        for day, snapshots, gib, usd in deps.store.storage_days(since)
+    )
 
 
 def _counted_failures(deps: Deps, region: str, snapshots: Iterable, account: str = ""):

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -171,6 +171,13 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # The storage trend: each day's snapshot totals per place (a region, or account/region), written by the digest.
+    db["storage_days"].create(
+        {"day": str, "place": str, "snapshots": int, "gib": int, "usd_month": float}, pk=("day", "place")
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -179,6 +186,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 EVENT_KINDS = ("created", "deleted", "failed")
 # How a watch ends (it starts "posting" or "watching"): done, failed (the
@@ -635,6 +643,26 @@ class Store:
         with self._lock:
             rows = list(self.db["approvals"].rows_where("state = 'pending' AND expires_at <= ?", [self.now()]))
         return [_approval(r) for r in rows]
+
+    # -- the storage trend --
+
+    def record_storage(self, day: str, totals: Sequence[tuple[str, int, int, float]]) -> None:
+        """A day's totals, (place, snapshots, GiB, $/month) each; a later digest the same day replaces them."""
+        rows = [{"day": day, "place": p, "snapshots": n, "gib": g, "usd_month": u} for p, n, g, u in totals]
+        with self._lock, self.db.atomic():
+            self.db["storage_days"].upsert_all(rows, pk=("day", "place"))
+
+    def storage_days(self, since: str) -> list[tuple[str, int, int, float]]:
+        """(day, snapshots, GiB, $/month) summed over every place, one per recorded day from `since`, oldest first."""
+        with self._lock:
+            return [
+                tuple(row)
+                for row in self.db.execute(
+                    "SELECT day, sum(snapshots), sum(gib), sum(usd_month) FROM storage_days WHERE day >= ?"
+                    " GROUP BY day ORDER BY day",
+                    [since],
+                ).fetchall()
+            ]
 
     # -- the freeze (kill switch) --
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.domain.costs import archive_estimate, monthly_usd, usd
 from bot.domain.digest import Digest
+from bot.domain.trend import change, sparkline
 from bot.slack.blocks.archive import archive_line
 from bot.slack.blocks.common import (
     Message,
@@ -53,6 +54,8 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         f"{usd(digest.candidate_usd_month)}/month): {plural(t.orphaned, 'orphaned snapshot')}, "
         f"{plural(t.unused_images, 'AMI')} no instance uses"
     )
+    if len(digest.trend) > 1:
+        summary.append(_trend_line(digest))
     blocks = [header(f"Snapshot & AMI digest — {day}"), *freeze_banners(frozen), section("\n".join(summary))]
 
     region_lines = []
@@ -91,3 +94,16 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         f"{plural(t.candidates, 'cleanup candidate')}, {plural(digest.pending_approvals, 'approval')} pending"
     )
     return message(fallback, blocks)
+
+
+def _trend_line(digest: Digest) -> str:
+    """`Last 14 days ▁▂▃▅▆▇█ · +56 GiB (+4.8%) since yesterday`: GiB per recorded day, oldest first."""
+    days = digest.trend
+    spark = sparkline([d.gib for d in days])
+    delta = change(days)
+    since = ""
+    if delta is not None:
+        gib, percent = delta
+        share = f" ({percent:+.1f}%)" if percent is not None else ""
+        since = f" · {gib:+,} GiB{share} since {days[-2].day:%b %-d}"
+    return f":chart_with_upwards_trend: Last {plural(len(days), 'day')}: `{spark}`{since}"
