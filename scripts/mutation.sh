@@ -58,7 +58,7 @@ find "$work" -name __pycache__ -prune -exec rm -rf {} +
   echo "only_mutate = [\"$file\"]"
   echo 'also_copy = ["benchmarks", "docs", "README.md", "config.toml"]'
   printf 'pytest_add_cli_args_test_selection = [%s]\n' "$(printf '"%s", ' $tests | sed 's/, $//')"
-  echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore"]'
+  echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore", "--hypothesis-profile=mutation"]'
 } >"$work/pyproject.toml"
 
 cd "$work"

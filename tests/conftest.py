@@ -11,8 +11,13 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from hypothesis import Phase, settings
 
 from bot.testing.fakeslack import FakeSlack
+
+# scripts/mutation.sh runs with --hypothesis-profile=mutation: one failing example kills a mutant, and
+# shrinking it (minutes for a large inventory) would only slow the run down.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
