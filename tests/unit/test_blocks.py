@@ -242,7 +242,25 @@ BUILDERS = {
         approval_row("done"), NOW, [{"resource_id": "i-1234abcd", "outcome": "done", "reason": f"made {EVIL}"}]
     ),
     "approval_message-unknown-state": lambda: blocks.approval_message(approval_row(EVIL), NOW),
+    "approval_message-hostile-everywhere": lambda: blocks.approval_message(
+        approval_row(
+            "failed",
+            id=f"req-{EVIL}",
+            requester=EVIL,
+            decided_by=EVIL,
+            plan={**approval_row()["plan"], "items": [{"resource_id": EVIL, "kind": "snapshot", "size_gib": 8}]},
+        ),
+        NOW,
+        [
+            {"resource_id": EVIL, "outcome": "failed", "reason": f"AWS said {EVIL}"},
+            {"resource_id": f"snap-{EVIL}", "outcome": "done", "reason": f"went with it {EVIL}"},  # not planned
+        ],
+    ),
     "approvals_list": lambda: blocks.approvals_list([approval_row()], NOW),
+    "approvals_list-hostile-everywhere": lambda: blocks.approvals_list(
+        [approval_row(id=f"req-{EVIL}", requester=EVIL)], NOW
+    ),
+    "already_decided": lambda: blocks.already_decided(EVIL, EVIL),
     "refusal": lambda: blocks.refusal(f"I have no request {EVIL}; nothing changed."),
     "image_unshared": lambda: blocks.image_unshared(ItemResult(EVIL, "failed", f"AWS said {EVIL}"), "us-east-1"),
     "image_progress-pending": lambda: blocks.image_progress(image(state="pending"), NOW, "AMI", "U0ALICE", EVIL),
