@@ -14,6 +14,7 @@ from bot.domain.amis import ImageRow
 from bot.domain.plans import ItemResult, Plan, PlanItem
 from bot.errors import BotError, NotFound, UsageError
 from bot.slack import blocks
+from bot.slack.blocks import common
 from bot.slack.commands import COMMANDS
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -305,6 +306,14 @@ def test_tags_are_escaped():
 @pytest.mark.parametrize("text, expected", [("a<b>&c", "a&lt;b&gt;&amp;c"), ("&amp;", "&amp;amp;"), (42, "42")])
 def test_escape(text, expected):
     assert blocks.escape(text) == expected
+
+
+def test_the_shared_formats_escape_what_they_show():
+    # IDs, states and account names come from AWS and config: shown, never parsed.
+    assert common.id_list(["<!here>", "a&b"]) == "`&lt;!here&gt;`, `a&amp;b`"
+    assert common.state("<!here>") == ":grey_question: &lt;!here&gt;"
+    msg = blocks.in_account(blocks.message("hi", [blocks.section("x")]), EVIL)
+    assert_escaped({"text": "&lt;!channel&gt; Tom &amp;", "blocks": msg["blocks"]})  # the fallback is plain text
 
 
 # --- lists: 0, 1, 60, 5000 items, long descriptions ----------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -262,6 +263,29 @@ def test_ages_in_reasons_are_in_days_hours_minutes_or_seconds():
     assert [decisions[i].split(" old")[0] for i in ages] == ["5s", "45m", "3h", "9d"]
 
 
+def test_ages_at_a_unit_s_boundary_and_in_the_future():
+    inventory = [snap(0, -1 / 24), snap(1, 1 / 24), snap(2, 1), snap(3, 2)]  # an hour ahead (clock skew), 1h, 1d, 2d
+    decisions = reasons(decide(inventory, policy(keep=0, max_age=timedelta(days=2)), NOW))
+    assert [decisions[f"snap-000{n}"].split(" old")[0] for n in range(4)] == ["0s", "1h", "1d", "2d"]
+
+
+def test_items_of_an_unknown_kind_are_ignored_and_named_as_they_are():
+    weird = [dataclasses.replace(snap(n, 1), kind=kind) for n, kind in enumerate(["volume", ""])]
+    assert reasons(decide(weird, policy(), NOW)) == {
+        "snap-0000": "a volume; policy daily-db manages snapshots",
+        "snap-0001": "a unknown; policy daily-db manages snapshots",
+    }
+
+
+def test_aware_datetimes_in_any_zone_are_ranked_by_the_instant():
+    india = ZoneInfo("Asia/Kolkata")  # UTC+05:30: its wall clock reads later than UTC's for the same instant
+    inventory = [
+        dataclasses.replace(snap(0, 0), created=NOW - timedelta(hours=3)),
+        dataclasses.replace(snap(1, 0), created=(NOW - timedelta(hours=4)).astimezone(india)),  # older: expires
+    ]
+    assert actions(decide(inventory, policy(keep=1), NOW)) == {"snap-0000": KEEP_ACTION, "snap-0001": EXPIRE}
+
+
 def test_naive_datetimes_are_utc_and_mix_with_aware_ones():
     tags = {"chatops:policy": "p"}
     naive = Item("naive", "r", "snapshot", "v", datetime(2024, 6, 5, 12), "completed", 1, tags)
@@ -385,7 +409,8 @@ def test_adapters_carry_every_field_retention_reads():
     assert item_from_image(image, 30) == Item(
         "ami-9", "eu-west-1", "image", "i-9", when.replace(tzinfo=UTC), "pending", 30, {"chatops:source": "i-9"}
     )
-    assert item_from_image(Image("ami-8", "eu-west-1", "web", "available", NOW, ())).source_id == ""
+    bare = item_from_image(Image("ami-8", "eu-west-1", "web", "available", NOW, ()))
+    assert (bare.source_id, bare.size_gib) == ("", 0)
 
 
 def test_an_ami_whose_snapshots_are_not_listed_counts_them_as_zero_gib():
