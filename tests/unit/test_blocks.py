@@ -449,7 +449,10 @@ def test_help_for_one_command(command):
             assert f"*/{other}*" not in rendered
 
 
-@pytest.mark.parametrize("verb", [v for vs in COMMANDS.values() for v in vs.values()], ids=lambda v: f"{v.command}-{v.name}")  # plain IDs: mutmut selects tests by node ID
+# Plain IDs (command-verb): a usage string with brackets and slashes is not a node ID pytest can select.
+@pytest.mark.parametrize(
+    "verb", [v for vs in COMMANDS.values() for v in vs.values()], ids=lambda v: f"{v.command}-{v.name}"
+)
 def test_help_for_one_verb(verb):
     msg = blocks.help_message(verb.command, verb)
     assert_within_limits(msg)
