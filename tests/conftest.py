@@ -11,8 +11,16 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from hypothesis import Phase, settings
 
 from bot.testing.fakeslack import FakeSlack
+
+# scripts/mutation.sh runs with --hypothesis-profile=mutation: one failing example kills a mutant (shrinking
+# it takes minutes for a large inventory); the same examples for every mutant, and no deadline, so that a
+# slow example under mutmut's trampolines never counts as a kill.
+settings.register_profile(
+    "mutation", phases=[Phase.explicit, Phase.generate], derandomize=True, deadline=None, database=None
+)
 
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.testing.fakeslack import message_text
 from tests.support.approvals import approval_state, exists, request_delete
+from tests.support.bot_process import wait_until
 from tests.support.factories import make_instance, make_snapshot
 from tests.support.harness import ALICE, BOB, CAROL, FakeClock
 
@@ -115,17 +117,19 @@ def test_expired_request_refuses_clicks_and_says_so(make_bot, ec2):
     assert "Expired without a decision" in message_text(bot.approval_messages()[0])
 
 
-def test_expiry_job_marks_and_updates_without_a_click(make_bot, ec2):
-    from bot.flows.approval_flow import expire_due
-
+def test_the_bot_s_own_scheduler_expires_a_request_and_updates_its_message_without_a_click(make_bot, ec2):
     clock = FakeClock()
     bot = make_bot(clock=clock)
     request_delete(bot, ec2, make_snapshot(ec2))
-    assert expire_due(bot.deps) == 0
+    job = bot.runtime.scheduler.get_job("approval-expiry")
+    assert job is not None, "no scheduled approval-expiry job: a request past its TTL would stay pending"
+    assert job.trigger.interval <= timedelta(minutes=1)  # a request never looks approvable long after its TTL
+
     clock.advance(timedelta(hours=2))
-    assert expire_due(bot.deps) == 1
-    assert approval_state(bot) == "expired"
-    assert "Expired" in message_text(bot.approval_messages()[0])
+    job.modify(next_run_time=datetime.now(UTC))  # its next run, now: the job as scheduled, with the bot's deps
+    wait_until(lambda: approval_state(bot) == "expired", timeout=10, interval=0.02, what="the request expired")
+    wait_until(lambda: "Expired" in message_text(bot.approval_messages()[0]), timeout=10, interval=0.02)
+    assert "Approve" not in json.dumps(bot.approval_messages()[0]["blocks"])  # the buttons are gone
 
 
 def test_twenty_concurrent_approvals_delete_exactly_once(make_bot, ec2):

@@ -66,21 +66,23 @@ def test_policy_keeps_the_newest_two_after_approval(policy_bot, ec2):
     for snap in made:
         tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
         assert snap["SnapshotId"] == pinned or tags["chatops:managed"] == "true"
+    by_volume = {  # each volume's three runs, oldest first (the runs are more than a second apart)
+        vol: [s["SnapshotId"] for s in sorted(made, key=lambda s: s["StartTime"]) if s["VolumeId"] == vol]
+        for vol in (db, web)
+    }
+    by_volume[db].remove(pinned)
     [request] = bot.approval_messages()
     plan = message_text(request)
     assert "delete 2 expired snapshots" in plan
+    assert all(f"`{runs[0]}`" in plan for runs in by_volume.values())  # the oldest of each volume
+    assert not any(f"`{snap}`" in plan for runs in by_volume.values() for snap in runs[1:])
     assert pinned not in plan and manual not in plan and unrelated not in plan
 
     bot.click(request, "approval_approve", user=BOB)
     bot.settle()
 
     remaining = {s["SnapshotId"] for s in snapshots(ec2, **{"chatops:policy": "daily-db"})}
-    for vol in (db, web):
-        policy_made = sorted(
-            (s for s in snapshots(ec2, volume=vol) if s["SnapshotId"] in remaining and s["SnapshotId"] != pinned),
-            key=lambda s: s["StartTime"],
-        )
-        assert len(policy_made) == 2
+    assert remaining == {pinned, *by_volume[db][1:], *by_volume[web][1:]}  # the newest two of each, and the pin
     everything = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert {pinned, manual, unrelated} <= everything
     assert len(bot.slack.calls_of("chat.postMessage")) >= 4  # three run summaries + the request

@@ -9,10 +9,12 @@ and at what the fake Slack received.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +60,48 @@ class FakeClock:
         self.moment += delta
 
 
+class InFlight:
+    """How many tasks a thread pool was handed and has not finished: Bolt's listeners, still running after the ack.
+
+    Bolt answers Slack as soon as a listener calls ack() and the listener carries on
+    in `Runtime.listener_pool` (audit, parsing, handing AWS work to the worker).
+    Counting at submit, before the ack can happen, makes "every acked request's
+    listener is done" a condition to wait on rather than a guess at how long it takes.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self._count = 0
+        self._changed = threading.Condition()
+        submit = pool.submit
+
+        def counted(fn, /, *args, **kwargs) -> Future:
+            with self._changed:
+                self._count += 1
+            try:
+                future = submit(fn, *args, **kwargs)
+            except BaseException:
+                self._finished(None)
+                raise
+            future.add_done_callback(self._finished)
+            return future
+
+        pool.submit = counted  # the pool object Bolt holds: every listener goes through here
+
+    def _finished(self, _future: Future | None) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    @property
+    def count(self) -> int:
+        with self._changed:
+            return self._count
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout=max(timeout, 0))
+
+
 @dataclass
 class BotUnderTest:
     config: Config
@@ -66,6 +110,7 @@ class BotUnderTest:
     slack_timeout: float | None = None  # the Slack client's timeout, when a test provokes timeouts
     runtime: Runtime = field(init=False)
     server: HttpServer = field(init=False)
+    listeners: InFlight = field(init=False)
 
     def __post_init__(self) -> None:
         self.runtime = Runtime(
@@ -79,6 +124,7 @@ class BotUnderTest:
             session=boto3.session.Session(),
             clock=self.clock,
         )
+        self.listeners = InFlight(self.runtime.listener_pool)
         self.server = HttpServer(self.runtime.app, host="127.0.0.1", port=0, loop_timeout=0.05)
 
     def start(self) -> BotUnderTest:
@@ -140,15 +186,20 @@ class BotUnderTest:
     # -- waiting --
 
     def settle(self, timeout: float = 20) -> None:
-        """Wait for queued AWS work to finish (Bolt's listener thread first hands it to the pool)."""
+        """Wait until every request sent so far is fully handled: its listener finished, the AWS work it queued done.
+
+        Listeners queue work on the worker and worker jobs never start listeners,
+        so "no listener running, then no job queued or running, and still no
+        listener" is the moment all of it is over, however slow the machine.
+        """
         deadline = time.monotonic() + timeout
-        time.sleep(0.05)
-        while time.monotonic() < deadline:
-            if self.deps.worker.wait_idle(timeout=deadline - time.monotonic()):
-                time.sleep(0.05)
-                if self.deps.worker.pending == 0:
-                    return
-        raise TimeoutError("worker did not become idle")
+        while True:
+            if not self.listeners.wait_idle(deadline - time.monotonic()):
+                raise TimeoutError(f"{self.listeners.count} listener(s) still running after {timeout} s")
+            if not self.deps.worker.wait_idle(timeout=max(deadline - time.monotonic(), 0)):
+                raise TimeoutError(f"worker did not become idle in {timeout} s")
+            if self.listeners.count == 0 and self.deps.worker.pending == 0:
+                return
 
     def wait_watches_done(self, timeout: float = 20) -> None:
         """Wait until no watch is left to poll (the scheduler polls them every aws.poll_interval)."""

@@ -227,26 +227,57 @@ def test_launch_token_is_stable_per_request_and_fits_aws():
     assert copy == amis.request_token("https://hooks/1", "copy", REGION, AMI, DR, None) != a
 
 
-def test_copy_sends_the_request_token_so_a_retry_makes_no_second_copy():
+def sent(gw: Ec2Gateway, region: str) -> list[tuple[str, dict]]:
+    """What the code asks AWS in `region`: (operation, parameters) of every request, recorded as botocore builds it.
+
+    The Stubber only plays AWS's answers here; assertions are about these requests, which the code decides,
+    never about the answers the test scripted.
+    """
+    requests: list[tuple[str, dict]] = []
+
+    def record(params, model, **_):
+        requests.append((model.name, dict(params)))  # returns None: the parameters go on unchanged
+
+    gw.client(region).meta.events.register("provide-client-params.ec2.*", record)
+    return requests
+
+
+def test_copy_sends_the_request_s_token_each_time_so_a_retry_makes_no_second_copy():
+    """moto ignores ClientToken; AWS answers a repeated token with the first copy, so a retry must repeat it."""
     gw = stub_gateway()
-    image = {**_image(), "Description": "web"}
+    tags = [{"Key": "Team", "Value": "web"}, {"Key": "aws:cloudformation:stack", "Value": "s"},
+            {"Key": "chatops:policy", "Value": "nightly"}]  # fmt: skip
+    image = {**_image(), "Description": "web", "Tags": tags}
+    to_dr = sent(gw, DR)
     with Stubber(gw.client(REGION)) as east, Stubber(gw.client(DR)) as west:
-        east.add_response("describe_images", {"Images": [image]}, {"ImageIds": [AMI], "IncludeDisabled": True})
-        west.add_response(
-            "copy_image",
-            {"ImageId": "ami-0fedcba9876543210"},
-            {
-                "SourceRegion": REGION,
-                "SourceImageId": AMI,
-                "Name": "golden",
-                "Description": f"Copy of {AMI} from {REGION}: web",
-                "ClientToken": "tok-copy",
-            },
-        )
-        west.add_response("create_tags", {}, None)
-        new_id = amis.copy_image(gw, REGION, AMI, DR, "U0BOB", client_token="tok-copy")
+        for _ in range(2):  # the request, then Slack's retry of the same request
+            east.add_response("describe_images", {"Images": [image]})
+            west.add_response("copy_image", {"ImageId": "ami-0fedcba9876543210"})
+            west.add_response("create_tags", {})
+            token = amis.request_token("https://hooks.slack.test/1", "copy", REGION, AMI, DR, None)
+            amis.copy_image(gw, REGION, AMI, DR, "U0BOB", client_token=token)
         west.assert_no_pending_responses()
-    assert new_id == "ami-0fedcba9876543210"
+
+    copies = [params for op, params in to_dr if op == "CopyImage"]
+    assert (
+        copies[0]
+        == copies[1]
+        == {
+            "SourceRegion": REGION,
+            "SourceImageId": AMI,
+            "Name": "golden",
+            "Description": f"Copy of {AMI} from {REGION}: web",
+            "ClientToken": amis.request_token("https://hooks.slack.test/1", "copy", REGION, AMI, DR, None),
+        }
+    )
+    [tagging, _] = [params for op, params in to_dr if op == "CreateTags"]
+    assert tagging["Resources"] == ["ami-0fedcba9876543210"]  # the copy AWS made, in the DR region
+    assert {t["Key"]: t["Value"] for t in tagging["Tags"]} == {
+        "Team": "web",  # the source's own tags go with it; not aws: ones, nor the policy's mark
+        "chatops:managed": "true",
+        "chatops:requested-by": "U0BOB",
+        "chatops:source": f"{REGION}/{AMI}",
+    }
 
 
 def _image(owner: str = OWN, state: str = "available") -> dict:
@@ -319,14 +350,26 @@ def test_a_retried_launch_sends_the_same_client_token_and_gets_the_same_instance
     assert launched[0] == launched[1] == [r["InstanceId"] for r in reservation]
 
 
-def test_launch_of_an_image_shared_with_us_is_allowed():
+def test_launch_of_an_image_shared_with_us_asks_ec2_whether_we_may_then_launches_it_tagged():
     gw = stub_gateway()
     reservation = [{"InstanceId": f"i-0{n}23456789abcdef0", "ImageId": AMI} for n in range(2)]
+    asked = sent(gw, REGION)
     with Stubber(gw.client(REGION)) as ec2_stub, Stubber(gw.client(REGION, "sts")) as sts_stub:
         _stub_launch(ec2_stub, sts_stub, "tok", reservation, owner=OTHER)
-        _, instances = amis.launch_instances(gw, REGION, AMI, "U0ALICE", client_token="tok", max_count=5, count=2)
+        amis.launch_instances(gw, REGION, AMI, "U0ALICE", client_token="tok", max_count=5, count=2)
         ec2_stub.assert_no_pending_responses()
-    assert len(instances) == 2
+
+    assert [op for op, _ in asked] == ["DescribeImages", "DescribeImages", "RunInstances"]
+    assert asked[1][1] == {"Filters": [{"Name": "image-id", "Values": [AMI]}], "ExecutableUsers": ["self"]}
+    run = asked[2][1]
+    assert (run["ImageId"], run["MinCount"], run["MaxCount"], run["ClientToken"]) == (AMI, 2, 2, "tok")
+    [spec] = run["TagSpecifications"]
+    assert spec["ResourceType"] == "instance"
+    assert {t["Key"]: t["Value"] for t in spec["Tags"]} == {
+        "chatops:managed": "true",
+        "chatops:requested-by": "U0ALICE",
+        "chatops:source": AMI,
+    }
 
 
 def test_launch_refuses_an_image_neither_owned_nor_shared():

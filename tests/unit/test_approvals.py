@@ -60,8 +60,63 @@ def test_nothing_leaves_a_final_state(store, final):
 def test_unexpired_guard(store):
     rid = new_request(store, minutes=-1)
     assert not store.transition(rid, "pending", "approved", unexpired=True)
+    assert store.transition(new_request(store), "pending", "approved", unexpired=True)  # in time: it moves
     assert store.transition(rid, "pending", "expired")
     assert store.due_approvals() == []
+
+
+def test_an_illegal_move_says_which_move():
+    with pytest.raises(ValueError, match="an approval cannot move from done to pending"):
+        Store().transition("req-1", "done", "pending")
+
+
+T = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("path", "decided", "finished"),
+    [
+        (["pending", "approved", "executing", "done"], True, True),
+        (["pending", "approved", "executing", "failed"], True, True),
+        (["pending", "approved", "failed"], True, True),  # reconciled after a crash
+        (["pending", "denied"], True, False),
+        (["pending", "expired"], True, False),
+        (["pending"], False, False),
+    ],
+)
+def test_each_move_records_when_it_was_decided_and_finished(tmp_path, path, decided, finished):
+    store = Store(str(tmp_path / "s.db"), lambda: T)
+    rid = store.create_approval("delete-snapshots", "us-east-1", {"items": []}, "U1", "C1", T + timedelta(hours=1))
+    for before, after in zip(path, path[1:], strict=False):
+        assert store.transition(rid, before, after)
+    row = store.get_approval(rid)
+    assert row["decided_at"] == (store.now() if decided else "")
+    assert row["finished_at"] == (store.now() if finished else "")
+
+
+def test_the_process_that_executes_a_request_owns_it_and_its_result_is_stored_as_given(tmp_path):
+    path = str(tmp_path / "s.db")
+    first, second = Store(path, lambda: T), Store(path, lambda: T)
+    rid = first.create_approval("delete-snapshots", "us-east-1", {"items": []}, "U1", "C1", T + timedelta(hours=1))
+    assert first.transition(rid, "pending", "approved", decided_by="U2")
+    assert first.get_approval(rid)["owner"] == first.owner
+    assert second.transition(rid, "approved", "executing")  # e.g. a reconcile in another process took it
+    assert first.get_approval(rid)["owner"] == second.owner != first.owner
+    result = [{"resource_id": "snap-1", "outcome": "done", "reason": "deleted"}]
+    assert second.transition(rid, "executing", "done", result=result)
+    row = first.get_approval(rid)
+    assert (row["result"], row["decided_by"]) == (result, "U2")
+
+
+def test_due_approvals_are_the_pending_requests_past_their_time(tmp_path):
+    store = Store(str(tmp_path / "s.db"), lambda: T)
+    due, later, denied = (
+        store.create_approval("delete-snapshots", "us-east-1", {"items": [n]}, "U1", "C1", T + timedelta(minutes=m))
+        for n, m in ((1, -1), (2, 1), (3, -1))
+    )
+    assert store.transition(denied, "pending", "denied")
+    [row] = store.due_approvals()
+    assert (row["id"], row["plan"]) == (due, {"items": [1]})
 
 
 def test_concurrent_transitions_have_one_winner(tmp_path):

@@ -14,6 +14,7 @@ from bot.domain.amis import ImageRow
 from bot.domain.plans import ItemResult, Plan, PlanItem
 from bot.errors import BotError, NotFound, UsageError
 from bot.slack import blocks
+from bot.slack.blocks import common
 from bot.slack.commands import COMMANDS
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -242,7 +243,25 @@ BUILDERS = {
         approval_row("done"), NOW, [{"resource_id": "i-1234abcd", "outcome": "done", "reason": f"made {EVIL}"}]
     ),
     "approval_message-unknown-state": lambda: blocks.approval_message(approval_row(EVIL), NOW),
+    "approval_message-hostile-everywhere": lambda: blocks.approval_message(
+        approval_row(
+            "failed",
+            id=f"req-{EVIL}",
+            requester=EVIL,
+            decided_by=EVIL,
+            plan={**approval_row()["plan"], "items": [{"resource_id": EVIL, "kind": "snapshot", "size_gib": 8}]},
+        ),
+        NOW,
+        [
+            {"resource_id": EVIL, "outcome": "failed", "reason": f"AWS said {EVIL}"},
+            {"resource_id": f"snap-{EVIL}", "outcome": "done", "reason": f"went with it {EVIL}"},  # not planned
+        ],
+    ),
     "approvals_list": lambda: blocks.approvals_list([approval_row()], NOW),
+    "approvals_list-hostile-everywhere": lambda: blocks.approvals_list(
+        [approval_row(id=f"req-{EVIL}", requester=EVIL)], NOW
+    ),
+    "already_decided": lambda: blocks.already_decided(EVIL, EVIL),
     "refusal": lambda: blocks.refusal(f"I have no request {EVIL}; nothing changed."),
     "image_unshared": lambda: blocks.image_unshared(ItemResult(EVIL, "failed", f"AWS said {EVIL}"), "us-east-1"),
     "image_progress-pending": lambda: blocks.image_progress(image(state="pending"), NOW, "AMI", "U0ALICE", EVIL),
@@ -287,6 +306,14 @@ def test_tags_are_escaped():
 @pytest.mark.parametrize("text, expected", [("a<b>&c", "a&lt;b&gt;&amp;c"), ("&amp;", "&amp;amp;"), (42, "42")])
 def test_escape(text, expected):
     assert blocks.escape(text) == expected
+
+
+def test_the_shared_formats_escape_what_they_show():
+    # IDs, states and account names come from AWS and config: shown, never parsed.
+    assert common.id_list(["<!here>", "a&b"]) == "`&lt;!here&gt;`, `a&amp;b`"
+    assert common.state("<!here>") == ":grey_question: &lt;!here&gt;"
+    msg = blocks.in_account(blocks.message("hi", [blocks.section("x")]), EVIL)
+    assert_escaped({"text": "&lt;!channel&gt; Tom &amp;", "blocks": msg["blocks"]})  # the fallback is plain text
 
 
 # --- lists: 0, 1, 60, 5000 items, long descriptions ----------------------------------------------------
@@ -422,7 +449,10 @@ def test_help_for_one_command(command):
             assert f"*/{other}*" not in rendered
 
 
-@pytest.mark.parametrize("verb", [v for vs in COMMANDS.values() for v in vs.values()], ids=lambda v: v.usage)
+# Plain IDs (command-verb): a usage string with brackets and slashes is not a node ID pytest can select.
+@pytest.mark.parametrize(
+    "verb", [v for vs in COMMANDS.values() for v in vs.values()], ids=lambda v: f"{v.command}-{v.name}"
+)
 def test_help_for_one_verb(verb):
     msg = blocks.help_message(verb.command, verb)
     assert_within_limits(msg)

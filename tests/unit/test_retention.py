@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from bot.domain.retention import (
     build_inventory,
     decide,
     expired,
+    item_from_image,
     item_from_snapshot,
 )
 from bot.errors import ConfigError
@@ -203,7 +205,85 @@ def test_conflicting_duplicate_is_kept():
     again = snap(7, 30, state="pending")
     decisions = decide([*daily(2), first, again], policy(keep=1), NOW)
     assert [d.action for d in decisions if d.item.id == "snap-0007"] == [KEEP_ACTION]
-    assert "listed twice" in reasons(decisions)["snap-0007"]
+    assert reasons(decisions)["snap-0007"] == "listed twice with different details; kept until a consistent listing"
+
+
+def test_a_duplicate_that_differs_only_in_the_ami_it_backs_is_decided_alike_in_either_order():
+    plain, backing = snap(7, 30), snap(7, 30, backs_image="ami-12345678")
+    one_way = decide([*daily(2), plain, backing], policy(keep=1), NOW)
+    assert decide([*daily(2), backing, plain], policy(keep=1), NOW) == one_way
+    assert actions(one_way)["snap-0007"] == KEEP_ACTION
+
+
+def test_an_item_with_no_state_is_kept_and_says_its_state_is_unknown():
+    decisions = decide([*daily(3), snap(9, 90, state="")], policy(keep=1), NOW)
+    assert reasons(decisions)["snap-0009"] == "state unknown; only completed snapshots expire"
+
+
+def ami_item(n: int, days_old: float, **tags: str) -> Item:
+    return Item(f"ami-{n}", "us-east-1", "image", "i-1", NOW - timedelta(days=days_old), "available", 8,
+                {"chatops:policy": "x", **tags})  # fmt: skip
+
+
+def test_an_instance_policy_expires_a_snapshot_its_deregistered_ami_left_behind_whatever_its_age():
+    tags = {"chatops:policy": "x", "chatops:ami": "ami-gone"}
+    leftover = snap(1, 0, "", tags=tags)  # newest of all, no source: still expired, it restores nothing alone
+    still_backing = snap(2, 90, "", tags={**tags, "chatops:ami": "ami-0"}, backs_image="ami-0")
+    pinned = snap(3, 90, "", tags={**tags, "chatops:keep": "true"})
+    pending = snap(4, 90, "", tags=tags, state="pending")
+    decisions = decide(
+        [ami_item(0, 1), leftover, still_backing, pinned, pending], policy(name="x", resource="instance", keep=1), NOW
+    )
+    assert actions(decisions) == {
+        "ami-0": KEEP_ACTION,
+        "snap-0001": EXPIRE,
+        "snap-0002": IGNORE,  # goes with its AMI
+        "snap-0003": KEEP_ACTION,
+        "snap-0004": KEEP_ACTION,
+    }
+    assert reasons(decisions)["snap-0001"] == (
+        "left behind by AMI ami-gone, which is no longer registered; it backs no AMI"
+    )
+    assert reasons(decisions)["snap-0002"] == "a snapshot; policy x manages AMIs"
+
+
+def test_a_volume_policy_s_snapshot_with_an_ami_tag_is_an_ordinary_backup():
+    tagged = [snap(n, n, tags={"chatops:policy": "daily-db", "chatops:ami": "ami-gone"}) for n in range(3)]
+    assert actions(decide(tagged, policy(keep=2), NOW)) == {
+        "snap-0000": "keep",
+        "snap-0001": "keep",
+        "snap-0002": "expire",
+    }
+
+
+def test_ages_in_reasons_are_in_days_hours_minutes_or_seconds():
+    ages = {"snap-0000": 5 / 86400, "snap-0001": 45 / 1440, "snap-0002": 3 / 24, "snap-0003": 9}
+    inventory = [snap(int(i[-1]), days) for i, days in ages.items()]
+    decisions = reasons(decide(inventory, policy(keep=0, max_age=timedelta(days=30)), NOW))
+    assert [decisions[i].split(" old")[0] for i in ages] == ["5s", "45m", "3h", "9d"]
+
+
+def test_ages_at_a_unit_s_boundary_and_in_the_future():
+    inventory = [snap(0, -1 / 24), snap(1, 1 / 24), snap(2, 1), snap(3, 2)]  # an hour ahead (clock skew), 1h, 1d, 2d
+    decisions = reasons(decide(inventory, policy(keep=0, max_age=timedelta(days=2)), NOW))
+    assert [decisions[f"snap-000{n}"].split(" old")[0] for n in range(4)] == ["0s", "1h", "1d", "2d"]
+
+
+def test_items_of_an_unknown_kind_are_ignored_and_named_as_they_are():
+    weird = [dataclasses.replace(snap(n, 1), kind=kind) for n, kind in enumerate(["volume", ""])]
+    assert reasons(decide(weird, policy(), NOW)) == {
+        "snap-0000": "a volume; policy daily-db manages snapshots",
+        "snap-0001": "a unknown; policy daily-db manages snapshots",
+    }
+
+
+def test_aware_datetimes_in_any_zone_are_ranked_by_the_instant():
+    india = ZoneInfo("Asia/Kolkata")  # UTC+05:30: its wall clock reads later than UTC's for the same instant
+    inventory = [
+        dataclasses.replace(snap(0, 0), created=NOW - timedelta(hours=3)),
+        dataclasses.replace(snap(1, 0), created=(NOW - timedelta(hours=4)).astimezone(india)),  # older: expires
+    ]
+    assert actions(decide(inventory, policy(keep=1), NOW)) == {"snap-0000": KEEP_ACTION, "snap-0001": EXPIRE}
 
 
 def test_naive_datetimes_are_utc_and_mix_with_aware_ones():
@@ -316,6 +396,30 @@ def test_build_inventory_marks_backing_snapshots_and_sizes_amis():
     assert items["snap-c"].backs_image is None
     assert (items["ami-1"].kind, items["ami-1"].size_gib, items["ami-1"].source_id) == ("image", 108, "i-1")
     assert "ami-2" not in items
+
+
+def test_adapters_carry_every_field_retention_reads():
+    when = datetime(2024, 6, 1, 8, 30)  # naive, as some listings are: taken as UTC
+    gw = Snapshot("snap-9", "eu-west-1", "vol-9", "pending", "40%", 30, when, tags={"chatops:policy": "p"})
+    assert item_from_snapshot(gw, "ami-7") == Item(
+        "snap-9", "eu-west-1", "snapshot", "vol-9", when.replace(tzinfo=UTC), "pending", 30, {"chatops:policy": "p"},
+        "ami-7",
+    )  # fmt: skip
+    image = Image("ami-9", "eu-west-1", "web", "pending", when, ("snap-9",), tags={"chatops:source": "i-9"})
+    assert item_from_image(image, 30) == Item(
+        "ami-9", "eu-west-1", "image", "i-9", when.replace(tzinfo=UTC), "pending", 30, {"chatops:source": "i-9"}
+    )
+    bare = item_from_image(Image("ami-8", "eu-west-1", "web", "available", NOW, ()))
+    assert (bare.source_id, bare.size_gib) == ("", 0)
+
+
+def test_an_ami_whose_snapshots_are_not_listed_counts_them_as_zero_gib():
+    images = [
+        Image("ami-1", "us-east-1", "web", "available", NOW, ("snap-a", "snap-x"), tags={"chatops:source": "i-1"})
+    ]
+    [snapshot_a, ami] = build_inventory([gw_snapshot("snap-a", size=8)], images)
+    assert (snapshot_a.backs_image, ami.size_gib) == ("ami-1", 8)
+    assert build_inventory([], images)[0].size_gib == 0
 
 
 def test_costs_of_expired_items():

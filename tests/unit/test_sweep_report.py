@@ -69,6 +69,21 @@ def test_work_left_undone_is_a_failure():
     assert "<!channel>" not in text
 
 
+def test_one_failed_deletion_fails_the_run_though_nothing_is_left_undone():
+    # Every expired item has an outcome: two deleted, one refused by EC2.  The refusal alone fails the run.
+    p = policy_report(
+        "daily-db",
+        "delete",
+        decisions(),
+        deleted=["snap-0002", "snap-0004"],
+        failed=[Failed("us-east-1", "snap-0003", "delete", "InvalidSnapshot.InUse: in use by ami-1")],
+    )
+    assert p.undone == () and p.error == ""
+    assert not p.ok and not report(p).ok
+    text = all_text(sweep_report_message(report(p)))
+    assert ":x: 1 policy: 0 created · 3 expired · 2 deleted · 1 failed" in text
+
+
 @pytest.mark.parametrize(
     ("on_expired", "line"),
     [
