@@ -50,8 +50,11 @@ APPROVE, DENY = blocks.APPROVE_ACTION, blocks.DENY_ACTION
 MUTATING = ("Create", "Delete", "Deregister", "Modify", "Run", "Copy", "Attach")
 # Outcomes that mean "refused before acting": such a command must not have changed AWS.
 REFUSED = {"usage", "refused", "not-found", "invalid", "conflict", "access-denied", "busy"}
-# What Slack would turn into a ping or a link; the bot itself only ever mentions the people who acted.
-RAW_MARKUP = re.compile(r"<!|<https?:|<mailto:|<@(?!(?:U0ALICE|U0BOB|U0CAROL)>)")
+# What Slack would turn into a ping or a link; the bot itself only ever mentions the people who acted, and
+# links only to its own messages (a permalink Slack gave it: the fake Slack's are under /archives/).
+RAW_MARKUP = re.compile(
+    r"<!|<https?:(?!//fake\.slack\.test/archives/C0[A-Z0-9]+/p[0-9.]+\|)|<mailto:|<@(?!(?:U0ALICE|U0BOB|U0CAROL)>)"
+)
 
 FUZZ = settings(
     deadline=None,

@@ -13,7 +13,7 @@ from bot.aws.gateway import Ec2Gateway
 from bot.config import AccessConfig, Config
 from bot.domain.access import check_decider
 from bot.domain.plans import Context, ItemResult, Plan, PlanItem
-from bot.state.store import Store, utcnow
+from bot.state.store import Store, iso, utcnow
 from tests.support.factories import make_instance, make_volume
 
 
@@ -35,6 +35,8 @@ def new_request(store, minutes: int = 60) -> str:
         ["pending", "approved", "executing", "failed"],
         ["pending", "denied"],
         ["pending", "expired"],
+        ["pending", "approved", "held", "approved", "executing", "done"],  # held by a freeze, run at the thaw
+        ["pending", "approved", "held", "expired"],  # held past the request's time
     ],
 )
 def test_each_legal_path_moves_once(store, path):
@@ -49,7 +51,7 @@ def test_each_legal_path_moves_once(store, path):
 def test_nothing_leaves_a_final_state(store, final):
     rid = new_request(store)
     store.db.execute("UPDATE approvals SET state = ? WHERE id = ?", [final, rid])
-    for target in ("pending", "approved", "executing", "done", "failed", "denied", "expired"):
+    for target in ("pending", "approved", "held", "executing", "done", "failed", "denied", "expired"):
         with pytest.raises(ValueError):
             store.transition(rid, final, target)
         if target in ("approved", "denied", "expired"):
@@ -217,3 +219,22 @@ def test_execute_refuses_a_snapshot_that_now_backs_an_ami(aws, ec2):
     assert results[1].outcome == "done"
     remaining = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert backing in remaining and fine not in remaining
+
+
+def test_the_decision_time_is_the_click_however_long_the_request_waits_after_it(tmp_path):
+    """Held by a freeze and released later, a request keeps the time of its approval (its TTL counts from it)."""
+    now = [T]
+    store = Store(str(tmp_path / "s.db"), lambda: now[0])
+    rid = store.create_approval("delete-snapshots", "us-east-1", {"items": []}, "U1", "C1", T + timedelta(hours=1))
+    assert store.transition(rid, "pending", "approved")
+    decided = store.get_approval(rid)["decided_at"]
+    for minutes, (before, after) in zip(
+        (5, 30, 31, 32),
+        [("approved", "held"), ("held", "approved"), ("approved", "executing"), ("executing", "done")],
+        strict=True,
+    ):
+        now[0] = T + timedelta(minutes=minutes)
+        assert store.transition(rid, before, after)
+    row = store.get_approval(rid)
+    assert row["decided_at"] == decided == iso(T)
+    assert row["finished_at"] == iso(T + timedelta(minutes=32))
