@@ -17,7 +17,7 @@ modules=(
   "retention|bot/domain/retention.py|tests/unit/test_retention.py tests/unit/test_retention_properties.py|"
   "approval-store|bot/state/store.py|tests/unit/test_approvals.py tests/unit/test_store.py|bot.state.store.xǁStoreǁtransition* bot.state.store.xǁStoreǁdue_approvals*"
   "approval-flow|bot/flows/approval_flow.py|tests/e2e/test_e2e_approvals.py|"
-  "escaping|bot/slack/blocks/common.py|tests/unit/test_blocks.py|bot.slack.blocks.common.x_escape* bot.slack.blocks.common.x_id_list* bot.slack.blocks.common.x_tags_text* bot.slack.blocks.common.x_state* bot.slack.blocks.common.x_in_account*"
+  "escaping|bot/slack/blocks/common.py|tests/unit/test_blocks.py tests/unit/test_blocks_common.py|bot.slack.blocks.common.x_escape* bot.slack.blocks.common.x_id_list* bot.slack.blocks.common.x_tags_text* bot.slack.blocks.common.x_state* bot.slack.blocks.common.x_in_account*"
   "approval-blocks|bot/slack/blocks/approvals.py|tests/unit/test_blocks.py|"
   "sweep-report|bot/domain/sweep_report.py|tests/unit/test_sweep_report.py tests/unit/test_sweep_cli.py|"
   "sweep-cli|bot/process/sweep_cli.py|tests/unit/test_sweep_cli.py|"

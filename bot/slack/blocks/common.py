@@ -119,7 +119,7 @@ def in_account(msg: Message, account: str) -> Message:
     blocks = [context(f":office: account *{escape(account)}*"), *msg.get("blocks", [])]
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[:MAX_BLOCKS]
-    return {**msg, "text": clip(f"[{account}] {msg.get('text', '')}", MAX_FALLBACK), "blocks": blocks}
+    return {**msg, "text": clip(f"[{escape(account)}] {msg.get('text', '')}", MAX_FALLBACK), "blocks": blocks}
 
 
 def packed_sections(lines: Sequence[str], max_sections: int) -> tuple[list[dict], int]:
