@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bot import errors
-from bot.approvals.snapshots import _existing_snapshots
+from bot.approvals.snapshots import _existing_snapshots, every_snapshot
 from bot.domain.costs import archive_estimate
 from bot.domain.lifecycle import ARCHIVED, archive_note
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
@@ -29,13 +29,7 @@ def archive_snapshots_plan(
 ) -> Plan:
     """Read-only: every ID must exist, be completed, not be archived already and back no registered AMI."""
     ids = list(dict.fromkeys(snapshot_ids))
-    found = {s.id: s for s in _existing_snapshots(gw, region, ids)}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise errors.NotFound(
-            f"{', '.join(missing)} not found in {region}; nothing was requested.",
-            "Check the IDs with `/snapshot list`, or add region=….",
-        )
+    found = every_snapshot(gw, region, ids)
     archived = [i for i in ids if found[i].archived]
     if archived:
         raise errors.Conflict(

@@ -12,6 +12,19 @@ from bot.domain.tags import KEEP, is_pinned
 
 if TYPE_CHECKING:
     from bot.aws.gateway import Ec2Gateway
+    from bot.aws.models import Snapshot
+
+
+def every_snapshot(gw: Ec2Gateway, region: str, ids: list[str]) -> dict[str, Snapshot]:
+    """ID → snapshot for every one of `ids`; NotFound naming the missing (a typo must not shrink a plan)."""
+    found = {s.id: s for s in _existing_snapshots(gw, region, ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise errors.NotFound(
+            f"{', '.join(missing)} not found in {region}; nothing was requested.",
+            "Check the IDs with `/snapshot list`, or add region=….",
+        )
+    return found
 
 
 def delete_snapshots_plan(
@@ -28,13 +41,7 @@ def delete_snapshots_plan(
     back a registered AMI (AWS would refuse; the user must deregister first).
     """
     ids = list(dict.fromkeys(snapshot_ids))
-    found = {s.id: s for s in _existing_snapshots(gw, region, ids)}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise errors.NotFound(
-            f"{', '.join(missing)} not found in {region}; nothing was requested.",
-            "Check the IDs with `/snapshot list`, or add region=….",
-        )
+    found = every_snapshot(gw, region, ids)
     backing = gw.images_using_snapshots(region, ids)
     if backing:
         pairs = ", ".join(f"{s} backs {a}" for s, a in sorted(backing.items()))
