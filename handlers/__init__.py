@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import ami, approvals, chatops, instance, keep, lifecycle, snapshot, volume
+from handlers import ami, approvals, chatops, home, instance, keep, lifecycle, snapshot, volume
 
-MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals, keep)
+MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals, keep, home)
 
 
 def register_all(app, deps) -> None:

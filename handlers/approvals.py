@@ -1,4 +1,4 @@
-"""Approve / Deny buttons: ack at once, decide in the worker pool (bot/flows/approval_flow.py)."""
+"""Approve / Deny buttons, in a channel or the App Home tab: ack at once, decide in the worker pool."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from bot.domain.plans import Plan
 from bot.errors import Busy
-from bot.flows import approval_flow
+from bot.flows import approval_flow, home_flow
 from bot.flows.deps import Deps
 from bot.slack import blocks
 from handlers.respond import SlackReply, click_teller
@@ -51,11 +51,18 @@ def register(app, deps: Deps) -> None:
         def listener(ack, body, action, context):
             ack()
             approval_id, user = str(action.get("value", "")), context.user_id or ""
+            from_home = (body.get("view") or {}).get("type") == "home"
             tell = click_teller(body.get("response_url"))
             try:
-                deps.worker.submit(approval_flow.decide, deps, approval_id, user, approve, tell)
-            except Busy as exc:  # after the ack: the only way to say so is the response_url
-                tell(busy_click(approve))
+                if from_home:  # the same decision; its answer goes to the top of the clicker's tab
+                    deps.worker.submit(home_flow.decide_from_home, deps, approval_id, user, approve)
+                else:
+                    deps.worker.submit(approval_flow.decide, deps, approval_id, user, approve, tell)
+            except Busy as exc:  # after the ack: the only way to say so is the response_url, or the tab
+                if from_home:
+                    home_flow.publish_home(deps, user, busy_click(approve)["text"])
+                else:
+                    tell(busy_click(approve))
                 channel = context.channel_id or ""
                 verb = "approve" if approve else "deny"
                 deps.store.audit(user, channel, f"{verb} {approval_id}", exc.outcome, exc.message)

@@ -38,8 +38,11 @@ class AlreadyRunning(BotError):
     outcome = "busy"
 
 
+JOB_PREFIX = "policy:"  # every policy's runs are recorded under its job name, this prefix and its name
+
+
 def job_name(policy: Policy) -> str:
-    return f"policy:{policy.name}"
+    return f"{JOB_PREFIX}{policy.name}"
 
 
 def policy_trigger(policy: Policy, timezone: str, start: datetime | None = None) -> BaseTrigger:

@@ -1,4 +1,4 @@
-"""The one module that sends to Slack: channel posts, updates, ephemerals, answers through a response_url.
+"""The one module that sends to Slack: channel posts, updates, ephemerals, response_url answers, App Home views.
 
 Flows, handlers and scheduler jobs decide *what* to say and what a failure
 means for them; this module only says it.  What may be retried is decided by
@@ -62,6 +62,11 @@ def permalink(client: WebClient, channel: str, ts: str) -> str:
 def ephemeral(client: WebClient, channel: str, user: str, msg: Message) -> None:
     """Only `user` sees it, in `channel`."""
     client.chat_postEphemeral(channel=channel, user=user, **msg)
+
+
+def publish_home(client: WebClient, user: str, view: dict) -> None:
+    """Show `view` as `user`'s App Home tab (views.publish replaces what was there)."""
+    client.views_publish(user_id=user, view=view)
 
 
 def respond(response_url: str, msg: Message, timeout: float) -> str:

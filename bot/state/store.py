@@ -634,6 +634,16 @@ class Store:
             rows = list(self.db["approvals"].rows_where(f"state in ({marks})", list(states), order_by="created_at"))
         return [_approval(r) for r in rows]
 
+    def approvals_requested_by(self, user: str, limit: int = 5) -> list[dict[str, Any]]:
+        """A person's latest requests, whatever their state, newest first (App Home's "your requests")."""
+        with self._lock:
+            rows = list(
+                self.db["approvals"].rows_where(
+                    "requester = ?", [user], order_by="created_at desc, id desc", limit=limit
+                )
+            )
+        return [_approval(r) for r in rows]
+
     def orphaned_approvals(self) -> list[dict[str, Any]]:
         """Approved or executing requests whose owner process is dead (see bot/state/heartbeat.py)."""
         return [r for r in self.approvals_in("approved", "executing") if not self._alive(r.get("owner"))]
@@ -663,6 +673,17 @@ class Store:
                     [since],
                 ).fetchall()
             ]
+
+    def storage_places(self) -> tuple[str, list[tuple[str, int, int, float]]]:
+        """The latest recorded day, and its (place, snapshots, GiB, $/month) per place, by place ("", [] if none)."""
+        with self._lock:
+            row = self.db.execute("SELECT max(day) FROM storage_days").fetchone()
+            if not row or row[0] is None:
+                return "", []
+            places = self.db.execute(
+                "SELECT place, snapshots, gib, usd_month FROM storage_days WHERE day = ? ORDER BY place", [row[0]]
+            ).fetchall()
+        return row[0], [tuple(p) for p in places]
 
     # -- the freeze (kill switch) --
 
@@ -770,6 +791,18 @@ class Store:
     def last_run(self, job: str) -> dict[str, Any] | None:
         with self._lock:
             rows = list(self.db["runs"].rows_where("job = ?", [job], order_by="started_at desc", limit=1))
+        if not rows:
+            return None
+        row = rows[0]
+        row["summary"] = json.loads(row["summary"]) if row["summary"] else {}
+        return row
+
+    def latest_run(self, prefix: str) -> dict[str, Any] | None:
+        """The latest run of any job whose name starts with `prefix` (e.g. every policy's)."""
+        with self._lock:
+            rows = list(
+                self.db["runs"].rows_where("job LIKE ?", [prefix + "%"], order_by="started_at desc, id desc", limit=1)
+            )
         if not rows:
             return None
         row = rows[0]

@@ -61,6 +61,7 @@ class FakeSlack:
         self._lock = threading.Condition()
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # user → the Home tab view last published for them
         self._failures: list[Failure] = []
         self._stopping = threading.Event()
         self._ts = itertools.count(1)
@@ -257,6 +258,15 @@ class FakeSlack:
             if (channel, ts) not in self.messages:
                 return {"ok": False, "error": "message_not_found"}
             return {"ok": True, "channel": channel, "permalink": f"https://fake.slack.test/archives/{channel}/p{ts}"}
+        if method == "views.publish":
+            view = params.get("view") or {}
+            user = params.get("user_id", "")
+            if not user or view.get("type") != "home":
+                return {"ok": False, "error": "invalid_arguments"}
+            if len(view.get("blocks", [])) > 100:
+                return {"ok": False, "error": "invalid_blocks"}
+            self.home_views[user] = view
+            return {"ok": True, "view": {"id": f"V{abs(hash(user)) % 10**8:08d}", **view}}
         if method == "auth.test":
             return {
                 "ok": True,

@@ -21,10 +21,11 @@ APP_ID = "A0CHATOPS"
 
 
 def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's headers for `body`: JSON for an Events API delivery, form-encoded for the rest."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": "application/json" if body.startswith("{") else "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature,
     }
@@ -93,3 +94,39 @@ def _action(action: Mapping) -> dict:
         "value": action.get("value", ""),
         "text": action.get("text", {"type": "plain_text", "text": ""}),
     }
+
+
+def event_callback(event: Mapping) -> str:
+    """An Events API delivery (JSON), e.g. `{"type": "app_home_opened", "user": …, "tab": "home"}`."""
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT", "is_bot": True}],
+        }
+    )
+
+
+def home_opened(user_id: str) -> str:
+    return event_callback({"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"})
+
+
+def view_block_actions(user_id: str, view: Mapping, action: Mapping) -> str:
+    """A button clicked in a view (the Home tab): no channel, no message, no response_url; the view instead."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "deprecated-verification-token",
+        "container": {"type": "view", "view_id": view.get("id", "V0HOME")},
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().hex[:10]}",
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "view": {"id": view.get("id", "V0HOME"), "type": view.get("type", "home"), "blocks": view.get("blocks", [])},
+        "actions": [_action(action)],
+    }
+    return urlencode({"payload": json.dumps(payload)})

@@ -175,6 +175,24 @@ class BotUnderTest:
         body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
         return self.post(body, slack_payloads.signed_headers(SECRET, body))
 
+    def open_home(self, user: str) -> HttpResult:
+        """Open the bot's Home tab as `user` (an app_home_opened event); the view lands in slack.home_views."""
+        body = slack_payloads.home_opened(user)
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
+    def click_home(self, user: str, action_id: str, value: str) -> HttpResult:
+        """Press the button `action_id` whose value is `value` in `user`'s Home tab, as last published."""
+        view = self.slack.home_views[user]
+        [action] = [
+            e
+            for b in view["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == action_id and e.get("value") == value
+        ]
+        body = slack_payloads.view_block_actions(user, view, action)
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
     def get(self, path: str) -> HttpResult:
         started = time.monotonic()
         try:

@@ -114,12 +114,16 @@ def test_manifest_shape():
     assert m["settings"]["interactivity"] == {"is_enabled": True, "request_url": "https://bot.example.com/slack/events"}
     assert m["settings"]["socket_mode_enabled"] is False
     assert {"commands", "chat:write"} <= set(m["oauth_config"]["scopes"]["bot"])
+    assert m["features"]["app_home"]["home_tab_enabled"] is True  # the App Home tab
+    events = m["settings"]["event_subscriptions"]
+    assert events == {"bot_events": ["app_home_opened"], "request_url": "https://bot.example.com/slack/events"}
 
 
 def test_socket_mode_manifest_has_no_request_urls():
     m = manifest(socket_mode=True)
     assert m["settings"]["socket_mode_enabled"] is True
     assert "request_url" not in m["settings"]["interactivity"]
+    assert "request_url" not in m["settings"]["event_subscriptions"]
     assert all("url" not in entry for entry in m["features"]["slash_commands"])
 
 

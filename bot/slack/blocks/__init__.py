@@ -19,6 +19,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `freeze`     the kill switch: its banner and announcements
 - `keep`       Keep and Snooze menus on sweep requests and digest candidates
 - `digest`     the daily digest
+- `home`       the App Home tab
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
 store, the flows, handlers or the scheduler.
@@ -55,6 +56,7 @@ from bot.slack.blocks.common import (
 from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
+from bot.slack.blocks.home import MAX_HOME_BLOCKS, HomeData, home_view
 from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
 from bot.slack.blocks.lifecycle import lifecycle_list, run_progress, sweep_report_message
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
@@ -129,6 +131,10 @@ __all__ = [
     "frozen_now",
     "not_frozen",
     "thawed_now",
+    # App Home
+    "MAX_HOME_BLOCKS",
+    "HomeData",
+    "home_view",
     # lifecycle and digest
     "digest_message",
     "archive_line",

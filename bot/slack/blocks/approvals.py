@@ -107,37 +107,7 @@ def approval_message(
             choices.append((f"{i['resource_id']} ({region})", item_value(where, i["resource_id"])))
         blocks.append(keep_menus(choices, f"keep:{row['id']}"))
     if state_ == "pending":
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"approval:{row['id']}",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": APPROVE_ACTION,
-                        "value": row["id"],
-                        "style": "danger",
-                        "text": {"type": "plain_text", "text": "Approve"},
-                        "confirm": {
-                            "title": {"type": "plain_text", "text": "Approve this change?"},
-                            "text": {
-                                "type": "mrkdwn",
-                                "text": clip(f"{escape(plan['title'])}. This cannot be undone.", 300),
-                            },
-                            "confirm": {"type": "plain_text", "text": "Approve"},
-                            "deny": {"type": "plain_text", "text": "Cancel"},
-                            "style": "danger",
-                        },
-                    },
-                    {
-                        "type": "button",
-                        "action_id": DENY_ACTION,
-                        "value": row["id"],
-                        "text": {"type": "plain_text", "text": "Deny"},
-                    },
-                ],
-            }
-        )
+        blocks.append(decision_buttons(row["id"], plan["title"], f"approval:{row['id']}"))
     else:
         who = f"<@{escape(row['decided_by'])}>" if row.get("decided_by") else "someone"
         line = STATE_LINES.get(state_, escape(state_)).format(who=who)
@@ -167,27 +137,60 @@ def approval_full_list(plan: Mapping) -> list[Message]:
     return messages
 
 
+def decision_buttons(approval_id: str, title: str, block_id: str) -> dict:
+    """Approve (with a confirm dialog) and Deny for one request: the same buttons wherever they are shown."""
+    return {
+        "type": "actions",
+        "block_id": block_id,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "value": approval_id,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Approve this change?"},
+                    "text": {"type": "mrkdwn", "text": clip(f"{escape(title)}. This cannot be undone.", 300)},
+                    "confirm": {"type": "plain_text", "text": "Approve"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger",
+                },
+            },
+            {
+                "type": "button",
+                "action_id": DENY_ACTION,
+                "value": approval_id,
+                "text": {"type": "plain_text", "text": "Deny"},
+            },
+        ],
+    }
+
+
 PENDING_IDS_SHOWN = 3
+
+
+def pending_line(r: Mapping, now: datetime, link: str = "") -> str:
+    """One waiting request, told apart from the others: its resources, who asked, expiry, a link to its message."""
+    plan = r["plan"]
+    ids = [i["resource_id"] for i in plan["items"]]
+    named = ", ".join(f"`{escape(i)}`" for i in ids[:PENDING_IDS_SHOWN])
+    more = f" and {len(ids) - PENDING_IDS_SHOWN:,} more" if len(ids) > PENDING_IDS_SHOWN else ""
+    who = f"<@{escape(r['requester'])}>" if r.get("requester") else "the scheduler"
+    expires = datetime.fromisoformat(r["expires_at"])
+    left = age(expires, now) if expires > now else "0s"
+    where = f" · <{escape(link)}|open the request>" if link else ""
+    held = " · :snowflake: approved, held by a freeze" if r.get("state") == "held" else ""
+    return (
+        f"`{escape(r['id'])}` *{escape(plan['title'])}*\n      {named}{more} · asked by {who} · "
+        f"expires in {left} ({expires:%H:%M} UTC){where}{held}"
+    )
 
 
 def approvals_list(rows: Sequence[Mapping], now: datetime, links: Mapping[str, str] | None = None) -> Message:
     """Requests waiting for an approver, each told apart: its resources, who asked, expiry, a link to its message."""
     links = links or {}
-    lines = []
-    for r in rows:
-        plan = r["plan"]
-        ids = [i["resource_id"] for i in plan["items"]]
-        named = ", ".join(f"`{escape(i)}`" for i in ids[:PENDING_IDS_SHOWN])
-        more = f" and {len(ids) - PENDING_IDS_SHOWN:,} more" if len(ids) > PENDING_IDS_SHOWN else ""
-        who = f"<@{escape(r['requester'])}>" if r.get("requester") else "the scheduler"
-        expires = datetime.fromisoformat(r["expires_at"])
-        left = age(expires, now) if expires > now else "0s"
-        link = links.get(r["id"])
-        where = f" · <{escape(link)}|open the request>" if link else ""
-        lines.append(
-            f"`{escape(r['id'])}` *{escape(plan['title'])}*\n      {named}{more} · asked by {who} · "
-            f"expires in {left} ({expires:%H:%M} UTC){where}"
-        )
+    lines = [pending_line(r, now, links.get(r["id"], "")) for r in rows]
     return item_list("Pending approvals", lines, len(rows), "Nothing is waiting for an approver.")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bot.domain.costs import archive_estimate, monthly_usd, usd
 from bot.domain.digest import Digest
-from bot.domain.trend import change, sparkline
+from bot.domain.trend import DayTotal, change, sparkline
 from bot.slack.blocks.archive import archive_line
 from bot.slack.blocks.common import (
     Message,
@@ -55,7 +55,7 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         f"{plural(t.unused_images, 'AMI')} no instance uses"
     )
     if len(digest.trend) > 1:
-        summary.append(_trend_line(digest))
+        summary.append(trend_line(digest.trend))
     blocks = [header(f"Snapshot & AMI digest — {day}"), *freeze_banners(frozen), section("\n".join(summary))]
 
     region_lines = []
@@ -96,9 +96,8 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
     return message(fallback, blocks)
 
 
-def _trend_line(digest: Digest) -> str:
+def trend_line(days: Sequence[DayTotal]) -> str:
     """`Last 14 days ▁▂▃▅▆▇█ · +56 GiB (+4.8%) since yesterday`: GiB per recorded day, oldest first."""
-    days = digest.trend
     spark = sparkline([d.gib for d in days])
     delta = change(days)
     since = ""

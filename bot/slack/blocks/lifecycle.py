@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.domain.costs import usd
@@ -40,49 +40,51 @@ def _account_results(accounts: dict) -> str:
     return " · ".join(parts)
 
 
+def policy_line(policy, next_at: datetime | None, last: Mapping | None, accounts: Sequence[str], now: datetime) -> str:
+    """One policy: what it targets, its schedule and retention, its next run and its last result."""
+    schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
+    tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
+    keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
+    gfs = [
+        f"{n} {unit}"
+        for n, unit in (
+            (policy.keep_daily, "daily"),
+            (policy.keep_weekly, "weekly"),
+            (policy.keep_monthly, "monthly"),
+        )
+        if n
+    ]
+    if gfs:
+        keep += " + " + ", ".join(gfs)
+    nxt = f"next in {age(next_at, now)}" if next_at else "not scheduled"
+    where = f" · in {', '.join(f'`{escape(a)}`' for a in accounts)}" if accounts else ""
+    return (
+        f"*{escape(policy.name)}*{where} · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
+        f"on expiry: {escape(policy.on_expired)}"
+        + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
+        + f"\n      {nxt} · {last_result(last, now)}"
+    )
+
+
+def last_result(last: Mapping | None, now: datetime) -> str:
+    """`last run 3h ago: *done* (2 created, 1 deleted, 0 failed)`, each account's part when there are several."""
+    if not last:
+        return "never run"
+    s = last.get("summary") or {}
+    result = f"last run {age(now, datetime.fromisoformat(last['started_at']))} ago: *{escape(last['state'])}*" + (
+        f" ({s.get('created', 0)} created, {s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed)" if s else ""
+    )
+    if len(s.get("accounts") or {}) > 1:
+        result += f"\n      {_account_results(s['accounts'])}"
+    return result
+
+
 def lifecycle_list(rows: Sequence[tuple], now: datetime, frozen: Sequence[str] = ()) -> Message:
     """rows: (Policy, next run or None, last run row or None, accounts it covers: () while the bot reaches one).
 
     `frozen`: every freeze in force (plain text), shown above the list.
     """
-    lines = []
-    for policy, next_at, last, accounts in rows:
-        schedule = f"every {duration(policy.every)}" if policy.every else f"cron `{escape(policy.cron)}`"
-        tags = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in policy.target_tags.items())
-        keep = f"keep {policy.keep}" + (f", max age {duration(policy.max_age)}" if policy.max_age else "")
-        gfs = [
-            f"{n} {unit}"
-            for n, unit in (
-                (policy.keep_daily, "daily"),
-                (policy.keep_weekly, "weekly"),
-                (policy.keep_monthly, "monthly"),
-            )
-            if n
-        ]
-        if gfs:
-            keep += " + " + ", ".join(gfs)
-        nxt = f"next in {age(next_at, now)}" if next_at else "not scheduled"
-        if last:
-            s = last.get("summary") or {}
-            result = (
-                f"last run {age(now, datetime.fromisoformat(last['started_at']))} ago: *{escape(last['state'])}*"
-                + (
-                    f" ({s.get('created', 0)} created, {s.get('deleted', 0)} deleted, {s.get('failed', 0)} failed)"
-                    if s
-                    else ""
-                )
-            )
-            if len(s.get("accounts") or {}) > 1:
-                result += f"\n      {_account_results(s['accounts'])}"
-        else:
-            result = "never run"
-        where = f" · in {', '.join(f'`{escape(a)}`' for a in accounts)}" if accounts else ""
-        lines.append(
-            f"*{escape(policy.name)}*{where} · {escape(policy.resource)}s tagged {tags} · {schedule} · {keep} · "
-            f"on expiry: {escape(policy.on_expired)}"
-            + (f" · DR copy to {', '.join(policy.copy_to)}" if policy.copy_to else "")
-            + f"\n      {nxt} · {result}"
-        )
+    lines = [policy_line(policy, next_at, last, accounts, now) for policy, next_at, last, accounts in rows]
     listing = item_list("Lifecycle policies", lines, len(rows), "No policies. Add [[policies]] to config.toml.")
     if not frozen:
         return listing
