@@ -39,7 +39,11 @@ def manifest(base_url: str = "https://YOUR-BOT-HOST", socket_mode: bool = False)
             "bot_user": {"display_name": "snapshots", "always_online": True},
             "slash_commands": commands,
             # The Home tab (App Home); the Messages tab is not used.
-            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False, "messages_tab_read_only_enabled": True},
+            "app_home": {
+                "home_tab_enabled": True,
+                "messages_tab_enabled": False,
+                "messages_tab_read_only_enabled": True,
+            },
         },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES}},
         "settings": {
