@@ -188,6 +188,7 @@ Try:
   /volume list account=prod      (a second account, reached through STS assume-role{prod})
   /chatops help
   as bob, then /lifecycle freeze change window until=1h   (the kill switch: no deletion until /lifecycle thaw)
+  home                           (the bot's App Home tab: freeze, requests to approve, policies, storage)
 Buttons print as [N]; press one with `click N`. Switch user with `as bob` (bob is an approver).
 Type `quit` to leave.
 """

@@ -58,7 +58,7 @@ def publish_home(deps: Deps, user: str, notice: str = "") -> bool:
 
 
 DECIDED = {
-    "approved": ":white_check_mark: You approved `{id}`; its result is in your requests below and in its channel.",
+    "approved": ":white_check_mark: You approved `{id}`: it is now *{state}*; its message in {where} shows each item.",
     "denied": ":no_entry: You denied `{id}`; nothing was changed.",
 }
 
@@ -70,6 +70,10 @@ def decide_from_home(deps: Deps, approval_id: str, user: str, approve: bool) -> 
     """
     told: list[str] = []
     outcome = approval_flow.decide(deps, approval_id, user, approve, lambda msg: told.append(msg["text"]))
-    notice = told[-1] if told else DECIDED.get(outcome, "").format(id=blocks.escape(approval_id))
+    notice = told[-1] if told else ""
+    row = deps.store.get_approval(approval_id)
+    if not told and row is not None and outcome in DECIDED:
+        where = f"<#{blocks.escape(row['channel'])}>" if row.get("channel") else "its channel"
+        notice = DECIDED[outcome].format(id=blocks.escape(approval_id), state=blocks.escape(row["state"]), where=where)
     publish_home(deps, user, notice)
     return outcome

@@ -4,7 +4,9 @@ You type what you would type in Slack (`/snapshot vol-…`); the console signs
 the same payload Slack would send and hands it to the real Bolt App.  What the
 bot answers (the ack, response_url posts, channel messages and their updates,
 all caught by the fake Slack Web API) is printed readably, every button with a
-number; `click N` presses button N with a real block_actions payload.
+number; `click N` presses button N with a real block_actions payload.  `home`
+opens the bot's App Home tab (an app_home_opened event) and prints the view
+the bot publishes, its buttons numbered too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Button:
     message: dict[str, Any]
     action: dict[str, Any]
     response_url: str
+    view: dict[str, Any] | None = None  # a button of the App Home tab: no channel message, the view instead
 
 
 class Console:
@@ -74,13 +77,15 @@ class Console:
             self._print_ack(self.send_command(command, text))
         elif word == "click":
             self.click_line(line)
+        elif word == "home":
+            self._print_ack(self.open_home())
         elif word == "as":
             self.switch_user(line)
         elif word == "wait":
             self.settle()
         else:
             self.say(
-                "Type a slash command (`/chatops help`), `click N`, `as NAME` "
+                "Type a slash command (`/chatops help`), `click N`, `home` (the bot's Home tab), `as NAME` "
                 f"({', '.join(self.users)}), `wait`, or `quit`."
             )
         self.settle()
@@ -91,8 +96,14 @@ class Console:
         body = slack_payloads.slash_command(command, text, self.user, self.channel, self.slack.new_response_url())
         return self._dispatch(body)
 
+    def open_home(self) -> Any:
+        """Open the bot's App Home tab, as Slack does when you click the app's name: an app_home_opened event."""
+        return self._dispatch(slack_payloads.home_opened(self.user))
+
     def click(self, number: int) -> Any:
         button = self.buttons[number - 1]
+        if button.view is not None:
+            return self._dispatch(slack_payloads.view_block_actions(self.user, button.view, button.action))
         message = self.slack.messages.get((button.channel, button.message.get("ts", "")), button.message)
         body = slack_payloads.block_actions(self.user, button.channel, message, button.action, button.response_url)
         return self._dispatch(body)
@@ -122,9 +133,11 @@ class Console:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def _number(self, channel: str, message: dict, response_url: str) -> Callable[[Mapping], int]:
+    def _number(
+        self, channel: str, message: dict, response_url: str, view: dict | None = None
+    ) -> Callable[[Mapping], int]:
         def number(element: Mapping) -> int:
-            self.buttons.append(Button(channel, message, dict(element), response_url))
+            self.buttons.append(Button(channel, message, dict(element), response_url, view))
             return len(self.buttons)
 
         return number
@@ -154,6 +167,16 @@ class Console:
                 self.say(f"│ {part}")
         self.say("└")
 
+    def _print_view(self, params: Mapping) -> None:
+        view = dict(params.get("view") or {})
+        user = str(params.get("user_id", ""))
+        lines = render_blocks(view.get("blocks") or [], self._number("", {}, "", view), self.names)
+        self.say(f"┌ App Home · {self.names.get(user, user)}")
+        for line in lines:
+            for part in line.split("\n"):
+                self.say(f"│ {part}")
+        self.say("└")
+
     def flush(self) -> None:
         """Print every Slack call made since the last flush."""
         with self._lock:
@@ -169,6 +192,8 @@ class Console:
             self._print_message(f"#{channel} · bot", params, channel, self.slack.new_response_url())
         elif call.method == "chat.update":
             self._print_message(f"#{channel} · bot (message updated)", params, channel, self.slack.new_response_url())
+        elif call.method == "views.publish":
+            self._print_view(params)
         elif call.method in ("chat.postEphemeral", "response_url"):
             if params.get("response_type") == "in_channel":
                 label = f"#{self.channel} · bot"

@@ -142,3 +142,26 @@ def test_demo_freezes_and_thaws_deletions_as_an_approver(demo):
     assert "· bot" in frozen and "Deletions frozen" in frozen and "change window" in frozen and "until" in frozen
     assert "Deletions thawed" in rest.partition("> /lifecycle thaw")[2]
     assert "Traceback" not in out + err
+
+
+def test_demo_opens_the_home_tab_and_approves_from_it(demo):
+    """`home` prints the App Home view; its Approve, pressed as bob, deletes once and redraws the tab."""
+    intro = demo.read_intro()
+    assert "home" in intro
+    # A request to approve: delete the web-logs weekly snapshot, found with `/snapshot list` first.
+    demo.proc.stdin.write("/snapshot list\n")
+    demo.proc.stdin.flush()
+    listing = []
+    for line in demo.proc.stdout:
+        listing.append(line)
+        if "web logs weekly" in line:
+            break
+    [snap] = SNAPSHOT_ID.findall(listing[-1])
+    code, out, err = demo.finish(f"/snapshot delete {snap}", "as bob", "home", "click 3")
+    assert code == 0, err
+    home = out.partition("> home")[2].partition("> click 3")[0]
+    assert "App Home · bob" in home and "Waiting for an approver (1)" in home and snap in home
+    assert "[3] !Approve" in home  # the tab's own buttons, numbered after the request's two
+    after = out.partition("> click 3")[2]
+    assert "Approved by @bob — done" in after and "You approved" in after and "Waiting for an approver (0)" in after
+    assert "Traceback" not in out + err

@@ -87,7 +87,7 @@ def test_approve_from_home_executes_once_updates_the_channel_message_and_the_tab
 
     assert not exists(ec2, snap) and approval_state(bot) == "done"
     assert bot.deps.gateway.calls["DeleteSnapshot"] == 1
-    assert f"You approved `{row['id']}`" in message_text(after)
+    assert f"You approved `{row['id']}`: it is now *done*" in message_text(after)
     assert not any(b["type"] == "actions" for b in after["blocks"])  # nothing is waiting any more
     channel_message = message_text(bot.approval_messages()[0])
     assert "Approved by" in channel_message and f"<@{BOB}>" in channel_message
