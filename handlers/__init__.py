@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import ami, approvals, chatops, home, instance, keep, lifecycle, snapshot, volume
+from handlers import ami, approvals, chatops, home, instance, keep, lifecycle, menus, snapshot, volume
 
-MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals, keep, home)
+MODULES = (snapshot, volume, instance, ami, lifecycle, chatops, approvals, keep, home, menus)
 
 
 def register_all(app, deps) -> None:

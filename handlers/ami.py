@@ -39,7 +39,9 @@ def create(reply: SlackReply, inv: Invocation) -> str:
 def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     page = amis.list_images(reply.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
-    reply.ephemeral(blocks.ami_list(page.items, page.total, inv.region, deps.now()))
+    reply.ephemeral(
+        blocks.ami_list(page.items, page.total, inv.region, deps.now(), blocks.where(inv.account, inv.region))
+    )
     return f"{page.total} AMIs"
 
 

@@ -22,6 +22,10 @@ from handlers.respond import Runner, SlackReply, run_job
 Immediate = Callable[[Deps, str, str, Invocation], blocks.Message]
 
 
+# How a listener answers at once: the ack of a slash command, or a teller after a click or a modal's ack.
+Answer = Callable[..., None]  # answer(msg, in_channel=False)
+
+
 def handle_slash(
     deps: Deps,
     command: str,
@@ -30,24 +34,43 @@ def handle_slash(
     body: Mapping,
     immediate: Mapping[str, Immediate] | None = None,
 ) -> None:
+    def answer(msg: blocks.Message, in_channel: bool = False) -> None:
+        ack(response_type="in_channel", **msg) if in_channel else ack(**msg)
+
     user, channel = body.get("user_id", ""), body.get("channel_id", "")
-    text = body.get("text", "") or ""
+    dispatch(
+        deps, command, body.get("text", "") or "", user, channel, body.get("response_url"), answer, runners, immediate
+    )
+
+
+def dispatch(
+    deps: Deps,
+    command: str,
+    text: str,
+    user: str,
+    channel: str,
+    response_url: str | None,
+    answer: Answer,
+    runners: Mapping[str, Runner],
+    immediate: Mapping[str, Immediate] | None = None,
+) -> None:
+    """One command line, as typed or as a menu or modal wrote it: parse, check, audit, queue its runner."""
     line = f"/{command} {text}".strip()
     try:
         parsed = parse(command, text, deps.config.aws.default_region, deps.config.account_names)
         if isinstance(parsed, HelpRequest):
-            ack(**blocks.help_message(parsed.command, parsed.verb))
+            answer(blocks.help_message(parsed.command, parsed.verb))
             return
         require_operator(deps.config.access, user)
     except BotError as exc:
-        ack(**blocks.error(exc))
+        answer(blocks.error(exc))
         deps.store.audit(user, channel, line, exc.outcome, exc.message)
         return
     if immediate and parsed.verb.name in immediate:
-        _run_now(deps, immediate[parsed.verb.name], parsed, user, channel, line, ack)
+        _run_now(deps, immediate[parsed.verb.name], parsed, user, channel, line, answer)
         return
-    ack(**blocks.working(line))
-    reply = SlackReply(deps, user, channel, body.get("response_url"), line, account=parsed.account)
+    answer(blocks.working(line))
+    reply = SlackReply(deps, user, channel, response_url, line, account=parsed.account)
     reply.audit_id = deps.store.audit(user, channel, line, "accepted")
     try:
         deps.worker.submit(run_job, reply, runners[parsed.verb.name], parsed)
@@ -57,16 +80,16 @@ def handle_slash(
 
 
 def _run_now(
-    deps: Deps, runner: Immediate, parsed: Invocation, user: str, channel: str, line: str, ack: Callable
+    deps: Deps, runner: Immediate, parsed: Invocation, user: str, channel: str, line: str, answer: Answer
 ) -> None:
     audit_id = deps.store.audit(user, channel, line, "accepted")
     try:
         msg = runner(deps, user, channel, parsed)
     except BotError as exc:
-        ack(**blocks.error(exc))
+        answer(blocks.error(exc))
         deps.store.set_audit_outcome(audit_id, exc.outcome, exc.message)
         return
-    ack(response_type="in_channel", **msg)
+    answer(msg, in_channel=True)
     deps.store.set_audit_outcome(audit_id, "ok", msg["text"])
 
 

@@ -29,7 +29,16 @@ def list_(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     limit = inv.options.get("limit", blocks.LIST_LIMIT)
     page = snapshots.list_snapshots(reply.gateway, inv.region, inv.args.get("volume_id"), limit)
-    reply.ephemeral(blocks.snapshot_list(page.items, page.total, inv.region, deps.now(), inv.args.get("volume_id")))
+    reply.ephemeral(
+        blocks.snapshot_list(
+            page.items,
+            page.total,
+            inv.region,
+            deps.now(),
+            inv.args.get("volume_id"),
+            blocks.where(inv.account, inv.region),
+        )
+    )
     return f"{page.total} snapshots"
 
 

@@ -13,7 +13,9 @@ from handlers.slash import register_command
 def list_volumes(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     page = volumes.list_volumes(reply.gateway, inv.region, inv.options.get("limit", blocks.LIST_LIMIT))
-    reply.ephemeral(blocks.volume_list(page.items, page.total, inv.region, deps.now()))
+    reply.ephemeral(
+        blocks.volume_list(page.items, page.total, inv.region, deps.now(), blocks.where(inv.account, inv.region))
+    )
     return f"{page.total} volumes"
 
 
@@ -25,5 +27,8 @@ def attach(reply: SlackReply, inv: Invocation) -> str:
     return f"attached {volume_id} to {instance_id} as {device}"
 
 
+RUNNERS = {"list": list_volumes, "attach": attach}
+
+
 def register(app, deps) -> None:
-    register_command(app, deps, "volume", {"list": list_volumes, "attach": attach})
+    register_command(app, deps, "volume", RUNNERS)

@@ -69,6 +69,16 @@ def publish_home(client: WebClient, user: str, view: dict) -> None:
     client.views_publish(user_id=user, view=view)
 
 
+def open_view(client: WebClient, trigger_id: str, view: dict) -> str:
+    """Open a modal (views.open, within 3 s of the click that gave `trigger_id`); returns its view ID."""
+    return client.views_open(trigger_id=trigger_id, view=view)["view"]["id"]
+
+
+def update_view(client: WebClient, view_id: str, view: dict) -> None:
+    """Replace an open modal's content (views.update)."""
+    client.views_update(view_id=view_id, view=view)
+
+
 def respond(response_url: str, msg: Message, timeout: float) -> str:
     """Answer through a response_url, only to the user who acted; returns why Slack refused ("" once delivered).
 

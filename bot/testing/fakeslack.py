@@ -62,6 +62,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}  # user → the Home tab view last published for them
+        self.views: dict[str, dict[str, Any]] = {}  # view ID → the modal as last opened or updated
         self._failures: list[Failure] = []
         self._stopping = threading.Event()
         self._ts = itertools.count(1)
@@ -258,6 +259,17 @@ class FakeSlack:
             if (channel, ts) not in self.messages:
                 return {"ok": False, "error": "message_not_found"}
             return {"ok": True, "channel": channel, "permalink": f"https://fake.slack.test/archives/{channel}/p{ts}"}
+        if method in ("views.open", "views.update"):
+            view = params.get("view") or {}
+            if method == "views.open" and not params.get("trigger_id"):
+                return {"ok": False, "error": "invalid_trigger_id"}
+            if method == "views.update" and params.get("view_id") not in self.views:
+                return {"ok": False, "error": "not_found"}
+            if view.get("type") != "modal" or len(view.get("blocks", [])) > 100:
+                return {"ok": False, "error": "invalid_arguments"}
+            view_id = params.get("view_id") or f"V{next(self._ts):08d}"
+            self.views[view_id] = {**view, "id": view_id}
+            return {"ok": True, "view": self.views[view_id]}
         if method == "views.publish":
             view = params.get("view") or {}
             user = params.get("user_id", "")

@@ -59,18 +59,20 @@ def block_actions(
     response_url: str,
 ) -> str:
     """A button click, or a menu choice (`action` with its `selected_option`), on `message` (with `ts`, `blocks`)."""
+    ephemeral = "ts" not in message  # an answer only the user saw (a response_url's): Slack gives it a ts of its own
+    ts = message.get("ts") or f"{time.time():.6f}"
     payload = {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
         "api_app_id": APP_ID,
         "token": "deprecated-verification-token",
-        "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel_id, "is_ephemeral": False},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": ephemeral},
         "trigger_id": f"{int(time.time())}.{uuid.uuid4().hex[:10]}",
         "team": {"id": TEAM_ID, "domain": "demo"},
         "channel": {"id": channel_id, "name": "ops"},
         "message": {
             "type": "message",
-            "ts": message["ts"],
+            "ts": ts,
             "text": message.get("text", ""),
             "blocks": message.get("blocks", []),
         },
@@ -86,8 +88,9 @@ def _action(action: Mapping) -> dict:
         "block_id": action.get("block_id", "b"),
         "action_ts": f"{time.time():.6f}",
     }
-    if "selected_option" in action:  # a static_select: Slack sends the option chosen
-        return {**common, "type": "static_select", "selected_option": action["selected_option"]}
+    if "selected_option" in action:  # a static_select or an overflow menu: Slack sends the option chosen
+        kind = "overflow" if action.get("type") == "overflow" else "static_select"
+        return {**common, "type": kind, "selected_option": action["selected_option"]}
     return {
         **common,
         "type": "button",
@@ -128,5 +131,31 @@ def view_block_actions(user_id: str, view: Mapping, action: Mapping) -> str:
         "team": {"id": TEAM_ID, "domain": "demo"},
         "view": {"id": view.get("id", "V0HOME"), "type": view.get("type", "home"), "blocks": view.get("blocks", [])},
         "actions": [_action(action)],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission(user_id: str, view: Mapping, values: Mapping[str, str]) -> str:
+    """A modal submitted with `values` (field → text typed, or the value of the option chosen in a select)."""
+    state: dict[str, dict] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        typed = values.get(block["block_id"], "")
+        if element["type"] == "static_select":
+            chosen = next((o for o in element.get("options", []) if o["value"] == typed), None)
+            entry = {"type": "static_select", "selected_option": chosen}
+        else:
+            entry = {"type": "plain_text_input", "value": typed or None}
+        state[block["block_id"]] = {element["action_id"]: entry}
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "deprecated-verification-token",
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().hex[:10]}",
+        "view": {**view, "state": {"values": state}},
     }
     return urlencode({"payload": json.dumps(payload)})

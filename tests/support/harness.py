@@ -175,6 +175,24 @@ class BotUnderTest:
         body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
         return self.post(body, slack_payloads.signed_headers(SECRET, body))
 
+    def menu(self, message: dict, resource_id: str, label: str, user: str, channel: str = CHANNEL) -> HttpResult:
+        """Choose `label` ("Restore…") in the overflow menu of the item `resource_id` of a message the bot sent."""
+        [menu] = [
+            b["accessory"]
+            for b in message["blocks"]
+            if b.get("accessory", {}).get("type") == "overflow"
+            and any(o["value"].endswith(f"|{resource_id}") for o in b["accessory"]["options"])
+        ]
+        [option] = [o for o in menu["options"] if o["text"]["text"] == label]
+        action = {**menu, "selected_option": option}
+        body = slack_payloads.block_actions(user, channel, message, action, self.slack.new_response_url())
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
+    def submit(self, view: dict, values: dict[str, str], user: str) -> HttpResult:
+        """Submit a modal the bot opened, with `values` (field → typed text or the chosen option's value)."""
+        body = slack_payloads.view_submission(user, view, values)
+        return self.post(body, slack_payloads.signed_headers(SECRET, body))
+
     def open_home(self, user: str) -> HttpResult:
         """Open the bot's Home tab as `user` (an app_home_opened event); the view lands in slack.home_views."""
         body = slack_payloads.home_opened(user)

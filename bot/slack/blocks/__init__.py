@@ -20,6 +20,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `keep`       Keep and Snooze menus on sweep requests and digest candidates
 - `digest`     the daily digest
 - `home`       the App Home tab
+- `menus`      each listed item's overflow menu, and the modals its choices open
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
 store, the flows, handlers or the scheduler.
@@ -59,6 +60,18 @@ from bot.slack.blocks.help import help_message
 from bot.slack.blocks.home import MAX_HOME_BLOCKS, HomeData, home_view
 from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
 from bot.slack.blocks.lifecycle import lifecycle_list, run_progress, sweep_report_message
+from bot.slack.blocks.menus import (
+    MENU_ACTION,
+    MODAL_CALLBACK,
+    MenuChoice,
+    command_text,
+    field_of_error,
+    item_modal,
+    modal_choice,
+    modal_values,
+    parse_menu_value,
+    where,
+)
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
 from bot.slack.blocks.snapshots import (
     instance_list,
@@ -131,6 +144,17 @@ __all__ = [
     "frozen_now",
     "not_frozen",
     "thawed_now",
+    # menus and modals: act from the message
+    "MENU_ACTION",
+    "MODAL_CALLBACK",
+    "MenuChoice",
+    "command_text",
+    "field_of_error",
+    "item_modal",
+    "modal_choice",
+    "modal_values",
+    "parse_menu_value",
+    "where",
     # App Home
     "MAX_HOME_BLOCKS",
     "HomeData",

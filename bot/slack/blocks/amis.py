@@ -21,6 +21,7 @@ from bot.slack.blocks.common import (
     section,
     state,
 )
+from bot.slack.blocks.menus import item_menu
 
 
 def backing_text(snaps: Sequence[BackingSnapshot]) -> str:
@@ -78,13 +79,15 @@ def ami_line(row: ImageRow, now: datetime) -> str:
     )
 
 
-def ami_list(rows: Sequence[ImageRow], total: int, region: str, now: datetime) -> Message:
+def ami_list(rows: Sequence[ImageRow], total: int, region: str, now: datetime, place: str = "") -> Message:
+    """`place` (the region, or ACCOUNT/REGION): each AMI gets its menu (Launch…, Copy…, Share…, Deregister)."""
     return item_list(
         f"AMIs in {region}, newest first",
         [ami_line(r, now) for r in rows],
         total,
         "No AMIs of this account here. Create one with `/ami create i-… name=NAME`.",
         "Show fewer or more with `limit=N`.",
+        menus=[item_menu("image", r.image.id, place) for r in rows] if place else (),
     )
 
 

@@ -173,11 +173,27 @@ def fit(head: Sequence[str], groups: Sequence[tuple], limit: int = MAX_SECTION) 
     return clip(text, limit)
 
 
-def item_list(title: str, lines: Sequence[str], total: int, empty: str, more_hint: str = "") -> Message:
-    """A titled list, newest first, capped with an "and N more" line."""
+MENU_ITEMS = 20  # items of a list that get their own section and menu; the rest are packed, without
+
+
+def item_list(
+    title: str, lines: Sequence[str], total: int, empty: str, more_hint: str = "", menus: Sequence[dict] = ()
+) -> Message:
+    """A titled list, newest first, capped with an "and N more" line.
+
+    `menus`: an accessory (an item's overflow menu) per line; the first MENU_ITEMS lines get a section each.
+    """
     if not lines:
         return message(f"{title}: {empty}", [section(f"*{title}*\n{empty}")])
-    blocks, shown = packed_sections(list(lines)[:LIST_LIMIT], MAX_BLOCKS - 2)
+    lines = list(lines)[:LIST_LIMIT]
+    own = min(len(lines), len(menus), MENU_ITEMS)
+    blocks = [
+        {**section(clip(line, MAX_SECTION)), "accessory": menu}
+        for line, menu in zip(lines[:own], menus[:own], strict=True)
+    ]
+    packed, shown = packed_sections(lines[own:], MAX_BLOCKS - 2 - own)
+    blocks += packed
+    shown += own
     blocks.insert(0, section(f"*{title}*"))
     if total > shown:
         blocks.append(context(f"…and {total - shown} more. {more_hint}".strip()))

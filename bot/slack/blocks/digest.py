@@ -15,7 +15,6 @@ from bot.slack.blocks.common import (
     context,
     escape,
     estimate_note,
-    fit,
     header,
     message,
     packed_sections,
@@ -24,6 +23,7 @@ from bot.slack.blocks.common import (
 )
 from bot.slack.blocks.freeze import freeze_banners
 from bot.slack.blocks.keep import item_value, keep_menus
+from bot.slack.blocks.menus import item_menu
 
 DIGEST_REGION_SECTIONS = 10  # region lines pack into at most this many sections
 
@@ -76,16 +76,18 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         blocks.append(context(f"…and {len(region_lines) - shown:,} more regions"))
 
     if digest.top_candidates:
-        lines = []
-        for c in digest.top_candidates:
+        blocks.append(section(f"*Top cleanup candidates* ({t.candidates:,} in all)"))
+        for c in digest.top_candidates:  # each with its menu: act on it from here
             label = f" “{escape(clip(c.label, 80))}”" if c.label else ""
             kind = "AMI" if c.kind == "image" else "snapshot"
-            lines.append(
+            line = (
                 f"• {kind} `{escape(c.id)}`{label} ({escape(c.region)}) · {c.size_gib:,} GiB · "
                 f"~{usd(monthly_usd(c.size_gib, digest.price_gb_month))}/mo · {age(digest.now, c.created)} old"
                 f" — {escape(clip(c.reason, 200))}"
             )
-        blocks.append(section(fit([], [("*Top cleanup candidates*", lines, "candidate", t.candidates)])))
+            blocks.append({**section(clip(line, 3000)), "accessory": item_menu(c.kind, c.id, c.region)})
+        if t.candidates > len(digest.top_candidates):
+            blocks.append(context(f"…and {t.candidates - len(digest.top_candidates):,} more"))
         choices = [(f"{c.id} ({c.region})", item_value(c.region, c.id)) for c in digest.top_candidates]
         blocks.append(keep_menus(choices, "digest-candidates"))
     blocks.append(estimate_note(digest.price_gb_month))

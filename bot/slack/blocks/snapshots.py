@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.aws.models import Instance, Snapshot, Volume
 from bot.slack.blocks.common import Message, age, clip, context, escape, item_list, message, section, state, tags_text
+from bot.slack.blocks.menus import item_menu
 
 
 def snapshot_line(snap: Snapshot, now: datetime) -> str:
@@ -18,7 +19,10 @@ def snapshot_line(snap: Snapshot, now: datetime) -> str:
     )
 
 
-def snapshot_list(snaps: Sequence[Snapshot], total: int, region: str, now: datetime, volume_id: str | None) -> Message:
+def snapshot_list(
+    snaps: Sequence[Snapshot], total: int, region: str, now: datetime, volume_id: str | None, place: str = ""
+) -> Message:
+    """`place` (the region, or ACCOUNT/REGION): each snapshot gets its menu (Status, Restore…, Copy…, Delete)."""
     title = f"Snapshots of {volume_id} in {region}" if volume_id else f"Snapshots in {region}"
     return item_list(
         title,
@@ -26,6 +30,7 @@ def snapshot_list(snaps: Sequence[Snapshot], total: int, region: str, now: datet
         total,
         "No snapshots yet. Create one with `/snapshot vol-…`.",
         "Narrow it with `/snapshot list vol-…`.",
+        menus=[item_menu("snapshot", s.id, place) for s in snaps] if place else (),
     )
 
 
@@ -82,12 +87,16 @@ def volume_line(vol: Volume, now: datetime, last_snapshot: datetime | None) -> s
     )
 
 
-def volume_list(rows: Sequence[tuple[Volume, datetime | None]], total: int, region: str, now: datetime) -> Message:
+def volume_list(
+    rows: Sequence[tuple[Volume, datetime | None]], total: int, region: str, now: datetime, place: str = ""
+) -> Message:
+    """`place` (the region, or ACCOUNT/REGION): each volume gets its menu (Snapshot now, Attach…)."""
     return item_list(
         f"Volumes in {region}",
         [volume_line(v, now, last) for v, last in rows],
         total,
         "No volumes in this region.",
+        menus=[item_menu("volume", v.id, place) for v, _ in rows] if place else (),
     )
 
 
