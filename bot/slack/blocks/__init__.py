@@ -19,6 +19,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `freeze`     the kill switch: its banner and announcements
 - `keep`       Keep and Snooze menus on sweep requests and digest candidates
 - `digest`     the daily digest
+- `drills`     restore drills: a drill's evidence, `/lifecycle drills`, the digest's drill lines
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
 store, the flows, handlers or the scheduler.
@@ -53,6 +54,7 @@ from bot.slack.blocks.common import (
     tags_text,
 )
 from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.drills import digest_drill_section, drill_list, drill_result, drill_started
 from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
@@ -136,4 +138,9 @@ __all__ = [
     "lifecycle_list",
     "run_progress",
     "sweep_report_message",
+    # restore drills
+    "digest_drill_section",
+    "drill_list",
+    "drill_result",
+    "drill_started",
 ]

@@ -22,6 +22,7 @@ from bot.slack.blocks.common import (
     plural,
     section,
 )
+from bot.slack.blocks.drills import digest_drill_section
 from bot.slack.blocks.freeze import freeze_banners
 from bot.slack.blocks.keep import item_value, keep_menus
 
@@ -75,6 +76,8 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
     if len(region_lines) > shown:
         blocks.append(context(f"…and {len(region_lines) - shown:,} more regions"))
 
+    blocks += digest_drill_section(digest.drills, digest.now)
+
     if digest.top_candidates:
         lines = []
         for c in digest.top_candidates:
@@ -93,6 +96,9 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         f"Digest {day}: {plural(t.snapshots, 'snapshot')}, {t.snapshot_gib:,} GiB (up to {usd(t.usd_month)}/month), "
         f"{plural(t.candidates, 'cleanup candidate')}, {plural(digest.pending_approvals, 'approval')} pending"
     )
+    overdue = sum(len(p.overdue) for p in digest.drills)
+    if overdue:
+        fallback += f", {plural(overdue, 'source')} overdue for a restore drill"
     return message(fallback, blocks)
 
 
