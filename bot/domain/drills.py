@@ -201,7 +201,7 @@ class Drill:
 
     @property
     def backup_age(self) -> timedelta:
-        return self.started_at - self.backup_created
+        return max(self.started_at - self.backup_created, timedelta(0))  # clocks apart never make it negative
 
     @property
     def source_key(self) -> str:

@@ -47,7 +47,12 @@ def cost_text(drill: Drill) -> str:
         parts.append(f"{drill.gib_hours:,.3f} GiB-hours of volume")
     if drill.instance_minutes:
         parts.append(f"{drill.instance_minutes:,.1f} instance-minutes ({escape(drill.instance_type)})")
-    return (" + ".join(parts) + f" ≈ {usd(drill.cost_usd)}") if parts else "nothing billed"
+    return (" + ".join(parts) + f" ≈ {small_usd(drill.cost_usd)}") if parts else "nothing billed"
+
+
+def small_usd(amount: float) -> str:
+    """A drill costs fractions of a cent: $0.0004, not $0.00."""
+    return usd(amount) if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
 
 
 def drill_lines(drill: Drill, now: datetime) -> list[str]:
@@ -77,11 +82,11 @@ def drill_result(drill: Drill, now: datetime, account: str = "") -> Message:
     lines = drill_lines(drill, now)
     if account:
         lines[0] += f" · account *{escape(account)}*"
-    fallback = f"Restore drill {drill.state}: {drill.backup_id}"
+    fallback = f"Restore drill {escape(drill.state)}: {escape(drill.backup_id)}"
     if drill.ok:
         fallback += f" restored in {fmt_seconds(drill.ready_seconds)}"
     elif drill.reason:
-        fallback += f": {drill.reason}"
+        fallback += f": {escape(drill.reason)}"
     blocks = [section("\n".join(lines))]
     if not drill.ok and drill.restored_id:
         blocks.append(context("What the drill created was removed (only what carries its `chatops:drill` tag)."))
@@ -98,7 +103,7 @@ def drill_list(drills: Sequence[Drill], now: datetime, policy: str | None = None
         line = (
             f"{_icon(d.state)} {where}`{escape(d.backup_id)}` ({escape(d.region)}, {duration(d.backup_age)} old)"
             f" → {restored} in {fmt_seconds(d.ready_seconds)} · {escape(d.state)} · {age(now, d.started_at)} ago"
-            f" · {usd(d.cost_usd)}"
+            f" · {small_usd(d.cost_usd)}"
         )
         if d.reason and not d.ok:
             line += f" — {escape(d.reason[:200])}"
