@@ -165,7 +165,7 @@ def drill_cost(
     gib_hours = size_gib * volume_seconds / 3600
     minutes = instance_seconds / 60
     usd = gib_hours * volume_gb_month / HOURS_A_MONTH + minutes / 60 * instance_hour
-    return DrillCost(round(gib_hours, 3), round(minutes, 2), round(usd, 4))
+    return DrillCost(round(gib_hours, 6), round(minutes, 4), round(usd, 6))
 
 
 @dataclass(frozen=True)

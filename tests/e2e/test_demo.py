@@ -142,3 +142,20 @@ def test_demo_freezes_and_thaws_deletions_as_an_approver(demo):
     assert "· bot" in frozen and "Deletions frozen" in frozen and "change window" in frozen and "until" in frozen
     assert "Deletions thawed" in rest.partition("> /lifecycle thaw")[2]
     assert "Traceback" not in out + err
+
+
+def test_demo_runs_a_restore_drill_of_a_snapshot_and_an_ami(demo):
+    intro = demo.read_intro()
+    snap = re.search(r"/snapshot drill (snap-[0-9a-f]{17})", intro)
+    ami = re.search(r"/ami drill (ami-[0-9a-f]{17})", intro)
+    assert snap and ami, intro
+
+    code, out, err = demo.finish(f"/snapshot drill {snap.group(1)}", f"/ami drill {ami.group(1)}", "/lifecycle drills")
+
+    assert code == 0, err
+    snapshot_drill, _, rest = out.partition(f"> /ami drill {ami.group(1)}")
+    ami_drill, _, listing = rest.partition("> /lifecycle drills")
+    assert "Restore drill ok" in snapshot_drill and "available in" in snapshot_drill, snapshot_drill
+    assert "Restore drill ok" in ami_drill and "status checks passed" in ami_drill, ami_drill
+    assert snap.group(1) in listing and ami.group(1) in listing
+    assert "Traceback" not in out + err

@@ -109,7 +109,7 @@ def test_drill_resources_carry_the_run_and_never_the_policy_or_source_tags():
 def test_cost_counts_volume_gib_hours_and_instance_minutes():
     cost = drills.drill_cost(100, 1800, 600, volume_gb_month=0.08, instance_hour=0.0104)
     assert cost.gib_hours == 50.0 and cost.instance_minutes == 10.0
-    assert cost.usd == round(50 * 0.08 / 730 + 10 / 60 * 0.0104, 4)
+    assert cost.usd == pytest.approx(50 * 0.08 / 730 + 10 / 60 * 0.0104, abs=1e-6)
 
 
 # --- overdue ------------------------------------------------------------------------------------------------

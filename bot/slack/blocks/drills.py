@@ -42,17 +42,19 @@ def drill_started(target: Target, user: str) -> Message:
 
 
 def cost_text(drill: Drill) -> str:
-    parts = []
-    if drill.gib_hours:
-        parts.append(f"{drill.gib_hours:,.3f} GiB-hours of volume")
-    if drill.instance_minutes:
-        parts.append(f"{drill.instance_minutes:,.1f} instance-minutes ({escape(drill.instance_type)})")
-    return (" + ".join(parts) + f" ≈ {small_usd(drill.cost_usd)}") if parts else "nothing billed"
+    """What the drill's resources cost while they lived: volume GiB-hours, or instance minutes."""
+    if not drill.restored_id:
+        return "nothing created, nothing billed"
+    if drill.kind == IMAGE:
+        used = f"{drill.instance_minutes:,.2f} instance-minutes ({escape(drill.instance_type)})"
+    else:
+        used = f"{drill.gib_hours:,.3f} GiB-hours of volume"
+    return f"{used} ≈ {small_usd(drill.cost_usd)}"
 
 
 def small_usd(amount: float) -> str:
     """A drill costs fractions of a cent: $0.0004, not $0.00."""
-    return usd(amount) if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+    return usd(amount) if amount >= 0.01 else f"${amount:.4f}"
 
 
 def drill_lines(drill: Drill, now: datetime) -> list[str]:
