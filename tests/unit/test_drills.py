@@ -276,3 +276,63 @@ def test_a_restore_slower_than_drill_timeout_is_reported_cleaned_up_and_not_retr
     assert row["state"] == "timed-out" and row["restored_id"].startswith("vol-")
     [posted] = fake_slack.channel_messages("Restore drill")
     assert posted["channel"] == "C0DIGEST" and "timed-out" in posted["text"]
+
+
+# --- the store: drills a dead process left, and pruning -------------------------------------------------------
+
+
+def test_a_drill_whose_process_died_is_interrupted_and_its_resources_become_leftovers(tmp_path):
+    from bot.state import heartbeat
+
+    path = str(tmp_path / "d.db")
+    live, doomed, starting = Store(path), Store(path), Store(path)
+    row = {"region": REGION, "kind": "snapshot", "backup_id": "snap-1"}
+    live.start_drill({"id": "drill-live", **row})
+    doomed.start_drill({"id": "drill-dead", **row})
+    heartbeat.release(doomed.owner)  # as if that process died
+    assert starting.running_drill_ids() == {"drill-live"}  # the dead one's resources are leftovers now
+    assert [r["id"] for r in starting.interrupt_orphaned_drills()] == ["drill-dead"]
+    states = dict(starting.db.execute("SELECT id, state FROM drills").fetchall())
+    assert states == {"drill-live": "running", "drill-dead": "interrupted"}
+    for s in (live, doomed, starting):
+        s.close()
+
+
+def test_pruning_keeps_each_sources_newest_good_and_newest_bad_drill():
+    moment = [NOW]
+    store = Store(":memory:", lambda: moment[0])
+    for i, (state, source) in enumerate(
+        [(drills.OK, "v1"), (drills.OK, "v1"), (drills.FAILED, "v1"), (drills.OK, "v2")]
+    ):
+        store.start_drill(
+            {"id": f"d{i}", "policy": "p", "region": REGION, "kind": "snapshot", "backup_id": "s", "source_id": source}
+        )
+        store.finish_drill(f"d{i}", state)
+        moment[0] += timedelta(minutes=1)
+    moment[0] += timedelta(days=365)
+    counts = store.prune(
+        audit=timedelta(days=1),
+        events=timedelta(days=1),
+        watches=timedelta(days=1),
+        runs=timedelta(days=1),
+        approvals=timedelta(days=1),
+    )
+    assert counts["drills"] == 1
+    assert sorted(r["id"] for r in store.drills(limit=10)) == ["d1", "d2", "d3"]
+    assert set(store.last_ok_drills("p")) == {f"{REGION}/v1", f"{REGION}/v2"}
+    store.close()
+
+
+def test_a_drill_of_a_pending_snapshot_is_refused_before_anything_is_created(deps, slow_ec2):
+    # moto completes every snapshot at once; the fake EC2 keeps this one pending for a simulated day.
+    ec2 = boto3.session.Session(region_name=REGION).client("ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
+    pending = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    before = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+
+    with pytest.raises(Conflict) as caught:
+        drill_flow.snapshot_target(deps, "", REGION, pending, "U1")
+
+    assert caught.value.message == f"{pending} is pending; only a completed snapshot can be drilled."
+    assert "/snapshot status" in caught.value.hint
+    assert {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]} == before and deps.store.drills() == []
