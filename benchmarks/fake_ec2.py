@@ -1581,6 +1581,38 @@ class FakeEc2:
         )
         return _ok("CreateSnapshot", body)
 
+    def _do_CreateVolume(self, r, params):
+        """A volume from a snapshot, `creating` for `pending_for` (simulated) seconds: a slow restore."""
+        snapshot_id = params.get("SnapshotId") or ""
+        az = params.get("AvailabilityZone") or ""
+        if not az:
+            raise Ec2Error("MissingParameter", "The request must contain the parameter availabilityZone")
+        tags = _tag_specs(params).get("volume", {})
+        now = self._wall()
+        with r.lock:
+            size = int(params.get("Size") or 0)
+            if snapshot_id:
+                _check_id(snapshot_id, "snap")
+                snap = r.snapshots.get(snapshot_id)
+                if snap is None:
+                    raise _not_found(snapshot_id)
+                size = max(size, snap.size)
+            volume = self._add_volume(r, now, size or 8, az, params.get("VolumeType") or "gp2", tags, snapshot_id)
+            volume.ready_at = self._ready_at(now)
+        return _ok("CreateVolume", _volume_xml(volume, now)[len("<item>") : -len("</item>")])
+
+    def _do_DeleteVolume(self, r, params):
+        volume_id = params.get("VolumeId") or ""
+        _check_id(volume_id, "vol")
+        with r.lock:
+            volume = r.volumes.get(volume_id)
+            if volume is None:
+                raise _not_found(volume_id)
+            if volume.attachments:
+                raise Ec2Error("VolumeInUse", f"Volume {volume_id} is currently attached to {volume.attachments[0][0]}")
+            r.volumes.remove(volume_id)
+        return _ok("DeleteVolume", "<return>true</return>")
+
     def _do_CopySnapshot(self, r, params):
         source_region = params.get("SourceRegion") or ""
         source_id = params.get("SourceSnapshotId") or ""

@@ -28,6 +28,10 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_AZ = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9-]+$")
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -259,6 +263,10 @@ class PricingConfig:
     # The snapshot archive tier (on_expired = "archive", /snapshot archive): ~75 % cheaper per GB-month,
     # but billed on the snapshot's full size, not incrementally.
     snapshot_archive_gb_month: float = _spec(0.0125, **_number(0, False, "a price in USD per GB-month, like 0.0125"))
+    # What a restore drill costs while its resources live (README, "Prove your backups"): the restored
+    # volume (gp3) per GB-month, and the drill instance per hour (t3.micro on demand).
+    volume_gb_month: float = _spec(0.08, **_number(0, False, "a price in USD per GB-month, like 0.08"))
+    drill_instance_hour: float = _spec(0.0104, **_number(0, False, "a price in USD per instance-hour, like 0.0104"))
 
 
 @dataclass(frozen=True)
@@ -290,6 +298,25 @@ class Policy:
     # The blast radius: a run that would delete more (items, or a share of what the policy manages in that
     # account) asks an approver instead, even with on_expired = "delete".  "" = no cap.
     max_delete: str = _spec("", **_max_delete())
+    # Restore drills (bot/domain/drills.py, README "Prove your backups"): every `drill` (or on `drill_cron`)
+    # restore one backup per source, the newest or a random one of the last `drill_window`, and prove it
+    # comes back; nothing is drilled without one of the two.
+    drill: timedelta | None = _spec(None, **_duration("a duration like 7d"))
+    drill_cron: str | None = _spec(None, **_cron())
+    drill_pick: str = _spec("latest", **_choice("latest", "random"))
+    drill_window: timedelta = _spec(timedelta(days=7), **_duration("a duration like 7d"))
+    drill_az: str = _spec("", **_string(_AZ, "an availability zone like us-east-1a"))
+    drill_timeout: timedelta = _spec(timedelta(minutes=30), **_duration("a duration like 30m"))
+    # Volume policies: a scratch instance each drill volume is attached to, then detached from.
+    drill_instance: str = _spec("", **_string(_INSTANCE_ID, "an instance ID like i-0123456789abcdef0"))
+    # Instance policies: where the drill instance runs (default: the region's default subnet), and its type
+    # ("" = the smallest of the AMI's architecture: t3.micro for x86_64, t4g.micro for arm64).
+    drill_subnet: str = _spec("", **_string(_SUBNET_ID, "a subnet ID like subnet-0123456789abcdef0"))
+    drill_instance_type: str = _spec("", **_string(_INSTANCE_TYPE, "an instance type like t3.micro"))
+
+    @property
+    def drills(self) -> bool:
+        return self.drill is not None or self.drill_cron is not None
 
 
 @dataclass(frozen=True)
@@ -405,9 +432,22 @@ def _check_policy(policy: Policy, where: str, aws: AwsConfig) -> None:
                 f"{where}.archive_delete_after",
                 f"at least 90d, the archive tier's minimum (got {format_duration(policy.archive_delete_after)})",
             )
+    _check_drill(policy, where)
     overlap = set(policy.copy_to) & set(policy.regions or aws.regions)
     if overlap:
         raise ConfigError(f"{where}.copy_to", f"regions other than the policy's own (both list {sorted(overlap)})")
+
+
+def _check_drill(policy: Policy, where: str) -> None:
+    if policy.drill is not None and policy.drill_cron is not None:
+        raise ConfigError(where, 'at most one of drill = "7d" or drill_cron = "0 4 * * 0"')
+    if policy.drill_instance and policy.resource != "volume":
+        raise ConfigError(f"{where}.drill_instance", "set only on a volume policy (an AMI drill launches its own)")
+    for key in ("drill_subnet", "drill_instance_type"):
+        if getattr(policy, key) and policy.resource != "instance":
+            raise ConfigError(f"{where}.{key}", "set only on an instance policy (a snapshot drill launches nothing)")
+    if policy.drill_az and policy.drill_instance:
+        raise ConfigError(f"{where}.drill_az", "left out with drill_instance (the volume goes to the instance's AZ)")
 
 
 def parse_config(raw: Mapping[str, Any]) -> Config:

@@ -51,6 +51,7 @@ regions = ["us-east-1"]
 every = "12h"
 keep = 2
 on_expired = "approve"
+drill = "7d"                  # restore drills: prove the backups restore (README, "Prove your backups")
 """
 
 
@@ -186,6 +187,8 @@ Try:
   /snapshot list
   /volume list
   /volume list account=prod      (a second account, reached through STS assume-role{prod})
+  /snapshot drill {seeded.snapshots[0]}   (a restore drill: restore it, time it, clean up)
+  /ami drill {seeded.image_id}
   /chatops help
   as bob, then /lifecycle freeze change window until=1h   (the kill switch: no deletion until /lifecycle thaw)
   home                           (the bot's App Home tab: freeze, requests to approve, policies, storage)

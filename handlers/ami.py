@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from bot.domain import amis
 from bot.errors import UsageError
+from bot.flows import drill_flow
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.approvals import request_approval
+from handlers.drill_reply import drill_account, run_drill_reply
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 
@@ -134,6 +136,14 @@ def deregister(reply: SlackReply, inv: Invocation) -> str:
     return request_approval(reply, plan)
 
 
+def drill(reply: SlackReply, inv: Invocation) -> str:
+    """Restore drill now: the AMI launched once, its status checks awaited, terminated."""
+    target, policy = drill_flow.image_target(
+        reply.deps, drill_account(reply), inv.region, inv.args["image_id"], reply.user
+    )
+    return run_drill_reply(reply, target, policy)
+
+
 RUNNERS = {
     "create": create,
     "list": list_,
@@ -143,6 +153,7 @@ RUNNERS = {
     "share": share,
     "deregister": deregister,
 }
+RUNNERS |= {"drill": drill}  # restore drills
 
 
 def register(app, deps) -> None:

@@ -1,4 +1,4 @@
-"""/lifecycle list | preview NAME|all | run NAME | digest | freeze [reason…] | thaw."""
+"""/lifecycle list | preview NAME|all | run NAME | digest | drills [NAME] | freeze [reason…] | thaw."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from bot.config import Policy
 from bot.domain.access import require_approver
+from bot.domain.drills import Drill
 from bot.domain.freeze import until_from
 from bot.errors import BotError, UsageError
 from bot.flows import freeze_flow, lifecycle_flow
@@ -123,7 +124,18 @@ def _later(deps: Deps, fn, *args) -> None:
         log.warning("freeze follow-up not queued (%s); the upkeep job catches up", exc.message)
 
 
-RUNNERS = {"list": list_, "preview": preview, "run": run, "digest": digest}
+def drills(reply: SlackReply, inv: Invocation) -> str:
+    """The latest restore drills, of one policy when named."""
+    deps = reply.deps
+    name = inv.args.get("policy")
+    if name:
+        _policies(reply, inv, allow_all=False)
+    rows = deps.store.drills(name, limit=20)
+    reply.ephemeral(blocks.drill_list([Drill.from_row(r) for r in rows], deps.now(), name))
+    return f"{len(rows)} drills"
+
+
+RUNNERS = {"list": list_, "preview": preview, "run": run, "digest": digest, "drills": drills}
 IMMEDIATE = {"freeze": freeze, "thaw": thaw}
 
 

@@ -1,4 +1,4 @@
-"""/snapshot: create, list, status, restore, copy, delete (approval); archive (approval), unarchive."""
+"""/snapshot: create, list, status, restore, copy, delete (approval); archive (approval), unarchive; drill."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from bot.approvals import archive as archive_approvals
 from bot.approvals import snapshots as snapshot_approvals
 from bot.domain import snapshots
 from bot.domain.volumes import DEFAULT_DEVICE
+from bot.flows import drill_flow
 from bot.slack import blocks
 from bot.slack.commands import Invocation
 from handlers.approvals import request_approval
+from handlers.drill_reply import drill_account, run_drill_reply
 from handlers.respond import SlackReply
 from handlers.slash import register_command
 
@@ -106,8 +108,17 @@ def unarchive(reply: SlackReply, inv: Invocation) -> str:
     return f"restoring {snapshot_id} from the archive tier " + (f"for {days} days" if days else "permanently")
 
 
+def drill(reply: SlackReply, inv: Invocation) -> str:
+    """Restore drill now: checked first (unknown, pending or archived gets a clear error), then run."""
+    target, policy = drill_flow.snapshot_target(
+        reply.deps, drill_account(reply), inv.region, inv.args["snapshot_id"], reply.user
+    )
+    return run_drill_reply(reply, target, policy)
+
+
 RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy, "delete": delete}
 RUNNERS |= {"archive": archive, "unarchive": unarchive}  # the archive tier
+RUNNERS |= {"drill": drill}  # restore drills
 
 
 def register(app, deps) -> None:

@@ -22,7 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.flows import lifecycle_flow
+from bot.flows import drill_flow, lifecycle_flow
 from bot.flows.deps import Deps
 from bot.flows.progress import RunProgress
 from bot.state.store import from_iso
@@ -85,6 +85,32 @@ def scheduled_policy_run(deps: Deps, policy_name: str, trigger: str) -> None:
     lifecycle_flow.post_report(deps, lifecycle_flow.sweep_report(deps, reports), progress=progress)
 
 
+def scheduled_drill(deps: Deps, policy_name: str, trigger: str) -> None:
+    """The drill job body: the policy's restore drills for the current slot; never raises into APScheduler."""
+    policy = deps.config.policy(policy_name)
+    slot = slot_of(drill_flow.drill_trigger(deps, policy), deps.now())
+    if slot is None:
+        log.warning("drills of %s fired before their first slot; skipped", policy_name)
+        return
+    try:
+        done = drill_flow.drill_policy(deps, policy, trigger=trigger, slot=slot)
+    except drill_flow.AlreadyRunning:
+        log.info("drills of %s: slot %s already ran, or they are running; skipped", policy_name, slot.isoformat())
+        return
+    except Exception:
+        log.exception("drills of %s failed", policy_name)
+        return
+    log.info("drills of %s: %s", policy_name, ", ".join(f"{d.backup_id} {d.state}" for d in done) or "nothing to drill")
+
+
+def sweep_drill_leftovers(deps: Deps) -> None:
+    """At start: what interrupted drills left (tagged chatops:drill) is removed; nothing else is touched."""
+    try:
+        drill_flow.sweep_all_leftovers(deps)
+    except Exception:
+        log.exception("the sweep of drill leftovers failed; the next drill run sweeps again")
+
+
 def digest_trigger(deps: Deps) -> BaseTrigger:
     return CronTrigger.from_crontab(deps.config.schedule.digest, timezone=deps.config.schedule.timezone)
 
@@ -106,7 +132,10 @@ def scheduled_digest(deps: Deps, trigger: str) -> None:
 
 
 def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
-    """Add one job per policy and the digest; returns the IDs of jobs caught up at start."""
+    """Add one job per policy (and one per policy with drills), the digest, and the sweep of drill leftovers.
+
+    Returns the IDs of jobs caught up at start.
+    """
     caught_up = []
     specs: list[tuple[str, BaseTrigger, Callable, list]] = []
     for policy in deps.config.policies:
@@ -118,7 +147,18 @@ def add_lifecycle_jobs(scheduler: BaseScheduler, deps: Deps) -> list[str]:
                 [deps, policy.name],
             )
         )
+        if policy.drills:
+            specs.append(
+                (
+                    drill_flow.job_name(policy),
+                    drill_flow.drill_trigger(deps, policy),
+                    scheduled_drill,
+                    [deps, policy.name],
+                )
+            )
     specs.append((DIGEST_JOB, digest_trigger(deps), scheduled_digest, [deps]))
+    if drill_flow.has_drills(deps):
+        scheduler.add_job(sweep_drill_leftovers, "date", args=[deps], id="drill-leftovers", replace_existing=True)
     for job, trigger, func, args in specs:
         scheduler.add_job(
             func,

@@ -32,7 +32,7 @@ import botocore.session
 import botocore.utils
 
 from bot import errors
-from bot.aws.models import Image, ImageUse, Instance, Snapshot, Volume
+from bot.aws.models import Image, ImageUse, Instance, InstanceStatus, Snapshot, Volume
 from bot.aws.pacing import Pacer
 from bot.config import Account
 
@@ -723,6 +723,60 @@ class Ec2Gateway:
                         ImageUse("Auto Scaling group", name, f"launch configuration {lc}")
                     )
         return uses
+
+    # -- restore drills (bot/flows/drill_flow.py): what a drill creates, checks and removes --
+    # Only ever called on the drill's own resources: the flow checks the chatops:drill tag first.
+
+    def detach_volume(self, region: str, volume_id: str, instance_id: str) -> None:
+        with aws_errors(f"DetachVolume {volume_id} from {instance_id}"):
+            self.client(region).detach_volume(VolumeId=volume_id, InstanceId=instance_id)
+
+    def delete_volume(self, region: str, volume_id: str) -> None:
+        """DeleteVolume: a drill's restored volume (never a backup: the freeze guards snapshots and AMIs)."""
+        with aws_errors(f"DeleteVolume {volume_id}"):
+            self.client(region).delete_volume(VolumeId=volume_id)
+
+    def default_subnet(self, region: str, az: str = "") -> str:
+        """The default subnet of `az` (any AZ when ""), or "" when the region has no default VPC."""
+        filters = [{"Name": "default-for-az", "Values": ["true"]}]
+        if az:
+            filters.append({"Name": "availability-zone", "Values": [az]})
+        with aws_errors("DescribeSubnets"):
+            subnets = self.client(region).describe_subnets(Filters=filters).get("Subnets", ())
+        return min((s["SubnetId"] for s in subnets), default="")
+
+    def launch_drill_instance(
+        self, region: str, image_id: str, instance_type: str, subnet_id: str, client_token: str, tags: Mapping[str, str]
+    ) -> Instance:
+        """One instance from the AMI, with no public IP, in `subnet_id`; tagged at launch (a crash leaves it found)."""
+        params: dict = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token,
+            "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet_id, "AssociatePublicIpAddress": False}],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list(tags)},
+                {"ResourceType": "volume", "Tags": tag_list(tags)},
+            ],
+        }
+        with aws_errors(f"RunInstances from {image_id}"):
+            raw = self.client(region).run_instances(**params)
+        return Instance.from_api(raw["Instances"][0], region)
+
+    def instance_status(self, region: str, instance_id: str) -> InstanceStatus:
+        """State and status checks of one instance (IncludeAllInstances: a pending one answers too)."""
+        with aws_errors(f"DescribeInstanceStatus {instance_id}"):
+            raw = self.client(region).describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)
+        found = raw.get("InstanceStatuses", ())
+        if not found:
+            return InstanceStatus(instance_id, "pending", "initializing", "initializing")
+        return InstanceStatus.from_api(found[0])
+
+    def terminate_instances(self, region: str, instance_ids: Sequence[str]) -> None:
+        with aws_errors(f"TerminateInstances {', '.join(instance_ids)}"):
+            self.client(region).terminate_instances(InstanceIds=list(instance_ids))
 
 
 # --- several accounts ------------------------------------------------------------

@@ -155,6 +155,7 @@ class Image:
     public: bool = False
     owner_id: str = ""
     backing: tuple[BackingSnapshot, ...] = ()
+    architecture: str = ""  # x86_64 | arm64 | i386 | x86_64_mac | arm64_mac
 
     @property
     def backing_gib(self) -> int:
@@ -183,6 +184,7 @@ class Image:
                 )
                 for m in ebs
             ),
+            architecture=raw.get("Architecture", "") or "",
         )
 
 
@@ -197,3 +199,30 @@ class ImageUse:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id}" + (f" ({self.via})" if self.via else "")
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """DescribeInstanceStatus of one instance: its state and its two status checks.
+
+    A check is "ok", "impaired", "initializing", "insufficient-data" or
+    "not-applicable" (the instance is not running).
+    """
+
+    id: str
+    state: str
+    system: str
+    instance: str
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "running" and self.system == "ok" and self.instance == "ok"
+
+    @classmethod
+    def from_api(cls, raw: Mapping) -> InstanceStatus:
+        return cls(
+            id=raw["InstanceId"],
+            state=(raw.get("InstanceState") or {}).get("Name", ""),
+            system=(raw.get("SystemStatus") or {}).get("Status", ""),
+            instance=(raw.get("InstanceStatus") or {}).get("Status", ""),
+        )

@@ -28,6 +28,7 @@ from datetime import datetime
 
 from bot.aws.models import Image, Instance, Snapshot, Volume
 from bot.domain.costs import monthly_usd
+from bot.domain.drills import PolicyDrills
 from bot.domain.retention import snapshot_source
 from bot.domain.tags import KEEP
 from bot.domain.trend import DayTotal
@@ -99,6 +100,7 @@ class Digest:
     totals: RegionDigest = field(default_factory=lambda: RegionDigest("all regions"))
     archive_gb_month: float = 0.0125  # pricing.snapshot_archive_gb_month
     trend: tuple[DayTotal, ...] = ()  # the recorded days of the last TREND_DAYS, oldest first, today last
+    drills: tuple[PolicyDrills, ...] = ()  # per drill policy: last good drill, restore time, overdue sources
 
     @property
     def candidate_usd_month(self) -> float:

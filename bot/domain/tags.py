@@ -26,6 +26,9 @@ SNOOZED_BY = "chatops:snoozed-by"
 # counts from it, and a snapshot back in the standard tier that carries it was restored on purpose: an
 # archive policy does not archive it again.
 ARCHIVED_AT = "chatops:archived-at"
+# On what a restore drill creates (a volume, an instance): the drill's run ID.  Only resources carrying it
+# are ever removed by a drill's clean-up or the leftover sweep (bot/flows/drill_flow.py).
+DRILL = "chatops:drill"
 
 
 def archived_at(tags) -> datetime | None:

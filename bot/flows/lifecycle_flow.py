@@ -25,7 +25,7 @@ from bot.domain.plans import ItemResult, Plan
 from bot.domain.sweep_report import Created, PolicyReport, SweepReport, policy_report
 from bot.domain.trend import TREND_DAYS, DayTotal
 from bot.errors import BotError
-from bot.flows import approval_flow
+from bot.flows import approval_flow, drill_flow
 from bot.flows.deps import Deps
 from bot.flows.progress import RunProgress
 from bot.slack import blocks, send
@@ -359,7 +359,7 @@ def build_region_digest(deps: Deps) -> Digest:
     pending = len(deps.store.approvals_in("pending"))
     digest = combine((summaries[r] for r in regions), pending, now, price)
     digest = replace(digest, archive_gb_month=config.pricing.snapshot_archive_gb_month)
-    return replace(digest, trend=_storage_trend(deps, digest))
+    return replace(digest, trend=_storage_trend(deps, digest), drills=drill_flow.digest_drills(deps))
 
 
 def _storage_trend(deps: Deps, digest: Digest) -> tuple[DayTotal, ...]:

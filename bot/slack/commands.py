@@ -320,6 +320,9 @@ def _bind(verb: Verb, tokens: list[str], text: str, default_region: str, account
             args[arg.name] = int(positional.pop(0)) if positional else None
             continue
         if arg.kind == "policy":
+            if not positional and arg.optional:
+                args[arg.name] = None
+                continue
             if not positional:
                 raise UsageError("missing policy name (see `/lifecycle list`).", verb.usage)
             if not POLICY_NAME.fullmatch(positional[0]):
@@ -584,5 +587,33 @@ register(
         "Restore an archived snapshot from the archive tier: for N days, or permanently without days=.",
         args=(Arg("snapshot_id", "snapshot"),),
         options=_opts(days=RESTORE_DAYS),
+    ),
+)
+
+
+# --- restore drills (bot/flows/drill_flow.py; handlers/snapshot.py, ami.py, lifecycle.py) ------------------
+
+register(
+    Verb(
+        "snapshot",
+        "drill",
+        "/snapshot drill snap-…",
+        "Restore drill now: restore the snapshot as a volume, time it, check it, delete it; report the evidence.",
+        args=(Arg("snapshot_id", "snapshot"),),
+    ),
+    Verb(
+        "ami",
+        "drill",
+        "/ami drill ami-…",
+        "Restore drill now: launch one small instance from the AMI (no public IP), wait for its status checks,"
+        " terminate it; report the evidence.",
+        args=(Arg("image_id", "image"),),
+    ),
+    Verb(
+        "lifecycle",
+        "drills",
+        "/lifecycle drills [NAME]",
+        "The latest restore drills (of one policy): what was restored, from which backup, how fast, the outcome.",
+        args=(Arg("policy", "policy", optional=True),),
     ),
 )

@@ -178,6 +178,42 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    # Restore drills (bot/flows/drill_flow.py): one row per drill, written before anything is created, so a
+    # drill whose process died is found ("running" with a dead owner) and its leftovers swept by their tag.
+    db["drills"].create(
+        {
+            "id": str,  # the run ID, also the value of the chatops:drill tag on what it created
+            "account": str,  # as events name it ("" = the bot's own)
+            "policy": str,  # "" for an on-demand drill of a backup no drill policy covers
+            "region": str,
+            "kind": str,  # snapshot | image
+            "backup_id": str,
+            "source_id": str,
+            "backup_created": str,
+            "restored_id": str,  # the volume or instance, once created
+            "trigger": str,  # schedule | missed-at-start | manual
+            "user": str,
+            "started_at": str,
+            "finished_at": str,
+            "ready_seconds": float,  # to available / running: the restore time
+            "checked_seconds": float,  # an instance: until its status checks passed
+            "state": str,  # running | ok | failed | timed-out | interrupted
+            "reason": str,
+            "size_gib": int,
+            "instance_type": str,
+            "gib_hours": float,
+            "instance_minutes": float,
+            "cost_usd": float,
+            "owner": str,
+        },
+        pk="id",
+        not_null={"kind", "region", "backup_id", "started_at", "state"},
+    )
+    db["drills"].create_index(["policy", "started_at"])
+    db["drills"].create_index(["state"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -187,6 +223,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 ]
 EVENT_KINDS = ("created", "deleted", "failed")
 # How a watch ends (it starts "posting" or "watching"): done, failed (the
@@ -816,6 +853,70 @@ class Store:
             row = self.db.execute("SELECT first_seen FROM jobs_seen WHERE job = ?", [job]).fetchone()
         return from_iso(row[0])
 
+    # -- restore drills --
+
+    def start_drill(self, row: dict[str, Any]) -> None:
+        """Record a drill before it creates anything (its ID is the tag its resources will carry)."""
+        with self._lock, self._durable():
+            self.db["drills"].insert({**row, "state": "running", "started_at": self.now(), "owner": self.owner})
+
+    def set_drill_restored(self, drill_id: str, restored_id: str) -> None:
+        with self._lock:
+            self.db.execute("UPDATE drills SET restored_id = ? WHERE id = ?", [restored_id, drill_id])
+
+    def finish_drill(self, drill_id: str, state: str, **fields: Any) -> dict[str, Any]:
+        """End a drill (ok, failed, timed-out, interrupted) with its figures; returns the row."""
+        with self._lock:
+            self.db["drills"].update(drill_id, {**fields, "state": state, "finished_at": self.now()})
+            return self.db["drills"].get(drill_id)
+
+    def drills(self, policy: str | None = None, limit: int = 20, state: str | None = None) -> list[dict[str, Any]]:
+        """Drills, newest first; of one policy ("" = on-demand ones) and in one state when given."""
+        where, params = [], []
+        if policy is not None:
+            where.append("policy = ?")
+            params.append(policy)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        with self._lock:
+            return list(
+                self.db["drills"].rows_where(
+                    " AND ".join(where) or None, params, order_by="started_at desc, id desc", limit=limit
+                )
+            )
+
+    def last_ok_drills(self, policy: str) -> dict[str, dict[str, Any]]:
+        """Per source ("region/source") of the policy: its newest successful drill."""
+        with self._lock:
+            rows = list(self.db["drills"].rows_where("policy = ? AND state = 'ok'", [policy], order_by="started_at"))
+        return {f"{r['region']}/{r['source_id'] or r['backup_id']}": r for r in rows}
+
+    def running_drill_ids(self) -> set[str]:
+        """Drills going now in a live process (this one or another): their resources are not leftovers."""
+        with self._lock:
+            rows = self.db.execute("SELECT id, owner FROM drills WHERE state = 'running'").fetchall()
+        return {drill_id for drill_id, owner in rows if self._alive(owner)}
+
+    def interrupt_orphaned_drills(self) -> list[dict[str, Any]]:
+        """Close as interrupted the drills whose process died; returns them (their leftovers are swept by tag)."""
+        with self._immediate():
+            rows = list(self.db["drills"].rows_where("state = 'running'"))
+            dead = [r for r in rows if not self._alive(r["owner"])]
+            for row in dead:
+                self.db.execute(
+                    "UPDATE drills SET state = 'interrupted', finished_at = ?,"
+                    " reason = 'the bot stopped during the drill; its leftovers are swept by their tag'"
+                    " WHERE id = ? AND state = 'running'",
+                    [self.now(), row["id"]],
+                )
+        return dead
+
+    def drill_places(self) -> set[tuple[str, str]]:
+        """Every (account, region) a drill ever ran in: where leftovers could be."""
+        with self._lock:
+            return {(a, r) for a, r in self.db.execute("SELECT DISTINCT account, region FROM drills").fetchall()}
+
     # -- upkeep --
 
     def prune(
@@ -848,6 +949,14 @@ class Store:
                 [iso(now - runs)],
             ),
             "approvals": self._delete("approvals", f"state IN ({final}) AND created_at < ?", [iso(now - approvals)]),
+            # Finished drills as long as runs; each source's newest drill stays (the digest's "last drill").
+            "drills": self._delete(
+                "drills",
+                "state != 'running' AND started_at < ? AND id NOT IN (SELECT id FROM (SELECT id, row_number()"
+                " OVER (PARTITION BY policy, region, source_id, state = 'ok' ORDER BY started_at DESC) AS newest"
+                " FROM drills) WHERE newest = 1)",
+                [iso(now - runs)],
+            ),
         }
         # Process rows on the wall clock, like their heartbeats; a live process re-creates its row.
         gone = [

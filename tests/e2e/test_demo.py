@@ -165,3 +165,20 @@ def test_demo_opens_the_home_tab_and_approves_from_it(demo):
     after = out.partition("> click 3")[2]
     assert "Approved by @bob — done" in after and "You approved" in after and "Waiting for an approver (0)" in after
     assert "Traceback" not in out + err
+
+
+def test_demo_runs_a_restore_drill_of_a_snapshot_and_an_ami(demo):
+    intro = demo.read_intro()
+    snap = re.search(r"/snapshot drill (snap-[0-9a-f]{17})", intro)
+    ami = re.search(r"/ami drill (ami-[0-9a-f]{17})", intro)
+    assert snap and ami, intro
+
+    code, out, err = demo.finish(f"/snapshot drill {snap.group(1)}", f"/ami drill {ami.group(1)}", "/lifecycle drills")
+
+    assert code == 0, err
+    snapshot_drill, _, rest = out.partition(f"> /ami drill {ami.group(1)}")
+    ami_drill, _, listing = rest.partition("> /lifecycle drills")
+    assert "Restore drill ok" in snapshot_drill and "available in" in snapshot_drill, snapshot_drill
+    assert "Restore drill ok" in ami_drill and "status checks passed" in ami_drill, ami_drill
+    assert snap.group(1) in listing and ami.group(1) in listing
+    assert "Traceback" not in out + err

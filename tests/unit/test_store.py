@@ -579,7 +579,7 @@ def test_prune_deletes_only_what_is_old_and_finished(store, clock):
     store.finish_run(newer, "ok", {})
 
     counts = store.prune(**{f: getattr(RetentionConfig(), f) for f in RETENTION_FIELDS})
-    assert counts == {"audit": 1, "events": 1, "watches": 1, "runs": 1, "approvals": 4, "processes": 0}
+    assert counts == {"audit": 1, "events": 1, "watches": 1, "runs": 1, "approvals": 4, "drills": 0, "processes": 0}
     assert [r["user"] for r in store.recent_audit()] == ["U0NEW"]
     assert [r[0] for r in store.db.execute("SELECT resource_id FROM events").fetchall()] == ["snap-new"]
     assert [w["resource_ids"] for w in store.active_watches()] == [["snap-1"]]

@@ -21,6 +21,7 @@ One module per feature; callers use this package (`blocks.snapshot_list(…)`):
 - `digest`     the daily digest
 - `home`       the App Home tab
 - `menus`      each listed item's overflow menu, and the modals its choices open
+- `drills`     restore drills: a drill's evidence, `/lifecycle drills`, the digest's drill lines
 
 Rendering is pure: nothing here does I/O or imports boto3, the gateway, the
 store, the flows, handlers or the scheduler.
@@ -55,6 +56,7 @@ from bot.slack.blocks.common import (
     tags_text,
 )
 from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.drills import digest_drill_section, drill_list, drill_result, drill_started
 from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, not_frozen, thawed_now
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.home import MAX_HOME_BLOCKS, HomeData, home_view
@@ -166,4 +168,9 @@ __all__ = [
     "lifecycle_list",
     "run_progress",
     "sweep_report_message",
+    # restore drills
+    "digest_drill_section",
+    "drill_list",
+    "drill_result",
+    "drill_started",
 ]

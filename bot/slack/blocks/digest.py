@@ -21,6 +21,7 @@ from bot.slack.blocks.common import (
     plural,
     section,
 )
+from bot.slack.blocks.drills import digest_drill_section
 from bot.slack.blocks.freeze import freeze_banners
 from bot.slack.blocks.keep import item_value, keep_menus
 from bot.slack.blocks.menus import item_menu
@@ -75,6 +76,8 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
     if len(region_lines) > shown:
         blocks.append(context(f"…and {len(region_lines) - shown:,} more regions"))
 
+    blocks += digest_drill_section(digest.drills, digest.now)
+
     if digest.top_candidates:
         blocks.append(section(f"*Top cleanup candidates* ({t.candidates:,} in all)"))
         for c in digest.top_candidates:  # each with its menu: act on it from here
@@ -95,6 +98,9 @@ def digest_message(digest: Digest, frozen: Sequence[str] = ()) -> Message:
         f"Digest {day}: {plural(t.snapshots, 'snapshot')}, {t.snapshot_gib:,} GiB (up to {usd(t.usd_month)}/month), "
         f"{plural(t.candidates, 'cleanup candidate')}, {plural(digest.pending_approvals, 'approval')} pending"
     )
+    overdue = sum(len(p.overdue) for p in digest.drills)
+    if overdue:
+        fallback += f", {plural(overdue, 'source')} overdue for a restore drill"
     return message(fallback, blocks)
 
 
