@@ -192,7 +192,8 @@ Try:
   /chatops help
   as bob, then /lifecycle freeze change window until=1h   (the kill switch: no deletion until /lifecycle thaw)
   home                           (the bot's App Home tab: freeze, requests to approve, policies, storage)
-Buttons print as [N]; press one with `click N`. Switch user with `as bob` (bob is an approver).
+Buttons and menu options print as [N]; press one with `click N`; fill a form with `submit field=value …`.
+Switch user with `as bob` (bob is an approver).
 Type `quit` to leave.
 """
 

@@ -78,6 +78,10 @@ def register(app, deps: Deps) -> None:
             return
         values = blocks.modal_values(view)
         text = blocks.command_text(choice, values)
+        missing = blocks.missing_fields(choice, values)
+        if missing:
+            ack(response_action="errors", errors=missing)
+            return
         try:
             parse(choice.command, text, deps.config.aws.default_region, deps.config.account_names)
             require_operator(deps.config.access, user)

@@ -61,6 +61,7 @@ class Console:
         self.buttons: list[Button] = []
         self._seen = 0
         self._lock = threading.Lock()
+        self.modal: dict[str, Any] | None = None  # the form last opened (views.open / views.update)
 
     # -- input --
 
@@ -77,6 +78,8 @@ class Console:
             self._print_ack(self.send_command(command, text))
         elif word == "click":
             self.click_line(line)
+        elif word == "submit":
+            self.submit_line(line)
         elif word == "home":
             self._print_ack(self.open_home())
         elif word == "as":
@@ -85,7 +88,8 @@ class Console:
             self.settle()
         else:
             self.say(
-                "Type a slash command (`/chatops help`), `click N`, `home` (the bot's Home tab), `as NAME` "
+                "Type a slash command (`/chatops help`), `click N`, `submit field=value …` (the open form), "
+                "`home` (the bot's Home tab), `as NAME` "
                 f"({', '.join(self.users)}), `wait`, or `quit`."
             )
         self.settle()
@@ -114,6 +118,28 @@ class Console:
             self.say(f"Usage: click N, where N is a button number (1–{len(self.buttons)}).")
             return
         self._print_ack(self.click(int(parts[1])))
+
+    def submit_line(self, line: str) -> None:
+        """`submit az=us-east-1b type=gp3`: submit the form last opened, its fields filled as given."""
+        if self.modal is None:
+            self.say("No form is open: choose an item's menu option ending in … first.")
+            return
+        try:
+            pairs = [word.partition("=") for word in shlex.split(line)[1:]]
+        except ValueError as exc:
+            self.say(f"Usage: submit field=value …  ({exc})")
+            return
+        values = {key: value for key, _, value in pairs}
+        body = slack_payloads.view_submission(self.user, self.modal, values)
+        response = self._dispatch(body)
+        answer = json.loads(response.body) if response.body else {}
+        if answer.get("response_action") == "errors":
+            for field, error in answer.get("errors", {}).items():
+                self.say(f"  ✎ {field}: {error}")
+            self.say("  (the form stays open: submit again)")
+            return
+        self.modal = None
+        self.say("  (the form closes)")
 
     def switch_user(self, line: str) -> None:
         parts = shlex.split(line)
@@ -177,6 +203,17 @@ class Console:
                 self.say(f"│ {part}")
         self.say("└")
 
+    def _print_modal(self, view: Mapping) -> None:
+        title = (view.get("title") or {}).get("text", "")
+        lines = render_blocks(view.get("blocks") or [], self._number("", {}, ""), self.names)
+        self.say(f"┌ form · {title}")
+        for line in lines:
+            for part in line.split("\n"):
+                self.say(f"│ {part}")
+        if view.get("submit"):
+            self.say("│ Fill it with: submit field=value …")
+        self.say("└")
+
     def flush(self) -> None:
         """Print every Slack call made since the last flush."""
         with self._lock:
@@ -192,6 +229,10 @@ class Console:
             self._print_message(f"#{channel} · bot", params, channel, self.slack.new_response_url())
         elif call.method == "chat.update":
             self._print_message(f"#{channel} · bot (message updated)", params, channel, self.slack.new_response_url())
+        elif call.method in ("views.open", "views.update"):
+            self.modal = dict(call.params.get("view") or {})
+            self.modal["id"] = call.params.get("view_id") or self.modal.get("id", "")
+            self._print_modal(self.modal)
         elif call.method == "views.publish":
             self._print_view(params)
         elif call.method in ("chat.postEphemeral", "response_url"):

@@ -136,13 +136,17 @@ def view_block_actions(user_id: str, view: Mapping, action: Mapping) -> str:
 
 
 def view_submission(user_id: str, view: Mapping, values: Mapping[str, str]) -> str:
-    """A modal submitted with `values` (field → text typed, or the value of the option chosen in a select)."""
+    """A modal submitted with `values` (field → text typed, or the value of the option chosen in a select).
+
+    A field not in `values` keeps its initial value; a value that is not one of a select's options sends none.
+    """
     state: dict[str, dict] = {}
     for block in view.get("blocks", []):
         if block.get("type") != "input":
             continue
         element = block["element"]
-        typed = values.get(block["block_id"], "")
+        initial = (element.get("initial_option") or {}).get("value") or element.get("initial_value") or ""
+        typed = values.get(block["block_id"], initial)  # a field left as it was sends its initial value
         if element["type"] == "static_select":
             chosen = next((o for o in element.get("options", []) if o["value"] == typed), None)
             entry = {"type": "static_select", "selected_option": chosen}

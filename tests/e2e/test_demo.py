@@ -182,3 +182,20 @@ def test_demo_runs_a_restore_drill_of_a_snapshot_and_an_ami(demo):
     assert "Restore drill ok" in ami_drill and "status checks passed" in ami_drill, ami_drill
     assert snap.group(1) in listing and ami.group(1) in listing
     assert "Traceback" not in out + err
+
+
+def test_demo_restores_a_snapshot_from_its_menu_through_the_form(demo):
+    """`click N` on a menu option opens the form; `submit` with a bad field keeps it open, a good one restores."""
+    demo.read_intro()
+    code, out, err = demo.finish(
+        "/snapshot list", "click 2", "submit az=us-east-1b device=/dev/bad", "submit az=us-east-1b"
+    )
+    assert code == 0, err
+    listing, _, rest = out.partition("> click 2")
+    assert "⋮ [1] Status   [2] Restore…   [3] Copy…   [4] Delete" in listing
+    form, _, rest = rest.partition("> submit az=us-east-1b device=/dev/bad")
+    assert "form · Restore snapshot" in form and "✎ az= Availability zone: one of us-east-1a" in form
+    refused, _, done = rest.partition("> submit az=us-east-1b")
+    assert "✎ device:" in refused and "the form stays open" in refused
+    assert "the form closes" in done and "restored from" in done and "in us-east-1b" in done
+    assert "Traceback" not in out + err

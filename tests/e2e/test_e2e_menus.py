@@ -81,6 +81,9 @@ def test_restore_opens_a_modal_filled_from_aws_bad_input_gets_a_field_error_and_
     assert "us-east-1a" in azs and all(a.startswith("us-east-1") for a in azs)  # read from AWS, this region's
     assert len(modal["title"]["text"]) <= 24 and modal["submit"]
 
+    answer = bot.submit(modal, {"az": "us-east-1z"}, user=ALICE)  # not an option: Slack sends no choice
+    assert answer.json() == {"response_action": "errors", "errors": {"az": "Choose one."}}
+
     answer = bot.submit(modal, {"az": "us-east-1a", "type": "gp3", "device": "/dev/nope"}, user=ALICE)
     assert answer.status == 200
     assert (

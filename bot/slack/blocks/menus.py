@@ -231,6 +231,15 @@ def modal_values(view: Mapping) -> dict[str, str]:
     return values
 
 
+def missing_fields(choice: MenuChoice, values: Mapping[str, str]) -> dict[str, str]:
+    """Required fields left empty, each with its error (Slack asks for them too, but the server decides)."""
+    return {
+        f.name: "Choose one." if f.choices else "Fill this in."
+        for f in FORMS[(choice.kind, choice.verb)]
+        if not f.optional and not values.get(f.name, "").strip()
+    }
+
+
 def field_of_error(choice: MenuChoice, values: Mapping[str, str], message: str) -> str:
     """Which field a usage error is about (the first field when it names none), for `response_action: errors`."""
     form = FORMS[(choice.kind, choice.verb)]
