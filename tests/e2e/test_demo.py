@@ -148,22 +148,28 @@ def test_demo_opens_the_home_tab_and_approves_from_it(demo):
     """`home` prints the App Home view; its Approve, pressed as bob, deletes once and redraws the tab."""
     intro = demo.read_intro()
     assert "home" in intro
+
+    def until(line: str, marker: str) -> str:
+        demo.proc.stdin.write(f"{line}\n")
+        demo.proc.stdin.flush()
+        seen = []
+        for out_line in demo.proc.stdout:
+            seen.append(out_line)
+            if marker in out_line:
+                return "".join(seen)
+        raise AssertionError(f"no {marker!r} after {line!r}: {''.join(seen)!r}")
+
     # A request to approve: delete the web-logs weekly snapshot, found with `/snapshot list` first.
-    demo.proc.stdin.write("/snapshot list\n")
-    demo.proc.stdin.flush()
-    listing = []
-    for line in demo.proc.stdout:
-        listing.append(line)
-        if "web logs weekly" in line:
-            break
-    [snap] = SNAPSHOT_ID.findall(listing[-1])
-    code, out, err = demo.finish(f"/snapshot delete {snap}", "as bob", "home", "click 3")
-    assert code == 0, err
-    home = out.partition("> home")[2].partition("> click 3")[0]
+    listing = until("/snapshot list", "web logs weekly")
+    [snap] = SNAPSHOT_ID.findall(listing.splitlines()[-1])
+    until(f"/snapshot delete {snap}", "Request `req-")
+    until("as bob", "You are now bob")
+    home = until("home", "Updated ")
     assert "App Home · bob" in home and "Waiting for an approver (1)" in home and snap in home
-    assert "[3] !Approve" in home  # the tab's own buttons, numbered after the request's two
-    after = out.partition("> click 3")[2]
-    assert "Approved by @bob — done" in after and "You approved" in after and "Waiting for an approver (0)" in after
+    [approve] = re.findall(r"\[(\d+)\] !Approve", home)  # the tab's own button
+    code, out, err = demo.finish(f"click {approve}")
+    assert code == 0, err
+    assert "Approved by @bob — done" in out and "You approved" in out and "Waiting for an approver (0)" in out
     assert "Traceback" not in out + err
 
 
