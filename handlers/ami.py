@@ -128,6 +128,7 @@ def deregister(reply: SlackReply, inv: Invocation) -> str:
         inv.args["image_id"],
         keep_snapshots="keep-snapshots" in inv.flags,
         usd_per_gb_month=deps.config.pricing.snapshot_gb_month,
+        now=deps.now(),
     )
     return request_approval(reply, plan)
 

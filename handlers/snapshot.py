@@ -76,7 +76,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
 def delete(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     plan = snapshot_approvals.delete_snapshots_plan(
-        reply.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
+        reply.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month, now=deps.now()
     )
     return request_approval(reply, plan)
 
