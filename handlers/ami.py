@@ -1,8 +1,8 @@
-"""/ami: create, list, launch, copy, unshare; share, deregister and create … reboot ask an approver."""
+"""/ami: create, list, launch, copy, unshare, undelete; share, deregister and create … reboot ask an approver."""
 
 from __future__ import annotations
 
-from bot.domain import amis
+from bot.domain import amis, recycle_bin
 from bot.errors import UsageError
 from bot.slack import blocks
 from bot.slack.commands import Invocation
@@ -133,6 +133,12 @@ def deregister(reply: SlackReply, inv: Invocation) -> str:
     return request_approval(reply, plan)
 
 
+def undelete(reply: SlackReply, inv: Invocation) -> str:
+    entry = recycle_bin.undelete(reply.gateway, inv.region, "image", inv.args["image_id"])
+    reply.post(blocks.undeleted(entry, reply.user))
+    return f"restored {entry.id} from the Recycle Bin"
+
+
 RUNNERS = {
     "create": create,
     "list": list_,
@@ -141,6 +147,7 @@ RUNNERS = {
     "unshare": unshare,
     "share": share,
     "deregister": deregister,
+    "undelete": undelete,  # the Recycle Bin
 }
 
 

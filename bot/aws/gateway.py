@@ -778,19 +778,21 @@ class Ec2Gateway:
 
     def snapshots_in_recycle_bin(self, region: str, snapshot_ids: Sequence[str] = ()) -> list[BinEntry]:
         params: dict = {"SnapshotIds": list(snapshot_ids)} if snapshot_ids else {}
+        ec2 = self.client(region)
         with aws_errors("ListSnapshotsInRecycleBin"):
             return [
                 BinEntry.from_api(raw, region, "snapshot")
-                for page in self.client(region).get_paginator("list_snapshots_in_recycle_bin").paginate(**params)
+                for page in ec2.get_paginator("list_snapshots_in_recycle_bin").paginate(**params)
                 for raw in page.get("Snapshots", ())
             ]
 
     def images_in_recycle_bin(self, region: str, image_ids: Sequence[str] = ()) -> list[BinEntry]:
         params: dict = {"ImageIds": list(image_ids)} if image_ids else {}
+        ec2 = self.client(region)
         with aws_errors("ListImagesInRecycleBin"):
             return [
                 BinEntry.from_api(raw, region, "image")
-                for page in self.client(region).get_paginator("list_images_in_recycle_bin").paginate(**params)
+                for page in ec2.get_paginator("list_images_in_recycle_bin").paginate(**params)
                 for raw in page.get("Images", ())
             ]
 

@@ -586,3 +586,29 @@ register(
         options=_opts(days=RESTORE_DAYS),
     ),
 )
+
+
+# --- the Recycle Bin (bot/domain/recycle_bin.py, handlers/snapshot.py, handlers/ami.py) ------------------------
+
+register(
+    Verb(
+        "snapshot",
+        "undelete",
+        "/snapshot undelete snap-…",
+        "Restore a deleted snapshot from the Recycle Bin (while a retention rule still keeps it).",
+        args=(Arg("snapshot_id", "snapshot"),),
+    ),
+    Verb(
+        "snapshot",
+        "recycle-bin",
+        "/snapshot recycle-bin",
+        "What the Recycle Bin holds (snapshots and AMIs) and when each is purged for good.",
+    ),
+    Verb(
+        "ami",
+        "undelete",
+        "/ami undelete ami-…",
+        "Restore a deregistered AMI from the Recycle Bin (its snapshots must be there too, or still exist).",
+        args=(Arg("image_id", "image"),),
+    ),
+)

@@ -57,6 +57,7 @@ from bot.slack.blocks.freeze import freeze_banner, freeze_banners, frozen_now, n
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keep import KEEP_ACTION, SNOOZE_ACTION, SNOOZE_DAYS, kept, parse_item_value, snoozed
 from bot.slack.blocks.lifecycle import lifecycle_list, run_progress, sweep_report_message
+from bot.slack.blocks.recycle_bin import bin_line, recycle_bin_list, undeleted
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
 from bot.slack.blocks.snapshots import (
     instance_list,
@@ -133,6 +134,10 @@ __all__ = [
     "digest_message",
     "archive_line",
     "unarchived",
+    # the Recycle Bin
+    "bin_line",
+    "recycle_bin_list",
+    "undeleted",
     "lifecycle_list",
     "run_progress",
     "sweep_report_message",
