@@ -38,7 +38,7 @@ from bot.aws.models import Image, ImageUse, Snapshot, SnapshotLock
 from bot.config import Config, Policy
 from bot.domain.costs import archive_estimate, monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
-from bot.domain.recycle_bin import lock_refusal, read_locks
+from bot.domain.recycle_bin import PERMANENT, lock_refusal, read_locks, read_rules
 from bot.domain.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.domain.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
 from bot.domain.tags import (
@@ -411,6 +411,40 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float, archiv
         usd_month_freed=monthly_usd(gib, price),
         params={"policy": policy.name},
     )
+
+
+def with_recoverability(gw: Ec2Gateway, plan: Plan, now: datetime) -> Plan:
+    """A sweep's approval plan with what the Recycle Bin would do with each deletion (rules read once per region).
+
+    Items an archive policy archives are not deleted, so they say nothing of it.
+    """
+    to_archive = set(plan.params.get("archive", ()))
+    rules = {region: read_rules(gw, region) for region in {i.region or plan.region for i in plan.items}}
+    tags = {}
+    for listing_region in rules:
+        wanted = [i.resource_id for i in plan.items if (i.region or plan.region) == listing_region]
+        snaps = [w for w in wanted if w.startswith("snap-")]
+        images = [w for w in wanted if w.startswith("ami-")]
+        try:
+            if snaps:
+                found = gw.describe_snapshots(listing_region, filters=[{"Name": "snapshot-id", "Values": snaps}])
+                tags.update({s.id: s.tags for s in found})
+            if images:
+                tags.update({i.id: i.tags for i in gw.find_images(listing_region, images).values()})
+        except errors.BotError as exc:
+            log.warning("could not read the tags of a sweep's items in %s: %s", listing_region, exc.message)
+    items, permanent = [], 0
+    for item in plan.items:
+        if item.resource_id in to_archive:
+            items.append(item)
+            continue
+        fate = rules[item.region or plan.region].recoverability(item.kind, tags.get(item.resource_id, {}), now)
+        permanent += fate == PERMANENT
+        items.append(dataclasses.replace(item, detail=f"{item.detail}; {fate}"))
+    notes = [f"recoverability unknown in {r}: {b.unknown}" for r, b in sorted(rules.items()) if b.unknown]
+    if permanent:
+        notes.append(f"{permanent} of {len(items)} cannot be undeleted: no Recycle Bin rule covers them")
+    return dataclasses.replace(plan, items=tuple(items), warnings=(*plan.warnings, *notes))
 
 
 def _decide_listing(listing: Listing, policy: Policy, now: datetime, tz: tzinfo) -> dict[str, Decision]:
