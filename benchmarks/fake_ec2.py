@@ -30,7 +30,13 @@ Custodian's equivalent) calls, but serves it the way EC2 does:
   after it took effect (the case that makes a client retry a delete that
   already happened);
 * counters: calls and throttles by action, faults by kind, and delete requests
-  per resource ID (so repeated deletions are visible).
+  per resource ID (so repeated deletions are visible);
+* the Recycle Bin (which moto lacks): ``rbin`` retention rules (ListRules,
+  GetRule: the REST-JSON service, reached like the rest by its SigV4 scope),
+  a DeleteSnapshot or DeregisterImage of an item a rule covers moves it to the
+  bin until the retention ends (List*/Restore*FromRecycleBin); snapshot locks
+  (LockSnapshot, DescribeLockedSnapshots) and AMI deregistration protection
+  (Enable/DisableImageDeregistrationProtection), both refusing the deletion.
 
 The inventory is held in insertion order with lazily built per-filter indexes,
 so a page costs O(page) however large the region is, and
@@ -201,7 +207,7 @@ class _Snapshot(_Record):
 
 
 class _Image(_Record):
-    __slots__ = ("name", "description", "owner", "alias", "public", "mappings", "source_instance")
+    __slots__ = ("name", "description", "owner", "alias", "public", "mappings", "source_instance", "protection")
 
     def state(self, now: float) -> str:
         return "pending" if now < self.ready_at else "available"
@@ -507,6 +513,9 @@ class _Region:
         self.instances = _Table("instance", counter)
         self.backing: dict[str, set[str]] = defaultdict(set)  # snapshot → registered images using it
         self.image_names: dict[str, str] = {}
+        self.rules: dict[str, dict] = {}  # Recycle Bin rule ID → the rule, as GetRule answers it
+        self.bin: dict[str, tuple[_Record, float, float]] = {}  # ID → (record, entered, purged at)
+        self.locks: dict[str, dict] = {}  # snapshot ID → its lock: mode, expires, cool_off_ends (epoch seconds)
 
     def table(self, kind: str) -> _Table:
         return getattr(self, _TABLES[kind])
@@ -644,7 +653,8 @@ def _image_xml(i: _Image, now: float) -> str:
         f"<name>{_e(i.name)}</name><description>{_e(i.description)}</description>"
         f"<rootDeviceType>ebs</rootDeviceType><rootDeviceName>{root}</rootDeviceName>"
         f"<blockDeviceMapping>{mappings}</blockDeviceMapping><virtualizationType>hvm</virtualizationType>"
-        f"<hypervisor>xen</hypervisor>{source}{_tag_set(i.tags)}</item>"
+        f"<hypervisor>xen</hypervisor>{source}{_tag_set(i.tags)}"
+        f"<deregistrationProtection>{_e(i.protection or 'disabled')}</deregistrationProtection></item>"
     )
 
 
@@ -714,6 +724,20 @@ def _sts_error(code: str, message: str, status: int) -> tuple[int, str]:
         f'<ErrorResponse xmlns="{STS_NS}"><Error><Type>{kind}</Type><Code>{_e(code)}</Code>'
         f"<Message>{_e(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     )
+
+
+def _rbin_error(code: str, message: str, status: int) -> tuple[int, str]:
+    return status, json.dumps({"__type": code, "message": message})
+
+
+def _protected(protection: str, now: float) -> bool:
+    """Whether DescribeImages' DeregistrationProtection refuses a deregistration now."""
+    if protection in ("enabled", "enabled-with-cooldown"):
+        return True
+    if protection.startswith("disabled-until "):
+        until = datetime.fromisoformat(protection.split(" ", 1)[1].replace("Z", "+00:00")).timestamp()
+        return until > now
+    return False
 
 
 _ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
@@ -1220,6 +1244,7 @@ class FakeEc2:
         img.created = created
         img.ready_at = created if ready_at is None else ready_at
         img.owner, img.alias, img.public, img.source_instance = owner_id or r.account, alias, public, source_instance
+        img.protection = ""
         r.images.add(img)
         r.image_names[name] = img.id
         for snap in img.snapshot_ids:
@@ -1518,7 +1543,12 @@ class FakeEc2:
         users = r.backing.get(snap_id)
         if users:
             raise Ec2Error("InvalidSnapshot.InUse", f"The snapshot {snap_id} is currently in use by {min(users)}")
+        lock = r.locks.get(snap_id)
+        if lock is not None and lock["expires"] > self._wall():
+            # The fake's own code: AWS refuses too, but documents no code for it.
+            raise Ec2Error("SnapshotLocked", f"The snapshot {snap_id} is locked and cannot be deleted.")
         r.snapshots.remove(snap_id)
+        self._to_bin(r, "EBS_SNAPSHOT", snap)
 
     def _do_DeregisterImage(self, r, params):
         image_id = params.get("ImageId") or ""
@@ -1531,7 +1561,12 @@ class FakeEc2:
             image = r.images.get(image_id)
             if image is None or image.owner != r.account:
                 raise _not_found(image_id)
+            if _protected(image.protection, self._wall()):
+                raise Ec2Error(
+                    "InvalidParameterValue", f"The image {image_id} has deregistration protection ({image.protection})."
+                )
             r.images.remove(image_id)
+            self._to_bin(r, "EC2_IMAGE", image)
             r.image_names.pop(image.name, None)
             for snap in image.snapshot_ids:
                 users = r.backing.get(snap)
@@ -1550,6 +1585,307 @@ class FakeEc2:
                     results += f"<item><snapshotId>{snap}</snapshotId><returnCode>{code}</returnCode></item>"
         extra = f"<deleteSnapshotResultSet>{results}</deleteSnapshotResultSet>" if results else ""
         return _ok("DeregisterImage", f"<return>true</return>{extra}")
+
+    # -- the Recycle Bin, snapshot locks, deregistration protection --
+
+    def add_retention_rule(
+        self,
+        region: str,
+        resource_type: str,
+        days: int,
+        *,
+        tags: Mapping[str, str] | None = None,
+        exclude: Mapping[str, str] | None = None,
+        description: str = "",
+        lock_state: str = "unlocked",
+        status: str = "available",
+        account: str = ACCOUNT_ID,
+    ) -> str:
+        """A Recycle Bin rule (EBS_SNAPSHOT or EC2_IMAGE); without `tags` it is region-level. Returns its ID."""
+        r = self.region(region, account)
+        rule_id = uuid.uuid4().hex[:11]
+        pairs = lambda t: [{"ResourceTagKey": k, "ResourceTagValue": v} for k, v in (t or {}).items()]  # noqa: E731
+        with r.lock:
+            r.rules[rule_id] = {
+                "Identifier": rule_id,
+                "Description": description,
+                "ResourceType": resource_type,
+                "RetentionPeriod": {"RetentionPeriodValue": days, "RetentionPeriodUnit": "DAYS"},
+                "ResourceTags": pairs(tags),
+                "ExcludeResourceTags": pairs(exclude),
+                "Status": status,
+                "LockState": lock_state,
+                "RuleArn": f"arn:aws:rbin:{region}:{account}:rule/{rule_id}",
+            }
+        return rule_id
+
+    def lock_snapshot(
+        self,
+        region: str,
+        snapshot_id: str,
+        mode: str = "governance",
+        *,
+        until: datetime,
+        cool_off_until: datetime | None = None,
+        account: str = ACCOUNT_ID,
+    ) -> None:
+        """Lock a snapshot until `until` (mode governance or compliance; compliance may cool off first)."""
+        r = self.region(region, account)
+        with r.lock:
+            if r.snapshots.get(snapshot_id) is None:
+                raise KeyError(f"{snapshot_id} is not in {region}")
+            r.locks[snapshot_id] = {
+                "mode": mode,
+                "expires": until.timestamp(),
+                "created": self._wall(),
+                "cool_off_ends": cool_off_until.timestamp() if cool_off_until else None,
+            }
+
+    def protect_image(self, region: str, image_id: str, state: str = "enabled", *, account: str = ACCOUNT_ID) -> None:
+        """Set an AMI's deregistration protection as DescribeImages shows it ("enabled", "disabled-until …", …)."""
+        r = self.region(region, account)
+        with r.lock:
+            image = r.images.get(image_id)
+            if image is None:
+                raise KeyError(f"{image_id} is not in {region}")
+            image.protection = state
+
+    def in_bin(self, region: str, *, account: str = ACCOUNT_ID) -> set[str]:
+        """IDs in the region's Recycle Bin now."""
+        r = self.region(region, account)
+        with r.lock:
+            self._purge(r)
+            return set(r.bin)
+
+    def _covering(self, r: _Region, resource_type: str, tags: Mapping[str, str]) -> int:
+        """The retention (days) a deleted item of this type and these tags gets: the longest covering rule's, or 0."""
+
+        def has(pairs) -> bool:
+            return any(
+                p["ResourceTagKey"] in tags and p["ResourceTagValue"] in ("", tags[p["ResourceTagKey"]]) for p in pairs
+            )
+
+        days = [
+            rule["RetentionPeriod"]["RetentionPeriodValue"]
+            for rule in r.rules.values()
+            if rule["ResourceType"] == resource_type
+            and rule["Status"] == "available"
+            and (has(rule["ResourceTags"]) if rule["ResourceTags"] else not has(rule["ExcludeResourceTags"]))
+        ]
+        return max(days, default=0)
+
+    def _to_bin(self, r: _Region, resource_type: str, record: _Record) -> None:
+        days = self._covering(r, resource_type, record.tags or {})
+        if days:
+            now = self._wall()
+            r.bin[record.id] = (record, now, now + days * 86400)
+
+    def _purge(self, r: _Region) -> None:
+        now = self._wall()
+        for rid in [rid for rid, (_, _, purged) in r.bin.items() if purged <= now]:
+            del r.bin[rid]
+
+    def _bin_list(self, action: str, r: _Region, params, cls, id_param: str, set_name: str, render) -> tuple:
+        ids = _members(params, id_param)
+        with r.lock:
+            self._purge(r)
+            entries = [(rid, e) for rid, e in r.bin.items() if isinstance(e[0], cls)]
+            for rid in ids:
+                if rid not in r.bin:
+                    raise _not_found(rid)
+            if ids:
+                entries = [(rid, e) for rid, e in entries if rid in ids]
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or len(entries) or 1)
+        page = entries[start : start + size]
+        more = f"<nextToken>{start + size}</nextToken>" if start + size < len(entries) else ""
+        body = "".join(render(rec, entered, purged) for _, (rec, entered, purged) in page)
+        return _ok(action, f"<{set_name}>{body}</{set_name}>{more}")
+
+    def _do_ListSnapshotsInRecycleBin(self, r, params):
+        def render(s, entered, purged):
+            return (
+                f"<item><snapshotId>{s.id}</snapshotId><recycleBinEnterTime>{_iso(entered)}</recycleBinEnterTime>"
+                f"<recycleBinExitTime>{_iso(purged)}</recycleBinExitTime>"
+                f"<description>{_e(s.description)}</description><volumeId>{s.volume_id}</volumeId></item>"
+            )
+
+        return self._bin_list("ListSnapshotsInRecycleBin", r, params, _Snapshot, "SnapshotId", "snapshotSet", render)
+
+    def _do_ListImagesInRecycleBin(self, r, params):
+        def render(i, entered, purged):
+            return (
+                f"<item><imageId>{i.id}</imageId><name>{_e(i.name)}</name>"
+                f"<description>{_e(i.description)}</description>"
+                f"<recycleBinEnterTime>{_iso(entered)}</recycleBinEnterTime>"
+                f"<recycleBinExitTime>{_iso(purged)}</recycleBinExitTime></item>"
+            )
+
+        return self._bin_list("ListImagesInRecycleBin", r, params, _Image, "ImageId", "imageSet", render)
+
+    def _from_bin(self, r: _Region, rid: str, cls) -> _Record:
+        with r.lock:
+            self._purge(r)
+            entry = r.bin.get(rid)
+            if entry is None or not isinstance(entry[0], cls):
+                raise _not_found(rid)
+            del r.bin[rid]
+            return entry[0]
+
+    def _do_RestoreSnapshotFromRecycleBin(self, r, params):
+        snap_id = params.get("SnapshotId") or ""
+        _check_id(snap_id, "snap")
+        snap = self._from_bin(r, snap_id, _Snapshot)
+        with r.lock:
+            r.snapshots.add(snap)
+        body = _snapshot_xml(snap, self._wall())[len("<item>") : -len("</item>")]
+        return _ok("RestoreSnapshotFromRecycleBin", body)
+
+    def _do_RestoreImageFromRecycleBin(self, r, params):
+        image_id = params.get("ImageId") or ""
+        _check_id(image_id, "ami")
+        image = self._from_bin(r, image_id, _Image)
+        with r.lock:
+            r.images.add(image)
+            r.image_names[image.name] = image.id
+            for snap in image.snapshot_ids:
+                r.backing[snap].add(image.id)
+        return _ok("RestoreImageFromRecycleBin", "<return>true</return>")
+
+    def _lock_state(self, lock: dict, now: float) -> str:
+        if lock["expires"] <= now:
+            return "expired"
+        if lock["mode"] == "compliance" and lock["cool_off_ends"] and lock["cool_off_ends"] > now:
+            return "compliance-cooloff"
+        return lock["mode"]
+
+    def _do_LockSnapshot(self, r, params):
+        snap_id = params.get("SnapshotId") or ""
+        _check_id(snap_id, "snap")
+        mode = params.get("LockMode") or ""
+        if mode not in ("governance", "compliance"):
+            raise Ec2Error("InvalidParameterValue", f"Invalid lock mode '{mode}'")
+        now = self._wall()
+        if params.get("ExpirationDate"):
+            expires = datetime.fromisoformat(params["ExpirationDate"].replace("Z", "+00:00")).timestamp()
+        else:
+            expires = now + int(params.get("LockDuration") or 1) * 86400
+        cool = int(params.get("CoolOffPeriod") or 0) * 3600
+        with r.lock:
+            if r.snapshots.get(snap_id) is None:
+                raise _not_found(snap_id)
+            lock = {"mode": mode, "expires": expires, "created": now, "cool_off_ends": now + cool if cool else None}
+            r.locks[snap_id] = lock
+        return _ok(
+            "LockSnapshot",
+            f"<snapshotId>{snap_id}</snapshotId><lockState>{self._lock_state(lock, now)}</lockState>"
+            f"<lockExpiresOn>{_iso(expires)}</lockExpiresOn>",
+        )
+
+    def _do_DescribeLockedSnapshots(self, r, params):
+        now = self._wall()
+        ids = set(_members(params, "SnapshotId"))
+        states: set[str] | None = None
+        for f in _structs(params, "Filter"):
+            if f.get("Name") != "lock-state":
+                raise Ec2Error("InvalidParameterValue", f"The filter '{f.get('Name')}' is invalid")
+            states = set(_members(f, "Value"))
+        with r.lock:
+            found = [
+                (sid, lock, self._lock_state(lock, now))
+                for sid, lock in r.locks.items()
+                if r.snapshots.get(sid) is not None and (not ids or sid in ids)
+            ]
+        found = [f for f in found if states is None or f[2] in states]
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or len(found) or 1)
+        page = found[start : start + size]
+        more = f"<nextToken>{start + size}</nextToken>" if start + size < len(found) else ""
+        body = "".join(
+            f"<item><ownerId>{r.account}</ownerId><snapshotId>{sid}</snapshotId><lockState>{state}</lockState>"
+            f"<lockCreatedOn>{_iso(lock['created'])}</lockCreatedOn><lockExpiresOn>{_iso(lock['expires'])}</lockExpiresOn>"
+            + (
+                f"<coolOffPeriodExpiresOn>{_iso(lock['cool_off_ends'])}</coolOffPeriodExpiresOn>"
+                if lock["cool_off_ends"]
+                else ""
+            )
+            + "</item>"
+            for sid, lock, state in page
+        )
+        return _ok("DescribeLockedSnapshots", f"<snapshotSet>{body}</snapshotSet>{more}")
+
+    def _do_EnableImageDeregistrationProtection(self, r, params):
+        state = "enabled-with-cooldown" if _bool_param(params, "WithCooldown") else "enabled"
+        self._set_protection(r, params.get("ImageId") or "", lambda old: state)
+        return _ok("EnableImageDeregistrationProtection", "<return>true</return>")
+
+    def _do_DisableImageDeregistrationProtection(self, r, params):
+        until = _iso(self._wall() + 86400)
+        self._set_protection(
+            r,
+            params.get("ImageId") or "",
+            lambda old: f"disabled-until {until}" if old == "enabled-with-cooldown" else "disabled",
+        )
+        return _ok("DisableImageDeregistrationProtection", "<return>true</return>")
+
+    def _set_protection(self, r: _Region, image_id: str, new: Callable[[str], str]) -> None:
+        _check_id(image_id, "ami")
+        with r.lock:
+            image = r.images.get(image_id)
+            if image is None:
+                raise _not_found(image_id)
+            image.protection = new(image.protection)
+
+    def _do_DescribeImageAttribute(self, r, params):
+        image_id = params.get("ImageId") or ""
+        _check_id(image_id, "ami")
+        attribute = params.get("Attribute") or ""
+        with r.lock:
+            image = r.images.get(image_id)
+            if image is None:
+                raise _not_found(image_id)
+            if attribute == "launchPermission":
+                value = "<launchPermission/>"  # the fake shares nothing
+            elif attribute == "deregistrationProtection":
+                state = _e(image.protection or "disabled")
+                value = f"<deregistrationProtection><value>{state}</value></deregistrationProtection>"
+            else:
+                raise Ec2Error("InvalidParameterValue", f"Value ({attribute}) for parameter attribute is invalid.")
+        return _ok("DescribeImageAttribute", f"<imageId>{image_id}</imageId>{value}")
+
+    # -- rbin: the Recycle Bin's rules (REST-JSON) --
+
+    def rbin(self, region: str, method: str, path: str, body: Mapping, access_key: str = "") -> tuple[int, str]:
+        """Answer one Recycle Bin request: ListRules (POST /list-rules) and GetRule (GET /rules/ID)."""
+        caller = self.caller(access_key)
+        r = self.region(region, caller.account)
+        action = "ListRules" if path.startswith("/list-rules") else "GetRule" if path.startswith("/rules/") else "?"
+        with self._lock:
+            self._calls[(caller.account, region, action)] += 1
+        if method == "POST" and action == "ListRules":
+            wanted = body.get("ResourceType")
+            if wanted not in ("EBS_SNAPSHOT", "EC2_IMAGE", "EBS_VOLUME"):
+                return _rbin_error("ValidationException", f"Invalid ResourceType {wanted!r}", 400)
+            with r.lock:
+                rules = [rule for rule in r.rules.values() if rule["ResourceType"] == wanted]
+            start = int(body.get("NextToken") or 0)
+            size = int(body.get("MaxResults") or 100)
+            page = rules[start : start + size]
+            answer: dict = {
+                "Rules": [
+                    {k: rule[k] for k in ("Identifier", "Description", "RetentionPeriod", "LockState", "RuleArn")}
+                    for rule in page
+                ]
+            }
+            if start + size < len(rules):
+                answer["NextToken"] = str(start + size)
+            return 200, json.dumps(answer)
+        if method == "GET" and action == "GetRule":
+            rule = r.rules.get(path.rsplit("/", 1)[-1])
+            if rule is None:
+                return _rbin_error("ResourceNotFoundException", "The specified retention rule does not exist.", 404)
+            return 200, json.dumps(rule)
+        return _rbin_error("UnknownOperationException", f"{method} {path} is not an operation of this fake", 404)
 
     # -- creates --
 
@@ -1714,6 +2050,7 @@ class AccountView:
 
     _BOUND = frozenset(
         {"region", "ids", "count", "seed_snapshots", "seed_volumes", "seed_instances", "seed_images", "register_image"}
+        | {"add_retention_rule", "lock_snapshot", "protect_image", "in_bin"}
     )
 
     def __init__(self, fake: FakeEc2, account: str):
@@ -1754,7 +2091,26 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
+        def _rbin(self, method: str, body: str) -> bool:
+            """Answer a Recycle Bin (REST-JSON) request; False when the request is not one."""
+            match = _SCOPE.search(self.headers.get("Authorization", ""))
+            if not match or match.group(3) != "rbin":
+                return False
+            key, region, _ = match.groups()
+            status, answer = fake.rbin(region, method, self.path, json.loads(body or "{}"), key)
+            payload = answer.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if status >= 400:
+                self.send_header("x-amzn-ErrorType", json.loads(answer)["__type"])
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return True
+
         def do_GET(self):
+            if self._rbin("GET", ""):
+                return
             if self.path.startswith("/_fake/stats"):
                 self._send(200, json.dumps(fake.stats()), "application/json")
             elif self.path.startswith("/_fake/ids"):
@@ -1775,6 +2131,8 @@ def _handler(fake: FakeEc2) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length).decode("utf-8") if length else ""
             if self.path.startswith("/_fake/"):
                 self._send(200, json.dumps(_control(fake, self.path, raw)), "application/json")
+                return
+            if self._rbin("POST", raw):
                 return
             params = dict(parse_qsl(raw, keep_blank_values=True))
             match = _SCOPE.search(self.headers.get("Authorization", ""))

@@ -1,8 +1,8 @@
-"""/ami: create, list, launch, copy, unshare; share, deregister and create … reboot ask an approver."""
+"""/ami: create, list, launch, copy, unshare, undelete; share, deregister and create … reboot ask an approver."""
 
 from __future__ import annotations
 
-from bot.domain import amis
+from bot.domain import amis, recycle_bin
 from bot.errors import UsageError
 from bot.flows import drill_flow
 from bot.slack import blocks
@@ -132,6 +132,7 @@ def deregister(reply: SlackReply, inv: Invocation) -> str:
         inv.args["image_id"],
         keep_snapshots="keep-snapshots" in inv.flags,
         usd_per_gb_month=deps.config.pricing.snapshot_gb_month,
+        now=deps.now(),
     )
     return request_approval(reply, plan)
 
@@ -144,6 +145,12 @@ def drill(reply: SlackReply, inv: Invocation) -> str:
     return run_drill_reply(reply, target, policy)
 
 
+def undelete(reply: SlackReply, inv: Invocation) -> str:
+    entry = recycle_bin.undelete(reply.gateway, inv.region, "image", inv.args["image_id"])
+    reply.post(blocks.undeleted(entry, reply.user))
+    return f"restored {entry.id} from the Recycle Bin"
+
+
 RUNNERS = {
     "create": create,
     "list": list_,
@@ -152,6 +159,7 @@ RUNNERS = {
     "unshare": unshare,
     "share": share,
     "deregister": deregister,
+    "undelete": undelete,  # the Recycle Bin
 }
 RUNNERS |= {"drill": drill}  # restore drills
 

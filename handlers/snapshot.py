@@ -1,10 +1,10 @@
-"""/snapshot: create, list, status, restore, copy, delete (approval); archive (approval), unarchive; drill."""
+"""/snapshot: create, list, status, restore, copy, delete (approval); archive, unarchive; drill; the Recycle Bin."""
 
 from __future__ import annotations
 
 from bot.approvals import archive as archive_approvals
 from bot.approvals import snapshots as snapshot_approvals
-from bot.domain import snapshots
+from bot.domain import recycle_bin, snapshots
 from bot.domain.volumes import DEFAULT_DEVICE
 from bot.flows import drill_flow
 from bot.slack import blocks
@@ -87,7 +87,7 @@ def copy(reply: SlackReply, inv: Invocation) -> str:
 def delete(reply: SlackReply, inv: Invocation) -> str:
     deps = reply.deps
     plan = snapshot_approvals.delete_snapshots_plan(
-        reply.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month
+        reply.gateway, inv.region, inv.args["snapshot_ids"], deps.config.pricing.snapshot_gb_month, now=deps.now()
     )
     return request_approval(reply, plan)
 
@@ -116,9 +116,22 @@ def drill(reply: SlackReply, inv: Invocation) -> str:
     return run_drill_reply(reply, target, policy)
 
 
+def undelete(reply: SlackReply, inv: Invocation) -> str:
+    entry = recycle_bin.undelete(reply.gateway, inv.region, "snapshot", inv.args["snapshot_id"])
+    reply.post(blocks.undeleted(entry, reply.user))
+    return f"restored {entry.id} from the Recycle Bin"
+
+
+def recycle_bin_(reply: SlackReply, inv: Invocation) -> str:
+    entries = recycle_bin.recycle_bin(reply.gateway, inv.region)
+    reply.ephemeral(blocks.recycle_bin_list(entries, inv.region, reply.deps.now()))
+    return f"{len(entries)} in the Recycle Bin"
+
+
 RUNNERS = {"create": create, "list": list_, "status": status, "restore": restore, "copy": copy, "delete": delete}
 RUNNERS |= {"archive": archive, "unarchive": unarchive}  # the archive tier
 RUNNERS |= {"drill": drill}  # restore drills
+RUNNERS |= {"undelete": undelete, "recycle-bin": recycle_bin_}  # the Recycle Bin
 
 
 def register(app, deps) -> None:

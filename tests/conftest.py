@@ -13,6 +13,7 @@ import boto3
 import pytest
 from hypothesis import Phase, settings
 
+from benchmarks.fake_ec2 import FakeEc2
 from bot.testing.fakeslack import FakeSlack
 
 # scripts/mutation.sh runs with --hypothesis-profile=mutation: one failing example kills a mutant (shrinking
@@ -43,11 +44,26 @@ def moto_server() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def rbin_server() -> Iterator[FakeEc2]:
+    """moto has no Recycle Bin (rbin answers 500, retried for seconds): the project's fake EC2 serves its rules."""
+    with FakeEc2() as fake:
+        yield fake
+
+
 @pytest.fixture
-def aws(moto_server, monkeypatch) -> boto3.session.Session:
-    """A clean moto account reached through AWS_ENDPOINT_URL, as production reaches AWS."""
+def aws(moto_server, rbin_server, monkeypatch) -> boto3.session.Session:
+    """A clean moto account reached through AWS_ENDPOINT_URL, as production reaches AWS.
+
+    The Recycle Bin's rules come from `rbin_server` (AWS_ENDPOINT_URL_RBIN): none, so every deletion
+    is permanent.  moto answers the EC2 Recycle Bin and lock actions with a 500 the gateway cannot
+    read, so plans there say the locks are unknown; tests/e2e/test_e2e_recycle_bin.py runs the bot
+    against the fake EC2 instead, which has them all.
+    """
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
+    rbin_server.reset()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_RBIN", rbin_server.url)
     return boto3.session.Session(region_name="us-east-1")
 
 

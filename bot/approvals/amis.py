@@ -26,7 +26,7 @@ def _reported(results: Sequence[ItemResult], progress: Progress) -> list[ItemRes
 
 
 def execute_deregister(ctx: Context, plan: Plan, progress: Progress) -> list[ItemResult]:
-    return _reported(amis.execute_deregister(ctx.gateway, plan), progress)
+    return _reported(amis.execute_deregister(ctx.gateway, plan, ctx.now()), progress)
 
 
 def reconcile_deregister(ctx: Context, plan: Plan) -> list[ItemResult]:

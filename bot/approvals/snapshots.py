@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import errors
 from bot.domain.costs import monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
+from bot.domain.recycle_bin import PERMANENT as PERMANENT_NOTE
+from bot.domain.recycle_bin import read_locks, read_rules, refuse_locked
 from bot.domain.tags import KEEP, is_pinned
 
 if TYPE_CHECKING:
@@ -34,12 +37,16 @@ def delete_snapshots_plan(
     usd_per_gb_month: float,
     title: str | None = None,
     params: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Plan:
     """Read-only: describe the snapshots and refuse up front what can't be deleted.
 
-    Every ID must exist (a typo must not silently shrink the plan) and none may
-    back a registered AMI (AWS would refuse; the user must deregister first).
+    Every ID must exist (a typo must not silently shrink the plan), none may
+    back a registered AMI (AWS would refuse; the user must deregister first)
+    and none may be locked (refused saying when it can go).  Each item says
+    whether the Recycle Bin would keep it, and until when.
     """
+    now = now or datetime.now(UTC)
     ids = list(dict.fromkeys(snapshot_ids))
     found = every_snapshot(gw, region, ids)
     backing = gw.images_using_snapshots(region, ids)
@@ -49,6 +56,9 @@ def delete_snapshots_plan(
             f"{pairs}; a snapshot backing an AMI cannot be deleted. Nothing was requested.",
             "Deregister the AMI first: `/ami deregister ami-…`.",
         )
+    locks = read_locks(gw, region)
+    refuse_locked(locks, ids, now)
+    rules = read_rules(gw, region)
     items = []
     for sid in ids:
         snap = found[sid]
@@ -56,10 +66,15 @@ def delete_snapshots_plan(
         desc = f", \u201c{snap.description[:80]}\u201d" if snap.description else ""
         keep = f" (tagged {KEEP}=true)" if is_pinned(snap.tags) else ""
         source = snap.volume_id or "unknown volume"
-        items.append(PlanItem(sid, "snapshot", snap.size_gib, f"of {source}{age}{desc}{keep}"))
+        fate = rules.recoverability("snapshot", snap.tags, now)
+        items.append(PlanItem(sid, "snapshot", snap.size_gib, f"of {source}{age}{desc}{keep}; {fate}"))
     gib = sum(i.size_gib for i in items)
     pinned = [sid for sid in ids if is_pinned(found[sid].tags)]
-    warnings = tuple(f"{sid} is tagged {KEEP}=true: approving deletes it anyway" for sid in pinned)
+    warnings = [f"{sid} is tagged {KEEP}=true: approving deletes it anyway" for sid in pinned]
+    warnings += [f"recoverability unknown: {why}" for why in (rules.unknown, locks.unknown) if why]
+    permanent = [i.resource_id for i in items if i.detail.endswith(PERMANENT_NOTE)]
+    if permanent and not rules.unknown:
+        warnings.append(f"{len(permanent)} of {len(items)} cannot be undeleted: no Recycle Bin rule covers them")
     return Plan(
         kind="delete-snapshots",
         region=region,
@@ -67,7 +82,7 @@ def delete_snapshots_plan(
         items=tuple(items),
         gib_freed=gib,
         usd_month_freed=monthly_usd(gib, usd_per_gb_month),
-        warnings=warnings,
+        warnings=tuple(warnings),
         # The approver sees these pinned and approves anyway; any other snapshot pinned
         # by the time of execution is spared (see execute_delete_snapshots).
         params={**(params or {}), "pinned": pinned},
@@ -107,13 +122,14 @@ def execute_delete_snapshots(ctx: Context, plan: Plan, progress: Progress) -> li
 
     Decided again at execution: a snapshot gone is skipped, one that now backs
     an AMI fails, and one pinned with chatops:keep=true since the request (the
-    approver did not see it pinned) is spared.
+    approver did not see it pinned) or locked since is spared.
     """
     gw = ctx.gateway
     ids = [i.resource_id for i in plan.items]
     pinned_at_request = set(plan.params.get("pinned", ()))
     existing = {s.id: s for s in _existing_snapshots(gw, plan.region, ids)}
     backing = gw.images_using_snapshots(plan.region, list(existing))
+    locks = read_locks(gw, plan.region) if existing else None
     results = []
     for sid in ids:
         if ctx.stopping.is_set():
@@ -124,6 +140,8 @@ def execute_delete_snapshots(ctx: Context, plan: Plan, progress: Progress) -> li
             result = ItemResult(sid, "spared", f"pinned with {KEEP}=true since the request; not deleted")
         elif sid in backing:
             result = ItemResult(sid, "failed", f"now backs {backing[sid]}; not deleted")
+        elif locks is not None and locks.refusal(sid, ctx.now()):
+            result = ItemResult(sid, "spared", f"{locks.refusal(sid, ctx.now())}; not deleted")
         else:
             try:
                 gw.delete_snapshot(plan.region, sid)

@@ -32,7 +32,17 @@ import botocore.session
 import botocore.utils
 
 from bot import errors
-from bot.aws.models import Image, ImageUse, Instance, InstanceStatus, Snapshot, Volume
+from bot.aws.models import (
+    BinEntry,
+    Image,
+    ImageUse,
+    Instance,
+    InstanceStatus,
+    RetentionRule,
+    Snapshot,
+    SnapshotLock,
+    Volume,
+)
 from bot.aws.pacing import Pacer
 from bot.config import Account
 
@@ -777,6 +787,86 @@ class Ec2Gateway:
     def terminate_instances(self, region: str, instance_ids: Sequence[str]) -> None:
         with aws_errors(f"TerminateInstances {', '.join(instance_ids)}"):
             self.client(region).terminate_instances(InstanceIds=list(instance_ids))
+
+    # -- the Recycle Bin and snapshot locks (bot/domain/recycle_bin.py) --
+    #
+    # Read once per region for a plan, a sweep's listing or an execution, never once per item.
+    # What a deletion would leave recoverable is only shown; what refuses a deletion
+    # (a lock, deregistration protection) is enforced by EC2 itself as well.
+
+    def retention_rules(self, region: str) -> tuple[RetentionRule, ...]:
+        """The region's Recycle Bin rules for snapshots and AMIs, with their tags.
+
+        ListRules (paginated, one pass per resource type) does not return a
+        rule's tags, so each rule is read with GetRule: rules are few (a
+        quota of 250 a region), unlike the items they cover.
+        """
+        rbin = self.client(region, "rbin")
+        rules = []
+        for resource_type in ("EBS_SNAPSHOT", "EC2_IMAGE"):
+            with aws_errors("ListRules"):
+                summaries = [
+                    r
+                    for page in rbin.get_paginator("list_rules").paginate(ResourceType=resource_type)
+                    for r in page.get("Rules", ())
+                ]
+            for summary in summaries:
+                with aws_errors(f"GetRule {summary.get('Identifier', '')}"):
+                    raw = rbin.get_rule(Identifier=summary["Identifier"])
+                rules.append(RetentionRule.from_api({"ResourceType": resource_type, **raw}))
+        return tuple(rules)
+
+    def locked_snapshots(self, region: str) -> dict[str, SnapshotLock]:
+        """Snapshot ID → its lock, for the snapshots locked now (governance, compliance, cooling off).
+
+        Filtered on lock-state, so an account with many snapshots and few
+        locks pays a page or two; DescribeLockedSnapshots has no paginator
+        in botocore, so NextToken is followed here.
+        """
+        ec2 = self.client(region)
+        params: dict = {
+            "Filters": [{"Name": "lock-state", "Values": ["compliance", "governance", "compliance-cooloff"]}],
+            "MaxResults": PAGE_SIZE,
+        }
+        locks: dict[str, SnapshotLock] = {}
+        with aws_errors("DescribeLockedSnapshots"):
+            while True:
+                page = ec2.describe_locked_snapshots(**params)
+                for raw in page.get("Snapshots", ()):
+                    lock = SnapshotLock.from_api(raw)
+                    locks[lock.snapshot_id] = lock
+                token = page.get("NextToken")
+                if not token:
+                    return locks
+                params["NextToken"] = token
+
+    def snapshots_in_recycle_bin(self, region: str, snapshot_ids: Sequence[str] = ()) -> list[BinEntry]:
+        params: dict = {"SnapshotIds": list(snapshot_ids)} if snapshot_ids else {}
+        ec2 = self.client(region)
+        with aws_errors("ListSnapshotsInRecycleBin"):
+            return [
+                BinEntry.from_api(raw, region, "snapshot")
+                for page in ec2.get_paginator("list_snapshots_in_recycle_bin").paginate(**params)
+                for raw in page.get("Snapshots", ())
+            ]
+
+    def images_in_recycle_bin(self, region: str, image_ids: Sequence[str] = ()) -> list[BinEntry]:
+        params: dict = {"ImageIds": list(image_ids)} if image_ids else {}
+        ec2 = self.client(region)
+        with aws_errors("ListImagesInRecycleBin"):
+            return [
+                BinEntry.from_api(raw, region, "image")
+                for page in ec2.get_paginator("list_images_in_recycle_bin").paginate(**params)
+                for raw in page.get("Images", ())
+            ]
+
+    def restore_snapshot_from_recycle_bin(self, region: str, snapshot_id: str) -> None:
+        with aws_errors(f"RestoreSnapshotFromRecycleBin {snapshot_id}"):
+            self.client(region).restore_snapshot_from_recycle_bin(SnapshotId=snapshot_id)
+
+    def restore_image_from_recycle_bin(self, region: str, image_id: str) -> None:
+        with aws_errors(f"RestoreImageFromRecycleBin {image_id}"):
+            self.client(region).restore_image_from_recycle_bin(ImageId=image_id)
 
 
 # --- several accounts ------------------------------------------------------------

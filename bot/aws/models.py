@@ -156,6 +156,9 @@ class Image:
     owner_id: str = ""
     backing: tuple[BackingSnapshot, ...] = ()
     architecture: str = ""  # x86_64 | arm64 | i386 | x86_64_mac | arm64_mac
+    # DescribeImages' DeregistrationProtection: "disabled", "enabled", "enabled-with-cooldown",
+    # or "disabled-until <date>" (a cooldown running); "" when EC2 did not say (read by bot/domain/recycle_bin.py).
+    deregistration_protection: str = ""
 
     @property
     def backing_gib(self) -> int:
@@ -185,6 +188,7 @@ class Image:
                 for m in ebs
             ),
             architecture=raw.get("Architecture", "") or "",
+            deregistration_protection=raw.get("DeregistrationProtection", "") or "",
         )
 
 
@@ -225,4 +229,94 @@ class InstanceStatus:
             state=(raw.get("InstanceState") or {}).get("Name", ""),
             system=(raw.get("SystemStatus") or {}).get("Status", ""),
             instance=(raw.get("InstanceStatus") or {}).get("Status", ""),
+        )
+
+
+# --- Recycle Bin, snapshot locks (bot/domain/recycle_bin.py decides with these) ---------------
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """A Recycle Bin retention rule of one region: what it keeps (resource type, tags) and for how long.
+
+    A rule without `resource_tags` is region-level: it keeps every resource of
+    its type but those carrying one of `exclude_tags`.  A tag pair whose value
+    is "" matches the key with any value.
+    """
+
+    id: str
+    resource_type: str  # EBS_SNAPSHOT | EC2_IMAGE
+    retention_days: int
+    description: str = ""
+    resource_tags: tuple[tuple[str, str], ...] = ()
+    exclude_tags: tuple[tuple[str, str], ...] = ()
+    lock_state: str = "unlocked"  # locked | pending_unlock | unlocked: a locked rule cannot be deleted or shortened
+    status: str = "available"  # pending | available: a pending rule retains nothing yet
+
+    @property
+    def name(self) -> str:
+        return f"{self.description}/{self.id}" if self.description else self.id
+
+    @classmethod
+    def from_api(cls, raw: Mapping) -> RetentionRule:
+        period = raw.get("RetentionPeriod") or {}
+        return cls(
+            id=raw.get("Identifier", ""),
+            resource_type=raw.get("ResourceType", ""),
+            retention_days=int(period.get("RetentionPeriodValue", 0) or 0),
+            description=raw.get("Description", "") or "",
+            resource_tags=tuple(
+                (t["ResourceTagKey"], t.get("ResourceTagValue", "") or "") for t in raw.get("ResourceTags") or ()
+            ),
+            exclude_tags=tuple(
+                (t["ResourceTagKey"], t.get("ResourceTagValue", "") or "") for t in raw.get("ExcludeResourceTags") or ()
+            ),
+            lock_state=raw.get("LockState", "") or "unlocked",
+            status=raw.get("Status", "") or "available",
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotLock:
+    """DescribeLockedSnapshots' answer for one snapshot."""
+
+    snapshot_id: str
+    state: str  # governance | compliance-cooloff | compliance | expired
+    expires: datetime | None = None  # LockExpiresOn
+    cool_off_ends: datetime | None = None  # CoolOffPeriodExpiresOn (compliance mode)
+
+    @classmethod
+    def from_api(cls, raw: Mapping) -> SnapshotLock:
+        return cls(
+            snapshot_id=raw["SnapshotId"],
+            state=raw.get("LockState", "") or "",
+            expires=_utc(raw.get("LockExpiresOn")),
+            cool_off_ends=_utc(raw.get("CoolOffPeriodExpiresOn")),
+        )
+
+
+@dataclass(frozen=True)
+class BinEntry:
+    """A snapshot or AMI in the Recycle Bin: when it went in, and when the bin purges it for good."""
+
+    id: str
+    region: str
+    kind: str  # snapshot | image
+    entered: datetime | None
+    purged_at: datetime | None
+    description: str = ""
+    name: str = ""  # an AMI's name
+    volume_id: str = ""  # a snapshot's volume
+
+    @classmethod
+    def from_api(cls, raw: Mapping, region: str, kind: str) -> BinEntry:
+        return cls(
+            id=raw.get("SnapshotId") or raw.get("ImageId", ""),
+            region=region,
+            kind=kind,
+            entered=_utc(raw.get("RecycleBinEnterTime")),
+            purged_at=_utc(raw.get("RecycleBinExitTime")),
+            description=raw.get("Description", "") or "",
+            name=raw.get("Name", "") or "",
+            volume_id=raw.get("VolumeId", "") or "",
         )

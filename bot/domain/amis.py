@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import errors
@@ -26,6 +27,7 @@ from bot.aws.models import BackingSnapshot, Image, Instance
 from bot.domain.costs import monthly_usd
 from bot.domain.pages import Page
 from bot.domain.plans import ItemResult, Plan, PlanItem
+from bot.domain.recycle_bin import Locks, protection_refusal, read_locks, read_rules
 from bot.domain.tags import KEEP, SOURCE, carried_over, is_pinned, managed_tags, manual_copy_tags
 from bot.domain.uses import describe_uses
 
@@ -297,31 +299,62 @@ def _snapshot_ids(params: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def deregister_plan(
-    gw: Ec2Gateway, region: str, image_id: str, *, keep_snapshots: bool = False, usd_per_gb_month: float
+    gw: Ec2Gateway,
+    region: str,
+    image_id: str,
+    *,
+    keep_snapshots: bool = False,
+    usd_per_gb_month: float,
+    now: datetime | None = None,
 ) -> Plan:
     """Describe what deregistering `image_id` would do (no change to AWS): the approval plan.
 
-    Refuses AMIs of other accounts.  Lists each backing snapshot with its
-    size, and the instances still running from the AMI (they keep running,
-    but cannot be relaunched from it).
+    Refuses AMIs of other accounts, and one with deregistration protection
+    (saying when it can go).  Lists each backing snapshot with its size,
+    whether the Recycle Bin would keep each (AMI and snapshots), and keeps
+    the backing snapshots that are locked.
     """
+    now = now or datetime.now(UTC)
     image = gw.get_image(region, image_id)
     _require_own(gw, image, "deregister")
+    protected = protection_refusal(image.deregistration_protection, now)
+    if protected:
+        raise errors.Conflict(f"{image.id}: {protected}. Nothing was requested.", "Ask again once it can go.")
     uses = gw.image_uses(region).get(image.id, [])
     if uses:
         raise errors.Conflict(
             f"{image.id} is in use by {describe_uses(uses)}; nothing was done.",
             "Terminate those instances and point the launch templates and Auto Scaling groups at another AMI first.",
         )
-    pinned_snapshots = _pinned_snapshots(gw, region, image.snapshot_ids)
+    snapshot_tags = _snapshot_tags(gw, region, image.snapshot_ids)
+    pinned_snapshots = {s for s, tags in snapshot_tags.items() if is_pinned(tags)}
+    locks = read_locks(gw, region) if image.snapshot_ids and not keep_snapshots else Locks()
+    rules = read_rules(gw, region)
+    recoverable = {image.id: rules.recoverability("image", image.tags, now)}
+    if not keep_snapshots:
+        recoverable |= {s: rules.recoverability("snapshot", tags, now) for s, tags in snapshot_tags.items()}
+    notes = [n for n in (rules.unknown, locks.unknown) if n]
+    gone = [s for s in image.snapshot_ids if s not in pinned_snapshots and not locks.refusal(s, now)]
+    if not rules.unknown and not keep_snapshots:
+        permanent = [s for s in gone if recoverable.get(s, "").startswith("permanent")]
+        if permanent and recoverable[image.id].startswith("recoverable"):
+            notes.append(
+                f"the AMI goes to the Recycle Bin but {', '.join(permanent)} would be deleted permanently: "
+                "a restored AMI could not launch without them"
+            )
     plan = deregister_plan_of(
-        image, (), pinned_snapshots, keep_snapshots=keep_snapshots, usd_per_gb_month=usd_per_gb_month
+        image,
+        (),
+        pinned_snapshots,
+        keep_snapshots=keep_snapshots,
+        usd_per_gb_month=usd_per_gb_month,
+        locked={s: locks.refusal(s, now) for s in image.snapshot_ids if locks.refusal(s, now)},
+        recoverable=recoverable,
     )
     shared = gw.image_launch_permissions(region, image.id)
     if shared:
-        warning = f"shared with account(s) {', '.join(shared)}: they can no longer launch it"
-        plan = replace(plan, warnings=(*plan.warnings, warning))
-    return plan
+        notes.append(f"shared with account(s) {', '.join(shared)}: they can no longer launch it")
+    return replace(plan, warnings=(*plan.warnings, *notes))
 
 
 def deregister_plan_of(
@@ -331,21 +364,33 @@ def deregister_plan_of(
     *,
     keep_snapshots: bool,
     usd_per_gb_month: float,
+    locked: Mapping[str, str] | None = None,
+    recoverable: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The deregister-image plan for an AMI as described (pure): the AMI, and its snapshots unless keep-snapshots."""
+    """The deregister-image plan for an AMI as described (pure): the AMI, and its snapshots unless keep-snapshots.
+
+    `locked`: backing snapshot → why its lock keeps it; `recoverable`: resource
+    → what the Recycle Bin would do with it (bot/domain/recycle_bin.py).
+    """
     pinned_snaps = sorted(pinned_snapshots)
+    locked, recoverable = locked or {}, recoverable or {}
     snaps = ", ".join(f"{s.id} ({s.size_gib} GiB)" for s in image.backing) or "none"
     fate = "kept" if keep_snapshots else "deleted"
-    items = [PlanItem(image.id, "image", image.backing_gib, f"“{image.name}”; backing snapshots {fate}: {snaps}")]
+    bin_note = f"; {recoverable[image.id]}" if image.id in recoverable else ""
+    items = [
+        PlanItem(image.id, "image", image.backing_gib, f"“{image.name}”; backing snapshots {fate}: {snaps}{bin_note}")
+    ]
+
+    def snapshot_fate(snapshot_id: str) -> str:
+        if snapshot_id in pinned_snaps:
+            return f"; kept: pinned with {KEEP}=true"
+        if snapshot_id in locked:
+            return f"; kept: {locked[snapshot_id]}"
+        return f"; {recoverable[snapshot_id]}" if snapshot_id in recoverable else ""
+
     if not keep_snapshots:
         items += [
-            PlanItem(
-                s.id,
-                "snapshot",
-                s.size_gib,
-                f"backs {image.id}" + (f"; kept: pinned with {KEEP}=true" if s.id in pinned_snaps else ""),
-            )
-            for s in image.backing
+            PlanItem(s.id, "snapshot", s.size_gib, f"backs {image.id}{snapshot_fate(s.id)}") for s in image.backing
         ]
     warnings = []
     if is_pinned(image.tags):
@@ -356,7 +401,7 @@ def deregister_plan_of(
             f"{len(instances)} instance(s) were launched from it and keep running, "
             f"but cannot be relaunched from it: {shown}"
         )
-    gib = 0 if keep_snapshots else sum(s.size_gib for s in image.backing if s.id not in pinned_snaps)
+    gib = 0 if keep_snapshots else sum(s.size_gib for s in image.backing if s.id not in pinned_snaps + list(locked))
     return Plan(
         kind="deregister-image",
         region=image.region,
@@ -378,6 +423,14 @@ def deregister_plan_of(
     )
 
 
+def _snapshot_tags(gw: Ec2Gateway, region: str, snapshot_ids: Sequence[str]) -> dict[str, Mapping[str, str]]:
+    """Snapshot ID → its tags, for those of `snapshot_ids` that exist (one describe call)."""
+    if not snapshot_ids:
+        return {}
+    found = gw.describe_snapshots(region, filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}])
+    return {s.id: s.tags for s in found}
+
+
 def _pinned_snapshots(gw: Ec2Gateway, region: str, snapshot_ids: Sequence[str]) -> set[str]:
     """Those of `snapshot_ids` tagged chatops:keep=true (one describe call)."""
     if not snapshot_ids:
@@ -386,15 +439,16 @@ def _pinned_snapshots(gw: Ec2Gateway, region: str, snapshot_ids: Sequence[str]) 
     return {s.id for s in found if is_pinned(s.tags)}
 
 
-def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
+def execute_deregister(gw: Ec2Gateway, plan: Plan, now: datetime | None = None) -> list[ItemResult]:
     """Carry out an approved deregister-image plan; one result per resource, the image first.
 
     Re-checks first: the AMI must still exist with the same backing snapshots,
     and must not have been pinned (chatops:keep=true) since the request,
     otherwise nothing is done and the image's result says why.  A snapshot that
-    also backs another registered AMI, or is pinned now, is never deleted
-    (spared).  One failed snapshot does not stop the others; a snapshot
-    already gone counts as deleted.
+    also backs another registered AMI, or is pinned or locked now, is never
+    deleted (spared); an AMI given deregistration protection since fails.
+    One failed snapshot does not stop the others; a snapshot already gone
+    counts as deleted.
     """
     region, params = plan.region, plan.params
     image_id, snapshot_ids = params["image_id"], _snapshot_ids(params)
@@ -409,6 +463,10 @@ def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
         return [ItemResult(image_id, "failed", "its backing snapshots changed since the request; nothing was done")]
     if is_pinned(image.tags) and not bool(params.get("pinned", False)):
         return [ItemResult(image_id, "failed", "pinned with chatops:keep=true since the request; nothing was done")]
+    now = now or datetime.now(UTC)
+    protected = protection_refusal(image.deregistration_protection, now)
+    if protected:
+        return [ItemResult(image_id, "failed", f"{protected}; nothing was done")]
     try:
         uses = gw.image_uses(region).get(image_id, [])
     except errors.BotError as exc:
@@ -419,6 +477,7 @@ def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
         pinned = set() if keep_snapshots else _pinned_snapshots(gw, region, snapshot_ids)
     except errors.BotError as exc:
         return [ItemResult(image_id, "failed", f"could not re-check its snapshots: {exc.message}")]
+    locks = read_locks(gw, region) if snapshot_ids and not keep_snapshots else Locks()
     try:
         gw.deregister_image(region, image_id)
     except errors.BotError as exc:
@@ -436,6 +495,9 @@ def execute_deregister(gw: Ec2Gateway, plan: Plan) -> list[ItemResult]:
     for snapshot_id in snapshot_ids:
         if snapshot_id in pinned:
             results.append(ItemResult(snapshot_id, "spared", "kept: pinned with chatops:keep=true"))
+            continue
+        if locks.refusal(snapshot_id, now):
+            results.append(ItemResult(snapshot_id, "spared", f"kept: {locks.refusal(snapshot_id, now)}"))
             continue
         results.append(_delete_snapshot(gw, region, snapshot_id, still_backing.get(snapshot_id)))
     return results

@@ -17,6 +17,7 @@ drops the rest of the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -33,10 +34,11 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import errors
-from bot.aws.models import Image, ImageUse, Snapshot
+from bot.aws.models import Image, ImageUse, Snapshot, SnapshotLock
 from bot.config import Config, Policy
 from bot.domain.costs import archive_estimate, monthly_usd
 from bot.domain.plans import SHUTTING_DOWN, Context, ItemResult, Plan, PlanItem, Progress
+from bot.domain.recycle_bin import PERMANENT, lock_refusal, read_locks, read_rules
 from bot.domain.retention import IMAGE, KIND_OF, SNAPSHOT, Decision, build_inventory, decide
 from bot.domain.sweep_report import Created, Failed, PolicyReport, Spared, policy_report
 from bot.domain.tags import (
@@ -115,13 +117,22 @@ class Listing:
     region: str
     snapshots: tuple[Snapshot, ...]
     images: tuple[Image, ...]
+    locks: Mapping[str, SnapshotLock] = dataclasses.field(default_factory=dict)  # the region's locked snapshots
 
 
 def list_policy_items(gw: Ec2Gateway, policy_name: str, region: str) -> Listing:
-    """One paginated pass: the policy's snapshots, and every own AMI (to know which snapshots back one)."""
+    """One paginated pass: the policy's snapshots, every own AMI (to know which snapshots back one), the locks.
+
+    Locks that cannot be read (no ec2:DescribeLockedSnapshots) are logged and
+    taken as none: EC2 refuses deleting a locked snapshot anyway, which then
+    reports as a failure instead of a spared item with its date.
+    """
     snapshots = tuple(gw.describe_snapshots(region, filters=[{"Name": f"tag:{POLICY}", "Values": [policy_name]}]))
     images = tuple(gw.describe_images(region))
-    return Listing(region, snapshots, images)
+    locks = read_locks(gw, region)
+    if locks.unknown:
+        log.warning("sweep of %s in %s: %s", policy_name, region, locks.unknown)
+    return Listing(region, snapshots, images, locks.locks)
 
 
 def decide_policy(
@@ -142,7 +153,7 @@ def decide_policy(
             failed.append(Failed(region, policy.name, "list", _reason(listing)))
             continue
         listings[region] = listing
-        decisions += decide(build_inventory(listing.snapshots, listing.images), policy, now, tz=tz)
+        decisions += decide(build_inventory(listing.snapshots, listing.images, listing.locks), policy, now, tz=tz)
     return decisions, failed, listings
 
 
@@ -402,9 +413,44 @@ def sweep_plan(policy: Policy, expired: Sequence[Decision], price: float, archiv
     )
 
 
+def with_recoverability(gw: Ec2Gateway, plan: Plan, now: datetime) -> Plan:
+    """A sweep's approval plan with what the Recycle Bin would do with each deletion (rules read once per region).
+
+    Items an archive policy archives are not deleted, so they say nothing of it.
+    """
+    to_archive = set(plan.params.get("archive", ()))
+    rules = {region: read_rules(gw, region) for region in {i.region or plan.region for i in plan.items}}
+    tags = {}
+    for listing_region in rules:
+        wanted = [i.resource_id for i in plan.items if (i.region or plan.region) == listing_region]
+        snaps = [w for w in wanted if w.startswith("snap-")]
+        images = [w for w in wanted if w.startswith("ami-")]
+        try:
+            if snaps:
+                found = gw.describe_snapshots(listing_region, filters=[{"Name": "snapshot-id", "Values": snaps}])
+                tags.update({s.id: s.tags for s in found})
+            if images:
+                tags.update({i.id: i.tags for i in gw.find_images(listing_region, images).values()})
+        except errors.BotError as exc:
+            log.warning("could not read the tags of a sweep's items in %s: %s", listing_region, exc.message)
+    items, permanent = [], 0
+    for item in plan.items:
+        if item.resource_id in to_archive:
+            items.append(item)
+            continue
+        fate = rules[item.region or plan.region].recoverability(item.kind, tags.get(item.resource_id, {}), now)
+        permanent += fate == PERMANENT
+        items.append(dataclasses.replace(item, detail=f"{item.detail}; {fate}"))
+    notes = [f"recoverability unknown in {r}: {b.unknown}" for r, b in sorted(rules.items()) if b.unknown]
+    if permanent:
+        notes.append(f"{permanent} of {len(items)} cannot be undeleted: no Recycle Bin rule covers them")
+    return dataclasses.replace(plan, items=tuple(items), warnings=(*plan.warnings, *notes))
+
+
 def _decide_listing(listing: Listing, policy: Policy, now: datetime, tz: tzinfo) -> dict[str, Decision]:
     """Item ID → its retention decision, for one region's listing."""
-    return {d.item.id: d for d in decide(build_inventory(listing.snapshots, listing.images), policy, now, tz=tz)}
+    inventory = build_inventory(listing.snapshots, listing.images, listing.locks)
+    return {d.item.id: d for d in decide(inventory, policy, now, tz=tz)}
 
 
 class _RegionSweep:
@@ -456,6 +502,7 @@ class _RegionSweep:
                 backing[snap].add(image.id)
         self._backing = backing
         self._snap_tags: dict[str, Mapping[str, str]] = {s.id: s.tags for s in listing.snapshots}
+        self._locks = listing.locks
         self._uses: dict[str, list[ImageUse]] | None = None  # who launches from which AMI: asked when an AMI goes
         self._decided_at = time.monotonic()
 
@@ -576,6 +623,10 @@ class _RegionSweep:
             elif is_pinned(self._snap_tags.get(snap)):
                 kept.append(snap)
                 self._extra(ItemResult(snap, "spared", f"kept: pinned with {KEEP}=true", self.region))
+            elif lock_refusal(self._locks.get(snap), self.ctx.now()):
+                kept.append(snap)
+                why = lock_refusal(self._locks.get(snap), self.ctx.now())
+                self._extra(ItemResult(snap, "spared", f"kept: {why}", self.region))
             else:
                 follow += self._delete_backing(rid, snap, final)
         note = f"; kept {', '.join(kept)}" if kept else ""

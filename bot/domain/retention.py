@@ -18,7 +18,8 @@ The rules, in the order they are applied to each item:
    restores nothing on its own and no later run would ever count it.
 2. *Protection.*  Never expired, whatever their age: items tagged
    `chatops:keep=true`, items snoozed (`chatops:snooze-until` in the future),
-   snapshots backing a registered AMI, anything not
+   snapshots under a lock (`LockSnapshot`, until it expires), AMIs with
+   deregistration protection (or in its cooldown), snapshots backing a registered AMI, anything not
    `completed` (snapshots) / `available` (AMIs) — pending, error, …, items
    whose source volume/instance is unknown (nothing to count `keep` against),
    and an ID listed twice with different details (the listing is inconsistent;
@@ -60,8 +61,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.aws.models import Image, Snapshot
+from bot.aws.models import Image, Snapshot, SnapshotLock
 from bot.config import Policy, format_duration
+from bot.domain.recycle_bin import lock_refusal, protection_refusal
 from bot.domain.tags import AMI, ARCHIVED_AT, KEEP, POLICY, SNOOZE_UNTIL, SOURCE, archived_at, is_pinned, snoozed_until
 
 SNAPSHOT = "snapshot"
@@ -98,6 +100,8 @@ class Item:
     backs_image: str | None = None
     tier: str = "standard"  # a snapshot's storage tier: standard | archive
     restore_expiry: datetime | None = None  # an archived snapshot temporarily restored: until when
+    lock: SnapshotLock | None = None  # a snapshot's lock (bot/domain/recycle_bin.py)
+    protection: str = ""  # an AMI's deregistration protection, as DescribeImages says it
 
     @property
     def archived(self) -> bool:
@@ -132,7 +136,7 @@ def snapshot_source(snap: Snapshot) -> str:
     return "" if source == PLACEHOLDER_VOLUME else source
 
 
-def item_from_snapshot(snap: Snapshot, backs_image: str | None = None) -> Item:
+def item_from_snapshot(snap: Snapshot, backs_image: str | None = None, lock: SnapshotLock | None = None) -> Item:
     return Item(
         id=snap.id,
         region=snap.region,
@@ -145,6 +149,7 @@ def item_from_snapshot(snap: Snapshot, backs_image: str | None = None) -> Item:
         backs_image=backs_image,
         tier=snap.storage_tier,
         restore_expiry=snap.restore_expiry,
+        lock=lock,
     )
 
 
@@ -158,11 +163,14 @@ def item_from_image(image: Image, size_gib: int = 0) -> Item:
         state=image.state,
         size_gib=size_gib,
         tags=dict(image.tags),
+        protection=image.deregistration_protection,
     )
 
 
-def build_inventory(snapshots: Iterable[Snapshot], images: Iterable[Image]) -> list[Item]:
-    """Items for one listing of snapshots and AMIs (any regions).
+def build_inventory(
+    snapshots: Iterable[Snapshot], images: Iterable[Image], locks: Mapping[str, SnapshotLock] | None = None
+) -> list[Item]:
+    """Items for one listing of snapshots and AMIs (any regions), with the snapshots' locks when known.
 
     Works out which snapshots back a registered AMI (every listed image that
     is not deregistered counts: a pending or failed AMI still holds its
@@ -174,7 +182,7 @@ def build_inventory(snapshots: Iterable[Snapshot], images: Iterable[Image]) -> l
     sizes: dict[tuple[str, str], int] = {}
     for snap in snapshots:
         sizes[(snap.region, snap.id)] = snap.size_gib
-        items.append(item_from_snapshot(snap, backing.get((snap.region, snap.id))))
+        items.append(item_from_snapshot(snap, backing.get((snap.region, snap.id)), (locks or {}).get(snap.id)))
     for image in images:
         size = sum(sizes.get((image.region, s), 0) for s in image.snapshot_ids)
         items.append(item_from_image(image, size))
@@ -225,6 +233,9 @@ def _screen(item: Item, policy: Policy, consistent: bool, now: datetime) -> tupl
     snoozed = snoozed_until(item.tags, now)
     if snoozed is not None:
         return KEEP_ACTION, f"snoozed until {snoozed:%Y-%m-%d %H:%M} UTC ({SNOOZE_UNTIL})"
+    refused = lock_refusal(item.lock, now) if item.kind == SNAPSHOT else protection_refusal(item.protection, now)
+    if refused:
+        return KEEP_ACTION, refused
     if item.backs_image:
         return KEEP_ACTION, f"backs registered AMI {item.backs_image}"
     if not item.done:
@@ -352,6 +363,8 @@ def _record_key(item: Item) -> tuple:
         item.backs_image or "",
         item.tier,
         item.restore_expiry.isoformat() if item.restore_expiry else "",
+        repr(item.lock),
+        item.protection,
     )
 
 

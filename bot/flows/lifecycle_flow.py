@@ -206,6 +206,7 @@ def _run(
         report = replace(lifecycle.report_from_results(policy, decisions, results, created, failed), account=label)
     else:
         plan = _account_plan(lifecycle.sweep_plan(policy, expired, price, archive_price), own, label)
+        plan = lifecycle.with_recoverability(gw, plan, now)
         if capped:
             why = f"Blast radius: {capped}. The sweep stopped and asks you instead of deleting on its own."
             plan = replace(plan, warnings=(why, *plan.warnings))

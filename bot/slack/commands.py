@@ -617,3 +617,28 @@ register(
         args=(Arg("policy", "policy", optional=True),),
     ),
 )
+
+# --- the Recycle Bin (bot/domain/recycle_bin.py, handlers/snapshot.py, handlers/ami.py) ------------------------
+
+register(
+    Verb(
+        "snapshot",
+        "undelete",
+        "/snapshot undelete snap-…",
+        "Restore a deleted snapshot from the Recycle Bin (while a retention rule still keeps it).",
+        args=(Arg("snapshot_id", "snapshot"),),
+    ),
+    Verb(
+        "snapshot",
+        "recycle-bin",
+        "/snapshot recycle-bin",
+        "What the Recycle Bin holds (snapshots and AMIs) and when each is purged for good.",
+    ),
+    Verb(
+        "ami",
+        "undelete",
+        "/ami undelete ami-…",
+        "Restore a deregistered AMI from the Recycle Bin (its snapshots must be there too, or still exist).",
+        args=(Arg("image_id", "image"),),
+    ),
+)

@@ -13,7 +13,7 @@ def gateway_operations() -> set[str]:
     calls = set(re.findall(r"\.client\([^)]*\)\.([a-z_]+)\(", source))
     calls |= set(re.findall(r'_pages\(\s*region,\s*"([a-z_]+)"', source))
     calls |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
-    calls |= set(re.findall(r"\b(?:ec2|autoscaling)\.([a-z_]+)\(", source)) - {"get_paginator"}
+    calls |= set(re.findall(r"\b(?:ec2|autoscaling|rbin)\.([a-z_]+)\(", source)) - {"get_paginator"}
     return {"".join(part.title() for part in name.split("_")) for name in calls}
 
 
@@ -21,10 +21,11 @@ def test_the_gateway_is_found_calling_aws():
     ops = gateway_operations()
     assert {"DescribeSnapshots", "DeleteSnapshot", "GetCallerIdentity", "DescribeLaunchTemplates"} <= ops
     assert {"DescribeAutoScalingGroups", "DescribeLaunchConfigurations", "DescribeLaunchTemplateVersions"} <= ops
+    assert {"ListRules", "GetRule", "DescribeLockedSnapshots", "RestoreSnapshotFromRecycleBin"} <= ops
 
 
 def test_every_gateway_call_is_in_the_readme_iam_list():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### IAM permissions", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"`(?:ec2|sts|autoscaling):([A-Za-z]+)`", section))
+    listed = set(re.findall(r"`(?:ec2|sts|autoscaling|rbin):([A-Za-z]+)`", section))
     assert gateway_operations() - listed == set()

@@ -5,9 +5,14 @@ What holds, precisely, for any inventory I, policy P, time `now` and time zone `
 
 * totality: exactly one decision per distinct (region, ID), each with a reason;
 * safety: never expired — another policy's or untagged items, the other kind,
-  `chatops:keep=true`, AMI-backing snapshots, anything not completed, unknown
+  `chatops:keep=true` (kept), a snooze still running, a snapshot under a lock
+  that has not expired, an AMI with deregistration protection (or in its
+  cooldown), AMI-backing snapshots (in use), anything not completed, unknown
   source, an ID listed twice with different details; every expired ordinary
-  item is older than max_age when it is set;
+  item is older than max_age when it is set (an AMI in use by instances,
+  templates or groups is spared when it would go, and a freeze stops every
+  deletion: both are outside `decide`, see tests/e2e/test_e2e_who_uses.py
+  and test_e2e_freeze.py);
 * window: per (region, source) the newest min(keep, #ordinary) ordinary items
   are kept (so at least that many survive);
 * GFS: the newest ordinary item of each of the newest N days/weeks/months
@@ -38,6 +43,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.aws.models import SnapshotLock
 from bot.config import Policy
 from bot.domain.retention import EXPIRE, IGNORE, KEEP_ACTION, Item, decide
 
@@ -68,8 +74,15 @@ ROLES = ["ordinary"] * 8 + [
     "other-kind",
     "no-source",
     "ami-tagged",  # an instance policy's leftover; for a volume policy, an ordinary snapshot
+    "snoozed",
+    "snooze-over",  # a snooze that has ended protects nothing
+    "locked",  # a snapshot under a lock (for an instance policy, a leftover that would otherwise go at once)
+    "lock-over",  # a lock expired: protects nothing
+    "protected",  # an AMI with deregistration protection on, or disabled but cooling down
+    "protection-off",
 ]
-PROTECTED = {"pinned", "backing", "unfinished", "no-source", "ami-tagged"}
+PROTECTED = {"pinned", "backing", "unfinished", "no-source", "ami-tagged", "snoozed", "locked", "protected"}
+LOCKED = ("governance", "compliance", "compliance-cooloff")
 HOURS = 24 * 100  # items span about 100 days
 
 
@@ -81,6 +94,10 @@ def items(draw, index: int, resource: str) -> Item:
     state = DONE[kind]
     source = draw(st.sampled_from(["src-a"] * 4 + ["src-b", "src-c"]))  # groups of several, so the window bites
     backs_image = None
+    lock, protection = None, ""
+    ident = f"{'snap' if kind == 'snapshot' else 'ami'}-{index:05d}"
+    soon = NOW + timedelta(hours=draw(st.integers(1, 24 * 30)))
+    past = NOW - timedelta(hours=draw(st.integers(0, 24 * 30)))
     if role == "pinned":
         tags["chatops:keep"] = draw(st.sampled_from(["true", "TRUE", " true "]))
     elif role == "not-pinned":
@@ -102,11 +119,31 @@ def items(draw, index: int, resource: str) -> Item:
         kind, state = "snapshot", "completed"
         tags["chatops:ami"] = "ami-deregistered"
         source = draw(st.sampled_from(["", "src-a"]))
+    elif role in ("snoozed", "snooze-over"):
+        tags["chatops:snooze-until"] = (soon if role == "snoozed" else past).isoformat()
+    elif role in ("locked", "lock-over"):
+        kind, state = "snapshot", "completed"
+        if resource == "instance":
+            tags["chatops:ami"] = "ami-deregistered"  # a leftover: expired at once, but for the lock
+        ident = f"snap-{index:05d}"
+        state_ = draw(st.sampled_from(LOCKED)) if role == "locked" else draw(st.sampled_from([*LOCKED, "expired"]))
+        lock = SnapshotLock(ident, state_, soon if role == "locked" else past)
+    elif role in ("protected", "protection-off"):
+        kind, state = "image", "available"
+        ident = f"ami-{index:05d}"
+        until = f"disabled-until {(soon if role == 'protected' else past).isoformat()}"
+        protection = draw(
+            st.sampled_from(
+                ["enabled", "enabled-with-cooldown", until] if role == "protected" else ["", "disabled", until]
+            )
+        )
     # Protected items are mostly old: outside the keep window, where a missing protection would delete them.
     old = role in PROTECTED and draw(st.integers(0, 3)) > 0
     hours = draw(st.integers(HOURS // 2, HOURS) if old else st.integers(-2, HOURS))  # whole hours: ties happen
     return Item(
-        id=f"{'snap' if kind == 'snapshot' else 'ami'}-{index:05d}",
+        id=ident
+        if role in ("locked", "lock-over", "protected", "protection-off")
+        else f"{'snap' if kind == 'snapshot' else 'ami'}-{index:05d}",
         region=draw(st.sampled_from(["us-east-1"] * 3 + ["eu-west-1"])),
         kind=kind,
         source_id=source,
@@ -115,6 +152,8 @@ def items(draw, index: int, resource: str) -> Item:
         size_gib=draw(st.integers(1, 1000)),
         tags=tags,
         backs_image=backs_image,
+        lock=lock,
+        protection=protection,
     )
 
 
@@ -165,6 +204,23 @@ def pinned(item: Item) -> bool:
     return item.tags.get("chatops:keep", "").strip().lower() == "true"
 
 
+def snoozed(item: Item) -> bool:
+    raw = item.tags.get("chatops:snooze-until")
+    return raw is not None and datetime.fromisoformat(raw) > NOW
+
+
+def locked(item: Item) -> bool:
+    return item.kind == "snapshot" and item.lock is not None and item.lock.state in LOCKED and item.lock.expires > NOW
+
+
+def protected(item: Item) -> bool:
+    if item.kind != "image":
+        return False
+    if item.protection in ("enabled", "enabled-with-cooldown"):
+        return True
+    return item.protection.startswith("disabled-until ") and datetime.fromisoformat(item.protection[15:]) > NOW
+
+
 def listings(inventory: list[Item]) -> dict[tuple[str, str], list[Item]]:
     """Every record listed for each (region, ID)."""
     out: dict[tuple[str, str], list[Item]] = defaultdict(list)
@@ -189,7 +245,9 @@ def screened(item: Item, policy: Policy, same_every_time: bool) -> str | None:
     )
     if item.kind != MAKES[policy.resource] and not leftover:
         return IGNORE
-    if not same_every_time or pinned(item) or item.backs_image or item.state != DONE[item.kind]:
+    if not same_every_time or pinned(item) or snoozed(item) or locked(item) or protected(item):
+        return KEEP_ACTION
+    if item.backs_image or item.state != DONE[item.kind]:
         return KEEP_ACTION
     if leftover:
         return EXPIRE  # restores nothing on its own, whatever its age
@@ -284,6 +342,7 @@ def test_never_expires_protected_or_foreign_items(case):
         if d.action != EXPIRE:
             continue
         assert not pinned(item) and item.backs_image is None and item.state == DONE[item.kind], d
+        assert not snoozed(item) and not locked(item) and not protected(item), d
         assert consistent(listed[(item.region, item.id)]), d
         leftover = policy.resource == "instance" and item.kind == "snapshot" and item.tags.get("chatops:ami")
         if not leftover:

@@ -75,6 +75,7 @@ from bot.slack.blocks.menus import (
     parse_menu_value,
     where,
 )
+from bot.slack.blocks.recycle_bin import bin_line, recycle_bin_list, undeleted
 from bot.slack.blocks.replies import apology, error, posted_elsewhere, unposted, watch_timed_out, watched_gone, working
 from bot.slack.blocks.snapshots import (
     instance_list,
@@ -167,6 +168,10 @@ __all__ = [
     "digest_message",
     "archive_line",
     "unarchived",
+    # the Recycle Bin
+    "bin_line",
+    "recycle_bin_list",
+    "undeleted",
     "lifecycle_list",
     "run_progress",
     "sweep_report_message",
