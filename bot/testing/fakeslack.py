@@ -63,6 +63,7 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}  # user → the Home tab view last published for them
         self.views: dict[str, dict[str, Any]] = {}  # view ID → the modal as last opened or updated
+        self.socket_mode_url = ""  # set by a test serving Socket Mode: apps.connections.open answers it
         self._failures: list[Failure] = []
         self._stopping = threading.Event()
         self._ts = itertools.count(1)
@@ -279,6 +280,10 @@ class FakeSlack:
                 return {"ok": False, "error": "invalid_blocks"}
             self.home_views[user] = view
             return {"ok": True, "view": {"id": f"V{abs(hash(user)) % 10**8:08d}", **view}}
+        if method == "apps.connections.open":  # Socket Mode: where the app's websocket goes
+            if not self.socket_mode_url:
+                return {"ok": False, "error": "not_allowed_token_type"}
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "auth.test":
             return {
                 "ok": True,
