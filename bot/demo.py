@@ -81,6 +81,7 @@ class Seeded:
     snapshots: tuple[str, ...]
     image_id: str
     prod_volumes: Mapping[str, str] = None  # the second account's
+    base_image_id: str = ""  # the AMI both instances were launched from: deregistering it is refused
 
 
 def seed_prod(session, region: str = "us-east-1") -> dict[str, str]:
@@ -172,7 +173,7 @@ def seed(session, region: str = "us-east-1", dr_region: str = "us-west-2") -> Se
         Size=30,
         TagSpecifications=[{"ResourceType": "volume", "Tags": tags(Name="dr-standby")}],
     )
-    return Seeded(volumes, instances, tuple(snapshots), golden)
+    return Seeded(volumes, instances, tuple(snapshots), golden, base_image_id=base_ami)
 
 
 def intro(seeded: Seeded) -> str:
@@ -190,6 +191,7 @@ Try:
   /snapshot drill {seeded.snapshots[0]}   (a restore drill: restore it, time it, clean up)
   /ami drill {seeded.image_id}
   /chatops help
+  /ami deregister {seeded.base_image_id}   (refused: both instances were launched from it — who uses this?)
   as bob, then /lifecycle freeze change window until=1h   (the kill switch: no deletion until /lifecycle thaw)
   home                           (the bot's App Home tab: freeze, requests to approve, policies, storage)
 Buttons and menu options print as [N]; press one with `click N`; fill a form with `submit field=value …`.

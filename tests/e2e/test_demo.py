@@ -205,3 +205,14 @@ def test_demo_restores_a_snapshot_from_its_menu_through_the_form(demo):
     assert "✎ device:" in refused and "the form stays open" in refused
     assert "the form closes" in done and "restored from" in done and "in us-east-1b" in done
     assert "Traceback" not in out + err
+
+
+def test_demo_refuses_to_deregister_an_ami_in_use_naming_its_users(demo):
+    intro = demo.read_intro()
+    [ami] = re.findall(r"/ami deregister (ami-[0-9a-f]{17})", intro)
+    code, out, err = demo.finish(f"/ami deregister {ami}", "/ami list")
+    assert code == 0, err
+    refused = out.partition("> /ami list")[0]
+    assert "in use" in refused and "i-" in refused and "Approve" not in refused
+    assert ami in out.partition("> /ami list")[2]  # still there
+    assert "Traceback" not in out + err
