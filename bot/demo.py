@@ -66,11 +66,15 @@ def start_moto() -> str:
         os.environ.setdefault(key, value)
     from moto.server import ThreadedMotoServer
 
+    from bot.testing.moto_extras import NoRulesRecycleBin, answer_locked_snapshots
+
+    answer_locked_snapshots()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     os.environ["AWS_ENDPOINT_URL"] = url
+    os.environ["AWS_ENDPOINT_URL_RBIN"] = NoRulesRecycleBin().start().url  # moto has no Recycle Bin
     return url
 
 

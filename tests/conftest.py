@@ -36,6 +36,9 @@ def moto_server() -> Iterator[str]:
     """One moto server for the session (reset before each test that uses it)."""
     from moto.server import ThreadedMotoServer
 
+    from bot.testing.moto_extras import answer_locked_snapshots
+
+    answer_locked_snapshots()  # moto lacks DescribeLockedSnapshots: without this each plan waits ~2 s of retries
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -56,9 +59,9 @@ def aws(moto_server, rbin_server, monkeypatch) -> boto3.session.Session:
     """A clean moto account reached through AWS_ENDPOINT_URL, as production reaches AWS.
 
     The Recycle Bin's rules come from `rbin_server` (AWS_ENDPOINT_URL_RBIN): none, so every deletion
-    is permanent.  moto answers the EC2 Recycle Bin and lock actions with a 500 the gateway cannot
-    read, so plans there say the locks are unknown; tests/e2e/test_e2e_recycle_bin.py runs the bot
-    against the fake EC2 instead, which has them all.
+    is permanent.  moto answers DescribeLockedSnapshots with no lock (bot/testing/moto_extras.py) and
+    the bin's own actions with a 500; tests/e2e/test_e2e_recycle_bin.py runs the bot against the fake
+    EC2 instead, which has them all.
     """
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
     rbin_server.reset()
