@@ -66,9 +66,9 @@ def start_moto() -> str:
         os.environ.setdefault(key, value)
     from moto.server import ThreadedMotoServer
 
-    from bot.testing.moto_extras import NoRulesRecycleBin, answer_locked_snapshots
+    from bot.testing.moto_extras import NoRulesRecycleBin, answer_missing_actions
 
-    answer_locked_snapshots()
+    answer_missing_actions()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

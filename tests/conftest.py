@@ -36,9 +36,9 @@ def moto_server() -> Iterator[str]:
     """One moto server for the session (reset before each test that uses it)."""
     from moto.server import ThreadedMotoServer
 
-    from bot.testing.moto_extras import answer_locked_snapshots
+    from bot.testing.moto_extras import answer_missing_actions
 
-    answer_locked_snapshots()  # moto lacks DescribeLockedSnapshots: without this each plan waits ~2 s of retries
+    answer_missing_actions()  # moto lacks DescribeLockedSnapshots: without this each plan waits ~2 s of retries
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -1,9 +1,10 @@
 """What moto lacks for the demo and the tests, so they do not pay botocore's retries of moto's 500s.
 
-moto (5.x) has no `DescribeLockedSnapshots` and no Recycle Bin service: each
-plan and sweep listing asks both, and each unanswered call costs about 2–3 s
-of retries.  `answer_locked_snapshots()` teaches moto's EC2 that no snapshot
-is locked; `NoRulesRecycleBin` is an rbin endpoint with no retention rules
+moto (5.x) has no `DescribeLockedSnapshots`, no Recycle Bin listings and no
+Recycle Bin service: each plan and sweep listing asks for locks and rules, and
+each unanswered call costs about 2–3 s of retries (and logs moto's traceback).
+`answer_missing_actions()` teaches moto's EC2 that no snapshot is locked and
+the bin is empty; `NoRulesRecycleBin` is an rbin endpoint with no retention rules
 (`AWS_ENDPOINT_URL_RBIN`), so every deletion reads as permanent.  The
 project's own fake EC2 (benchmarks/fake_ec2.py) has locks, rules and the bin
 for the tests that need them.
@@ -15,18 +16,29 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-_EMPTY_LOCKS = (
-    '<DescribeLockedSnapshotsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
-    "<requestId>moto-extras</requestId><snapshotSet/></DescribeLockedSnapshotsResponse>"
-)
+
+def _empty(action: str, member: str) -> str:
+    return (
+        f'<{action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        f"<requestId>moto-extras</requestId><{member}/></{action}Response>"
+    )
 
 
-def answer_locked_snapshots() -> None:
-    """moto's EC2 answers DescribeLockedSnapshots: no snapshot is locked (idempotent)."""
+# EC2 actions moto lacks → their empty answer: no snapshot is locked, the Recycle Bin is empty.
+EMPTY_ANSWERS = {
+    "describe_locked_snapshots": _empty("DescribeLockedSnapshots", "snapshotSet"),
+    "list_snapshots_in_recycle_bin": _empty("ListSnapshotsInRecycleBin", "snapshotSet"),
+    "list_images_in_recycle_bin": _empty("ListImagesInRecycleBin", "imageSet"),
+}
+
+
+def answer_missing_actions() -> None:
+    """moto's EC2 answers DescribeLockedSnapshots (no lock) and the bin's listings (empty); idempotent."""
     from moto.ec2.responses import EC2Response
 
-    if not hasattr(EC2Response, "describe_locked_snapshots"):
-        EC2Response.describe_locked_snapshots = lambda self: _EMPTY_LOCKS
+    for name, answer in EMPTY_ANSWERS.items():
+        if not hasattr(EC2Response, name):
+            setattr(EC2Response, name, lambda self, answer=answer: answer)
 
 
 class NoRulesRecycleBin:
