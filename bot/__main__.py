@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from bot import errors
 from bot.errors import BotError, ConfigError
 
 log = logging.getLogger("bot")
@@ -134,6 +135,16 @@ def _backup(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+class RoleRefusalInOneLine(logging.Filter):
+    """botocore logs a refused AssumeRole with its 48-line traceback; the bot reports it itself, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, errors.RoleUnavailable):
+            record.msg, record.args, record.exc_info, record.exc_text = "%s", (exc.message,), None, None
+        return True
+
+
 def configure_logging(level_name: str) -> None:
     """Log at `level_name` (LOG_LEVEL), but never below INFO for the libraries that would log secrets."""
     level = logging.getLevelNamesMapping().get(level_name.strip().upper())
@@ -145,6 +156,9 @@ def configure_logging(level_name: str) -> None:
     floor = max(logging.INFO, logging.getLogger().getEffectiveLevel())
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(floor)
+    credentials = logging.getLogger("botocore.credentials")
+    if not any(isinstance(f, RoleRefusalInOneLine) for f in credentials.filters):
+        credentials.addFilter(RoleRefusalInOneLine())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
