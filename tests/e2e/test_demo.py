@@ -198,7 +198,7 @@ def test_demo_restores_a_snapshot_from_its_menu_through_the_form(demo):
     )
     assert code == 0, err
     listing, _, rest = out.partition("> click 2")
-    assert "⋮ [1] Status   [2] Restore…   [3] Copy…   [4] Delete" in listing
+    assert "⋮ [1] Status   [2] Restore…   [3] Copy…   [4] Restore drill   [5] Delete" in listing
     form, _, rest = rest.partition("> submit az=us-east-1b device=/dev/bad")
     assert "form · Restore snapshot" in form and "✎ az= Availability zone: one of us-east-1a" in form
     refused, _, done = rest.partition("> submit az=us-east-1b")

@@ -45,7 +45,13 @@ def test_every_listed_snapshot_has_a_menu_and_status_answers_as_the_typed_comman
 
     menus = [b["accessory"] for b in listing["blocks"] if b.get("accessory", {}).get("type") == "overflow"]
     assert len(menus) == 3 and len(listing["blocks"]) <= MAX_BLOCKS
-    assert [o["text"]["text"] for o in menus[0]["options"]] == ["Status", "Restore…", "Copy…", "Delete"]
+    assert [o["text"]["text"] for o in menus[0]["options"]] == [
+        "Status",
+        "Restore…",
+        "Copy…",
+        "Restore drill",
+        "Delete",
+    ]
 
     assert bot.menu(listing, snaps[0], "Status", user=ALICE).status == 200
     bot.settle()
@@ -168,3 +174,16 @@ def test_a_long_list_keeps_menus_within_slack_s_limits(bot, ec2):
     assert len(menus) == 20 and len(listing["blocks"]) <= MAX_BLOCKS
     assert message_text(listing).count("snap-") >= 30  # the rest are listed, without a menu
     assert all(len(o["value"]) <= 150 for b in menus for o in b["accessory"]["options"])
+
+
+def test_a_restore_drill_from_the_menu_restores_checks_and_cleans_up(bot, ec2):
+    snap = make_snapshot(ec2)
+    listing = listed(bot, "/snapshot list")
+    bot.menu(listing, snap, "Restore drill", user=ALICE)
+    bot.settle()
+
+    [drill] = list(bot.deps.store.db["drills"].rows)
+    assert drill["backup_id"] == snap and drill["state"] == "ok", drill
+    restored = ec2.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [snap]}])["Volumes"]
+    assert all(v["State"] in ("deleting", "deleted") for v in restored)  # the drill's volume is gone again
+    assert any(r["action"] == f"/snapshot drill {snap} region=us-east-1" for r in bot.deps.store.recent_audit(5))

@@ -28,8 +28,20 @@ COMMAND_OF_CHOICE = {("volume", "create"): "snapshot"}
 
 # kind → (verb, label) in menu order; a label ending in "…" opens a modal first.
 MENUS: dict[str, tuple[tuple[str, str], ...]] = {
-    "snapshot": (("status", "Status"), ("restore", "Restore…"), ("copy", "Copy…"), ("delete", "Delete")),
-    "image": (("launch", "Launch…"), ("copy", "Copy…"), ("share", "Share…"), ("deregister", "Deregister")),
+    "snapshot": (
+        ("status", "Status"),
+        ("restore", "Restore…"),
+        ("copy", "Copy…"),
+        ("drill", "Restore drill"),
+        ("delete", "Delete"),
+    ),
+    "image": (
+        ("launch", "Launch…"),
+        ("copy", "Copy…"),
+        ("share", "Share…"),
+        ("drill", "Restore drill"),
+        ("deregister", "Deregister"),
+    ),
     "volume": (("create", "Snapshot now"), ("attach", "Attach…")),
 }
 
