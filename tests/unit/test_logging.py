@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.__main__ import RoleRefusalInOneLine
 from bot.errors import RoleUnavailable
+from bot.process.logs import RoleRefusalInOneLine
 
 
 def record_of(exc: BaseException | None) -> logging.LogRecord:
