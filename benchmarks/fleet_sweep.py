@@ -179,6 +179,7 @@ def benchmark(
     expired_share: float = 0.3,
     speedup: float = 1.0,
     deny: int = 0,
+    processes: str = "auto",
 ) -> dict:
     """Seed `snapshots` per (account, region) into a fresh fake, run one bot sweep over the fleet, and judge it."""
     if not 1 <= accounts or not 0 <= deny < accounts:
@@ -211,7 +212,9 @@ def benchmark(
             stats_before = fake_stats(fake.url)
             config = fleet_config(names, regions, speedup, workdir / "bot.db")
             with DeleteTimeline(fake) as timeline:
-                run = run_sweep_process(fake.url, config, POLICY_NAME, workdir, tail=100_000)
+                run = run_sweep_process(
+                    fake.url, config, POLICY_NAME, workdir, tail=100_000, extra_args=("--processes", str(processes))
+                )
             stats_after = fake_stats(fake.url)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -240,7 +243,7 @@ def benchmark(
         and (run["exit_code"] != 0 if denied else run["exit_code"] == 0)
     )
     return {
-        "tool": "chatops bot (python -m bot sweep), one process over the fleet",
+        "tool": f"chatops bot (python -m bot sweep --processes {processes}) over the fleet",
         "setup": {
             "accounts": accounts,
             "assumed_accounts": accounts - 1,
@@ -289,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--expired-share", type=float, default=0.3)
     parser.add_argument("--speedup", type=float, default=1.0, help="scale EC2's refill rates (and the bot's pacing)")
     parser.add_argument("--deny", type=int, default=0, help="this many accounts' roles refuse AssumeRole")
+    parser.add_argument("--processes", default="auto", help="the sweep's --processes (auto: one per CPU core)")
     args = parser.parse_args(argv)
     report = benchmark(
         args.accounts,
@@ -297,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         expired_share=args.expired_share,
         speedup=args.speedup,
         deny=args.deny,
+        processes=args.processes,
     )
     print(json.dumps(report, indent=2))
     return 0 if report["correct"] else 1

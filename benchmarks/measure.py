@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Mapping
@@ -46,6 +47,66 @@ def machine_load() -> dict:
     except (OSError, IndexError, ValueError):
         pass
     return load
+
+
+def cpu_steal_s() -> float | None:
+    """Seconds the hypervisor gave this machine's vCPUs to someone else so far (all CPUs), from /proc/stat.
+
+    On a shared virtual machine a run's wall and CPU times grow with the steal
+    during it: read it before and after a run and report the difference.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def tree_rss_mib(pid: int) -> float:
+    """The resident memory of process `pid` and all its descendants now, in MiB (0 once it is gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue  # exited meanwhile, or a kernel without the children file
+    return total / 1024
+
+
+class TreeMemory:
+    """The peak of `tree_rss_mib(pid)`, sampled every `every` seconds until `stop()`.
+
+    A sweep spread over child processes has no single peak RSS: what it costs the
+    machine is the sum of its processes' memory at the same moment.
+    """
+
+    def __init__(self, pid: int, every: float = 0.2):
+        self.pid, self.every, self.peak_mib, self.processes = pid, every, 0.0, 1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tree-rss", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak_mib = max(self.peak_mib, tree_rss_mib(self.pid))
+            self.processes = max(self.processes, _tree_size(self.pid))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _tree_size(pid: int) -> int:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        children = [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return 0
+    return 1 + sum(_tree_size(c) for c in children)
 
 
 def deletion_floor(expected: Mapping[str, set[str]], speedup: float) -> dict[str, float]:

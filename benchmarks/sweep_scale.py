@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,15 @@ from benchmarks.inventory import (
     sweep_outcome,
     sweep_policy,
 )
-from benchmarks.measure import call_floor, deletion_floor, fake_stats, machine_load, stats_delta
+from benchmarks.measure import (
+    TreeMemory,
+    call_floor,
+    cpu_steal_s,
+    deletion_floor,
+    fake_stats,
+    machine_load,
+    stats_delta,
+)
 from bot.config import format_duration
 from bot.domain.tags import POLICY
 
@@ -99,25 +108,41 @@ def run_bot_sweep(fake_url: str, regions: Sequence[str], speedup: float, workdir
     return run_sweep_process(fake_url, config, policy.name, workdir)
 
 
-def run_sweep_process(fake_url: str, config: str, policy: str, workdir: Path, tail: int = 40) -> dict:
-    """`python -m bot sweep --policy POLICY` configured by `config` (TOML) against the fake; the last `tail` lines."""
+def run_sweep_process(
+    fake_url: str, config: str, policy: str, workdir: Path, tail: int = 40, extra_args: Sequence[str] = ()
+) -> dict:
+    """`python -m bot sweep --policy POLICY` configured by `config` (TOML) against the fake; the last `tail` lines.
+
+    Measured: wall, the CPU of the sweep and every process it started, the peak
+    RSS of its biggest process and the peak of all its processes together, the
+    CPU this process spent meanwhile (the fake EC2 serving it), and the steal.
+    """
     (workdir / "config.toml").write_text(config)
-    command = [sys.executable, "-m", "bot", "sweep", "--policy", policy]
+    command = [sys.executable, "-m", "bot", "sweep", "--policy", policy, *extra_args]
     out_path = workdir / "sweep.out"
+    own_before, steal_before = resource.getrusage(resource.RUSAGE_SELF), cpu_steal_s()
     with out_path.open("w") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=bot_env(fake_url, workdir), stdout=out, stderr=subprocess.STDOUT)
-        # wait4 gives this child's own resource usage (its peak RSS), not all children's.
+        memory = TreeMemory(proc.pid)
+        # wait4 gives this child's resource usage: its CPU with that of the children it waited for,
+        # and the peak RSS of the biggest one of them.
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        memory.stop()
+    own_after, steal_after = resource.getrusage(resource.RUSAGE_SELF), cpu_steal_s()
     proc.returncode = os.waitstatus_to_exitcode(status)
     output = out_path.read_text()
     return {
         "command": " ".join(["python", *command[1:]]),
         "exit_code": proc.returncode,
         "wall_s": round(wall, 2),
+        "processes": memory.processes,
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "peak_rss_all_processes_mib": round(max(memory.peak_mib, usage.ru_maxrss / 1024), 1),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "fake_cpu_s": round(own_after.ru_utime + own_after.ru_stime - own_before.ru_utime - own_before.ru_stime, 2),
+        "steal_s": None if steal_before is None else round(steal_after - steal_before, 1),
         "report": output.splitlines()[-tail:],
     }
 

@@ -75,15 +75,29 @@ def _demo(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+def _processes(text: str) -> str | int:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes (1 or more) or auto, not {text!r}")
+    return int(text)
+
+
 @subcommand("sweep", "run one retention sweep now and print the report (exit 1 if anything failed)")
 def _sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="only this policy (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="decide and report; create and delete nothing")
+    parser.add_argument(
+        "--processes",
+        default="auto",
+        type=_processes,
+        help="spread a fleet's accounts over this many processes (default auto: one per CPU core; 1: this process)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from bot.process.sweep_cli import run_sweep
 
-        return run_sweep(os.environ, args.policy, args.dry_run, print)
+        return run_sweep(os.environ, args.policy, args.dry_run, print, processes=args.processes)
 
     parser.set_defaults(run=run)
 

@@ -9,7 +9,7 @@ and `python -m bot sweep` all come through here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -39,6 +39,10 @@ class AlreadyRunning(BotError):
 
 
 JOB_PREFIX = "policy:"  # every policy's runs are recorded under its job name, this prefix and its name
+
+
+# Runs a policy's accounts somewhere else (other processes) and returns a report per account, in their order.
+FanOut = Callable[[Policy, Sequence[str]], list[PolicyReport]]
 
 
 def job_name(policy: Policy) -> str:
@@ -74,11 +78,15 @@ def run_policy(
     trigger: str = "manual",
     slot: datetime | None = None,
     progress: RunProgress | None = None,
+    fan_out: FanOut | None = None,
 ) -> list[PolicyReport]:
     """One run of a policy under its lease: create + copy (unless create=False), then sweep; a report per account.
 
     Every account the policy covers runs at once, each on its own: an account
     whose role cannot be assumed reports its failures, the others complete.
+    With `fan_out`, the accounts run where it puts them (`python -m bot sweep`
+    spreads a fleet over child processes, each calling `run_accounts`); the
+    lease, the run's record and the reports stay here.
     Raises AlreadyRunning when a run of this policy is under way (in this
     process or another), so two runs never overlap, or when the scheduled
     `slot` already ran (in any process sharing the store).
@@ -93,9 +101,11 @@ def run_policy(
         )
     reports = None
     try:
-        reports = _each_account(
-            deps, policy, lambda account: _run(deps, policy, account, user=user, create=create, progress=progress)
-        )
+        accounts = deps.config.policy_accounts(policy)
+        if fan_out is not None and len(accounts) > 1:
+            reports = fan_out(policy, accounts)
+        else:
+            reports = run_accounts(deps, policy, accounts, user=user, create=create, progress=progress)
         return reports
     finally:
         state = "ok" if reports is not None and all(r.ok for r in reports) else "failed"
@@ -105,9 +115,32 @@ def run_policy(
         deps.store.finish_run(run_id, state, summary)
 
 
-def _each_account(deps: Deps, policy: Policy, work) -> list[PolicyReport]:
-    """`work(account)` for every account the policy covers, at once; one that raises reports the error."""
-    accounts = deps.config.policy_accounts(policy)
+def run_accounts(
+    deps: Deps,
+    policy: Policy,
+    accounts: Sequence[str],
+    *,
+    user: str = lifecycle.SCHEDULER_USER,
+    create: bool = True,
+    progress: RunProgress | None = None,
+) -> list[PolicyReport]:
+    """The work of a run in `accounts`, at once, a report each, without taking the run's lease.
+
+    `run_policy` calls it under the lease; a child process of a fleet sweep
+    calls it for its share of the accounts while its parent holds the lease.
+    """
+    return _each_account(
+        deps, policy, accounts, lambda account: _run(deps, policy, account, user=user, create=create, progress=progress)
+    )
+
+
+def preview_accounts(deps: Deps, policy: Policy, accounts: Sequence[str]) -> list[PolicyReport]:
+    """Dry run in `accounts` only: what `preview_policy` does, for a share of a fleet."""
+    return _each_account(deps, policy, accounts, lambda account: _preview(deps, policy, account))
+
+
+def _each_account(deps: Deps, policy: Policy, accounts: Sequence[str], work) -> list[PolicyReport]:
+    """`work(account)` for each account, at once; one that raises reports the error."""
     outcome = lifecycle.in_parallel(list(accounts), work)
     reports = []
     for account in accounts:
@@ -115,9 +148,14 @@ def _each_account(deps: Deps, policy: Policy, work) -> list[PolicyReport]:
         if isinstance(value, Exception):
             log.error("policy %s in account %s failed: %s", policy.name, account, value)
             why = value.message if isinstance(value, BotError) else f"unexpected error: {value}"
-            value = PolicyReport(policy.name, policy.on_expired, account=deps.config.account_label(account), error=why)
+            value = failed_report(deps.config, policy, account, why)
         reports.append(value)
     return reports
+
+
+def failed_report(config, policy: Policy, account: str, why: str) -> PolicyReport:
+    """The report of an account where the policy could not run at all."""
+    return PolicyReport(policy.name, policy.on_expired, account=config.account_label(account), error=why)
 
 
 def _summary(reports: list[PolicyReport]) -> dict:
@@ -249,9 +287,12 @@ def _with_error(report: PolicyReport, error: str) -> PolicyReport:
     return replace(report, error=error)
 
 
-def preview_policy(deps: Deps, policy: Policy) -> list[PolicyReport]:
+def preview_policy(deps: Deps, policy: Policy, fan_out: FanOut | None = None) -> list[PolicyReport]:
     """Dry run: what the policy would create and delete now, a report per account. Reads only."""
-    return _each_account(deps, policy, lambda account: _preview(deps, policy, account))
+    accounts = deps.config.policy_accounts(policy)
+    if fan_out is not None and len(accounts) > 1:
+        return fan_out(policy, accounts)
+    return preview_accounts(deps, policy, accounts)
 
 
 def _preview(deps: Deps, policy: Policy, account: str) -> PolicyReport:

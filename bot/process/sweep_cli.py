@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from bot.config import load_config
 from bot.errors import ConfigError
 from bot.flows import lifecycle_flow
+from bot.process import sweep_processes
 from bot.process.runtime import SlackSettings, build_deps, settle_heap
 from bot.slack import blocks
 from bot.slack.plaintext import render_blocks
@@ -25,7 +26,17 @@ def report_text(msg: blocks.Message) -> str:
     return "\n".join(line.replace("*", "") for line in lines)
 
 
-def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, say: Callable[[str], None]) -> int:
+def run_sweep(
+    env: Mapping[str, str],
+    policy_name: str | None,
+    dry_run: bool,
+    say: Callable[[str], None],
+    processes: str | int = sweep_processes.AUTO,
+) -> int:
+    """One sweep of `policy_name` (or every policy); `processes` spreads a fleet's accounts over child processes.
+
+    With one account, or `processes` 1, everything runs in this process.
+    """
     config = load_config(env=env)
     if policy_name and config.policy(policy_name) is None:
         known = ", ".join(p.name for p in config.policies) or "none"
@@ -33,14 +44,22 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
     policies = [config.policy(policy_name)] if policy_name else list(config.policies)
     slack = SlackSettings.from_env(env)
     deps = build_deps(config, slack)
-    deps.gateway.warm_up(config.aws.regions)
+    widest = max((len(config.policy_accounts(p)) for p in policies), default=1)
+    count = sweep_processes.process_count(processes, widest)
+    fan_out = sweep_processes.ProcessFanOut(env, count, dry_run, deps.stopping) if count > 1 else None
+    if fan_out is None:
+        deps.gateway.warm_up(config.aws.regions)
     settle_heap()
-    restore = _stop_on_signals(deps.stopping)
+    restore = stop_on_signals(deps.stopping)
     try:
         if dry_run:
-            reports = [r for p in policies for r in lifecycle_flow.preview_policy(deps, p)]
+            reports = [r for p in policies for r in lifecycle_flow.preview_policy(deps, p, fan_out=fan_out)]
         else:
-            reports = [r for p in policies for r in lifecycle_flow.run_policy(deps, p, create=False, trigger="cli")]
+            reports = [
+                r
+                for p in policies
+                for r in lifecycle_flow.run_policy(deps, p, create=False, trigger="cli", fan_out=fan_out)
+            ]
         report = lifecycle_flow.sweep_report(deps, reports)
         say(report_text(blocks.sweep_report_message(report)))
         if slack.bot_token and not dry_run:
@@ -55,7 +74,7 @@ def run_sweep(env: Mapping[str, str], policy_name: str | None, dry_run: bool, sa
         deps.store.close()
 
 
-def _stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
+def stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
     """SIGTERM and Ctrl-C stop the sweep between two deletions; it then reports and exits non-zero.
 
     The default (dying at once, or KeyboardInterrupt in the main thread while
