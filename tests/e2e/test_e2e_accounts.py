@@ -342,6 +342,7 @@ def test_an_account_whose_role_fails_is_reported_and_the_others_complete(fleet_p
     assert run["state"] == "failed"
 
     bot.command("/lifecycle list")
+    bot.settle()  # the listing is answered after the ack: read it once it is there
     listing = bot.responses()[-1]
     assert "in `default`, `prod`" in listing
     assert "`default` 1 created, 0 deleted" in listing
