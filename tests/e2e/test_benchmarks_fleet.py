@@ -39,3 +39,14 @@ def test_a_fleet_sweep_with_every_role_granted_exits_zero():
     assert report["exit_code"] == 0, report["report"]
     assert report["correct"] and report["outcome"]["deleted"] == 2 * 9
     assert report["fake"]["calls"]["AssumeRole"] == 1
+
+
+@pytest.mark.parametrize("processes", ["1", "3"])
+def test_one_process_or_one_per_account_sweeps_the_same_at_the_call_floor(processes):
+    report = fleet_sweep.benchmark(3, 30, regions=("us-east-1",), speedup=20, processes=processes)
+
+    assert report["exit_code"] == 0, report["report"]
+    assert report["correct"] and report["outcome"]["deleted"] == 3 * 9
+    assert all(n == 0 for n in report["calls_over_floor"].values()), report["calls_over_floor"]
+    assert report["fake"]["calls"]["AssumeRole"] == 2  # each account's role assumed once, in whichever process
+    assert report["peak_rss_all_processes_mib"] >= report["peak_rss_mib"] > 0

@@ -84,10 +84,10 @@ def large(tmp_path):
 
 
 class Sweep:
-    def __init__(self, f: Fleet, processes: int = 2):
+    def __init__(self, f: Fleet, processes: int = 2, *args: str):
         self.out = f.workdir / f"sweep-{time.monotonic_ns()}.out"
         env = bot_env(f.fake.url, f.workdir) | {"LOG_LEVEL": "INFO"}
-        command = [sys.executable, "-m", "bot", "sweep", "--policy", POLICY_NAME, "--processes", str(processes)]
+        command = [sys.executable, "-m", "bot", "sweep", "--policy", POLICY_NAME, "--processes", str(processes), *args]
         with self.out.open("w") as out:
             self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -134,6 +134,19 @@ def test_two_processes_sweep_every_account_once_under_one_run(small):
     report = sweep.output()
     for name in ACCOUNTS:
         assert f"✅ {POLICY_NAME} in account {name} (delete)" in report
+
+
+def test_a_dry_run_over_processes_reports_every_account_and_deletes_nothing(small):
+    everything = small.all_ids()
+    sweep = Sweep(small, 2, "--dry-run")
+
+    assert sweep.wait() == 0, sweep.output()
+    assert small.all_ids() == everything
+    report = sweep.output()
+    for name in ACCOUNTS:
+        assert f"🔍 {POLICY_NAME} in account {name} (delete, preview)\n{len(small.expected[name])} expired" in report
+    assert f"would expire {sum(map(len, small.expected.values()))}," in report
+    assert small.query("SELECT count(*) FROM runs") == [(0,)]  # a preview is not a run
 
 
 def test_a_child_killed_mid_sweep_fails_its_own_accounts_and_the_next_sweep_finishes(small):
