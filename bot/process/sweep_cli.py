@@ -46,7 +46,7 @@ def run_sweep(
     deps = build_deps(config, slack)
     widest = max((len(config.policy_accounts(p)) for p in policies), default=1)
     count = sweep_processes.process_count(processes, widest)
-    fan_out = sweep_processes.ProcessFanOut(env, count, dry_run, deps.stopping) if count > 1 else None
+    fan_out = sweep_processes.ProcessFanOut(env, config, count, dry_run, deps.stopping) if count > 1 else None
     if fan_out is None:
         deps.gateway.warm_up(config.aws.regions)
     settle_heap()

@@ -14,8 +14,8 @@ children's reports in account order.  Each child loads the same config and
 environment, builds its own deps (store, gateways, pacers) and calls
 `lifecycle_flow.run_accounts` or `preview_accounts` for its accounts: the
 same decisions, re-checks at the moment of deletion, audit rows and events
-as in one process, written to the same SQLite store (WAL).  A child posts
-nothing to Slack: the parent posts the one report.
+as in one process, written to the same SQLite store (WAL), and the same
+approval requests posted to Slack; the parent posts the one sweep report.
 
 Failures: a child that dies without a report (killed, out of memory) makes
 each of its accounts report an error, so the run fails and says so; the
@@ -32,7 +32,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.config import Policy, load_config
+from bot.config import Config, Policy, load_config
 from bot.domain.sweep_report import PolicyReport
 from bot.flows import lifecycle_flow
 from bot.process.logs import configure_logging
@@ -87,7 +87,9 @@ def _child(conn, env: Mapping[str, str], policy_name: str, accounts: list[str], 
     try:
         config = load_config(env=env)
         policy = config.policy(policy_name)
-        deps = build_deps(config, SlackSettings())  # no Slack client that posts: the parent reports
+        # Slack as the parent has it: a child opens its accounts' approval requests (`on_expired =
+        # "approve"`, or over `max_delete`); the parent posts the one sweep report.
+        deps = build_deps(config, SlackSettings.from_env(env))
         settle_heap()
         restore = stop_on_signals(deps.stopping)
         try:
@@ -111,15 +113,17 @@ def _child(conn, env: Mapping[str, str], policy_name: str, accounts: list[str], 
 class ProcessFanOut:
     """`lifecycle_flow.FanOut` over child processes: each share of the accounts in its own interpreter."""
 
-    def __init__(self, env: Mapping[str, str], processes: int, dry_run: bool, stopping: threading.Event):
+    def __init__(
+        self, env: Mapping[str, str], config: Config, processes: int, dry_run: bool, stopping: threading.Event
+    ):
         self.env = dict(env)
+        self.config = config
         self.processes = processes
         self.dry_run = dry_run
         self.stopping = stopping
         self._context = multiprocessing.get_context("spawn")
 
     def __call__(self, policy: Policy, accounts: Sequence[str]) -> list[PolicyReport]:
-        config = load_config(env=self.env)
         children = []
         for share in shares(accounts, self.processes):
             receive, send = self._context.Pipe(duplex=False)
@@ -152,7 +156,7 @@ class ProcessFanOut:
                 )
                 log.error("sweep of %s in %s failed: %s", policy.name, ", ".join(share), why)
                 for account in share:
-                    by_account[account] = lifecycle_flow.failed_report(config, policy, account, why)
+                    by_account[account] = lifecycle_flow.failed_report(self.config, policy, account, why)
             else:
                 for account, report in zip(share, result.reports, strict=True):
                     by_account[account] = report

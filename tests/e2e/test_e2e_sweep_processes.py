@@ -25,6 +25,7 @@ from benchmarks.fake_ec2 import FakeEc2
 from benchmarks.fleet_sweep import OWN_NAME, external_id, fleet, fleet_config, role_arn
 from benchmarks.inventory import POLICY_NAME, seed_sweep_inventory
 from benchmarks.sweep_scale import bot_env
+from bot.testing.fakeslack import message_text
 from tests.support.bot_process import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -56,14 +57,18 @@ class Fleet:
             return db.execute(sql).fetchall()
 
 
-def seeded(tmp_path: Path, snapshots: int) -> Fleet:
+def seeded(tmp_path: Path, snapshots: int, on_expired: str = "delete") -> Fleet:
     fake = FakeEc2(speedup=SPEEDUP)
     expected = {}
     for name, account_id in ACCOUNTS.items():
         expected[name] = seed_sweep_inventory(fake.in_account(account_id), REGIONS, snapshots, 0.6)[REGIONS[0]]
         if name != OWN_NAME:
             fake.require_external_id(role_arn(account_id), external_id(name))
-    (tmp_path / "config.toml").write_text(fleet_config(ACCOUNTS, REGIONS, SPEEDUP, tmp_path / "bot.db"))
+    config = fleet_config(ACCOUNTS, REGIONS, SPEEDUP, tmp_path / "bot.db")
+    config = '[slack]\ndigest_channel = "C0DIGEST"\n\n' + config.replace(
+        'on_expired = "delete"', f'on_expired = "{on_expired}"'
+    )
+    (tmp_path / "config.toml").write_text(config)
     return Fleet(fake, expected, tmp_path)
 
 
@@ -84,9 +89,11 @@ def large(tmp_path):
 
 
 class Sweep:
-    def __init__(self, f: Fleet, processes: int = 2, *args: str):
+    def __init__(self, f: Fleet, processes: int = 2, *args: str, slack_url: str = ""):
         self.out = f.workdir / f"sweep-{time.monotonic_ns()}.out"
         env = bot_env(f.fake.url, f.workdir) | {"LOG_LEVEL": "INFO"}
+        if slack_url:
+            env |= {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack_url}
         command = [sys.executable, "-m", "bot", "sweep", "--policy", POLICY_NAME, "--processes", str(processes), *args]
         with self.out.open("w") as out:
             self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -134,6 +141,29 @@ def test_two_processes_sweep_every_account_once_under_one_run(small):
     report = sweep.output()
     for name in ACCOUNTS:
         assert f"✅ {POLICY_NAME} in account {name} (delete)" in report
+
+
+@pytest.fixture
+def approving(tmp_path):
+    f = seeded(tmp_path, 100, on_expired="approve")
+    with f.fake:
+        yield f
+
+
+def test_each_child_asks_approval_for_its_accounts_and_the_parent_posts_the_one_report(approving, fake_slack):
+    everything = approving.all_ids()
+    sweep = Sweep(approving, 2, slack_url=fake_slack.api_url)
+
+    assert sweep.wait() == 0, sweep.output()
+    assert approving.all_ids() == everything  # nothing deleted before an approver says so
+    requests = approving.query("SELECT plan FROM approvals WHERE state = 'pending'")
+    assert len(requests) == len(ACCOUNTS)  # one request per account, each opened by the child sweeping it
+    posted = [message_text(m) for m in fake_slack.messages.values()]
+    for name in ACCOUNTS:
+        [request] = [t for t in posted if "Request `req-" in t and f"(account {name})" in t]
+        assert f"{len(approving.expected[name])} " in request
+    [report] = [t for t in posted if "Lifecycle sweep" in t]
+    assert "3 accounts" in report
 
 
 def test_a_dry_run_over_processes_reports_every_account_and_deletes_nothing(small):
