@@ -54,12 +54,20 @@ def process_count(requested: str | int, accounts: int, cpus: int | None = None) 
     taken as it is (capped at the accounts).
     """
     if requested == AUTO:
-        wanted = cpus if cpus is not None else (os.cpu_count() or 1)
+        wanted = cpus if cpus is not None else usable_cpus()
     else:
         wanted = int(requested)
         if wanted < 1:
             raise ValueError("processes must be at least 1")
     return max(1, min(wanted, accounts))
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (a container's cpuset, a `taskset`), not all the machine has."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def shares(accounts: Sequence[str], processes: int) -> list[list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -46,3 +48,10 @@ def test_a_bad_process_count_is_a_usage_error(bad, capsys):
 
     assert exit_.value.code == 2
     assert "a number of processes (1 or more) or auto" in capsys.readouterr().err
+
+
+def test_auto_counts_the_cores_this_process_may_use():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    allowed = len(os.sched_getaffinity(0))
+    assert process_count(AUTO, accounts=1000) == allowed
