@@ -67,6 +67,7 @@ def test_undelete_of_what_is_not_in_the_bin_is_refused_and_changes_nothing(make_
     bot = make_bot()
 
     bot.command(f"/snapshot undelete {snap}")
+    bot.settle()  # each answered before the next: two commands in the pool may answer in either order
     bot.command("/ami undelete ami-0123456789abcdef0")
     bot.settle()
 
