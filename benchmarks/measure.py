@@ -62,23 +62,23 @@ def cpu_steal_s() -> float | None:
         return None
 
 
-def tree_rss_mib(pid: int) -> float:
-    """The resident memory of process `pid` and all its descendants now, in MiB (0 once it is gone)."""
-    total, todo = 0, [pid]
+def tree_rss_kib(pid: int) -> dict[int, int]:
+    """The resident memory (KiB) of process `pid` and each of its descendants now (empty once it is gone)."""
+    rss, todo = {}, [pid]
     while todo:
         current = todo.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            rss[current] = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration, ValueError):
             continue  # exited meanwhile, or a kernel without the children file
-    return total / 1024
+    return rss
 
 
 class TreeMemory:
-    """The peak of `tree_rss_mib(pid)`, sampled every `every` seconds until `stop()`.
+    """The peak of a process tree's summed resident memory, sampled every `every` seconds until `stop()`.
 
     A sweep spread over child processes has no single peak RSS: what it costs the
     machine is the sum of its processes' memory at the same moment.
@@ -92,21 +92,13 @@ class TreeMemory:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.every):
-            self.peak_mib = max(self.peak_mib, tree_rss_mib(self.pid))
-            self.processes = max(self.processes, _tree_size(self.pid))
+            rss = tree_rss_kib(self.pid)
+            self.peak_mib = max(self.peak_mib, sum(rss.values()) / 1024)
+            self.processes = max(self.processes, len(rss))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _tree_size(pid: int) -> int:
-    try:
-        tasks = Path(f"/proc/{pid}/task").iterdir()
-        children = [int(c) for task in tasks for c in (task / "children").read_text().split()]
-    except (OSError, ValueError):
-        return 0
-    return 1 + sum(_tree_size(c) for c in children)
 
 
 def deletion_floor(expected: Mapping[str, set[str]], speedup: float) -> dict[str, float]:

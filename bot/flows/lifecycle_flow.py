@@ -17,7 +17,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.config import Policy
+from bot.config import Config, Policy
 from bot.domain import lifecycle
 from bot.domain.digest import Activity, Digest, RegionInventory, RegionSummary, combine, live_volumes, summarise_region
 from bot.domain.freeze import freeze_text
@@ -153,7 +153,7 @@ def _each_account(deps: Deps, policy: Policy, accounts: Sequence[str], work) -> 
     return reports
 
 
-def failed_report(config, policy: Policy, account: str, why: str) -> PolicyReport:
+def failed_report(config: Config, policy: Policy, account: str, why: str) -> PolicyReport:
     """The report of an account where the policy could not run at all."""
     return PolicyReport(policy.name, policy.on_expired, account=config.account_label(account), error=why)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -133,6 +134,24 @@ class RunningJobs:
         # dips below zero for a moment, which is idle enough.
         with self._idle:
             return self._idle.wait_for(lambda: self._running <= 0, timeout=max(0.0, timeout))
+
+
+def stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
+    """SIGTERM and Ctrl-C stop the sweep between two deletions; it then reports and exits non-zero.
+
+    The default (dying at once, or KeyboardInterrupt in the main thread while
+    the deleters carry on) would close the store under deletions in flight.
+    Returns what puts the previous handlers back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def settle_heap() -> None:

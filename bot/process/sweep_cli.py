@@ -8,15 +8,13 @@ freeze (`/lifecycle freeze`) kept it from deleting.
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable, Mapping
 
 from bot.config import load_config
 from bot.errors import ConfigError
 from bot.flows import lifecycle_flow
 from bot.process import sweep_processes
-from bot.process.runtime import SlackSettings, build_deps, settle_heap
+from bot.process.runtime import SlackSettings, build_deps, settle_heap, stop_on_signals
 from bot.slack import blocks
 from bot.slack.plaintext import render_blocks
 
@@ -72,21 +70,3 @@ def run_sweep(
         restore()
         deps.worker.shutdown()
         deps.store.close()
-
-
-def stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
-    """SIGTERM and Ctrl-C stop the sweep between two deletions; it then reports and exits non-zero.
-
-    The default (dying at once, or KeyboardInterrupt in the main thread while
-    the deleters carry on) would close the store under deletions in flight.
-    Returns what puts the previous handlers back.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

@@ -36,6 +36,7 @@ from bot.config import Config, Policy, load_config
 from bot.domain.sweep_report import PolicyReport
 from bot.flows import lifecycle_flow
 from bot.process.logs import configure_logging
+from bot.process.runtime import SlackSettings, build_deps, settle_heap, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,6 @@ class ChildResult:
 
 def _child(conn, env: Mapping[str, str], policy_name: str, accounts: list[str], dry_run: bool) -> None:
     """A child process: run the policy in `accounts` and send the reports to the parent through `conn`."""
-    # Imported here: the child's imports are its own (a spawned interpreter).
-    from bot.process.runtime import SlackSettings, build_deps, settle_heap
-    from bot.process.sweep_cli import stop_on_signals
-
     configure_logging(env.get("LOG_LEVEL") or "INFO")
     deps = None
     try:
